@@ -1,0 +1,2 @@
+//! The provider: its configuration schema, Configure (which never connects), and the list of
+//! resources and data sources.

@@ -1,0 +1,1 @@
+//! kube-sandbox: a Kubernetes-API-compatible test server with a simulated Flux Operator.

@@ -1,0 +1,2 @@
+//! `kube-sandbox` binary.
+fn main() {}
