@@ -1,1 +1,3 @@
 //! kube-sandbox: a Kubernetes-API-compatible test server with a simulated Flux Operator.
+
+pub mod sim;
