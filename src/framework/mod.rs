@@ -5,6 +5,7 @@
 //! Must not depend on tonic, prost, kube, git2, or any other module of this crate.
 
 pub mod diagnostics;
+pub mod model;
 pub mod path;
 pub mod schema;
 pub mod service;
