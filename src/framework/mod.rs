@@ -7,6 +7,7 @@
 pub mod diagnostics;
 pub mod model;
 pub mod path;
+pub mod plan;
 pub mod schema;
 pub mod service;
 pub mod value;
