@@ -1,0 +1,446 @@
+//! What the simulated operator installs for a FluxInstance: the Namespace, the Flux CRDs of the
+//! selected components, their ServiceAccounts, Deployments and Services, the network policies,
+//! and the sync source and Kustomization, with the operator's labels and annotations; plus the
+//! `status.components` entries. A much smaller install than the real distribution, with the same
+//! names and identities.
+//!
+//! Not simulated: `kustomize.patches`, cluster profiles (`type`, `size`, `multitenant`),
+//! `storage`, `distribution.variant`/`artifact`, and the RBAC objects of the real manifests.
+//!
+//! Pure code: depends on `fixtures` (CRD text), `inventory` and `version`.
+
+use serde_json::{Map, Value, json};
+
+use super::fixtures::{component_crds, parse_multi};
+use super::inventory::sha256_hex;
+use super::version::{Version, component_tag};
+
+/// The components installed when `spec.components` is unset.
+pub const DEFAULT_COMPONENTS: [&str; 4] = [
+    "source-controller",
+    "kustomize-controller",
+    "helm-controller",
+    "notification-controller",
+];
+
+/// Controllers that get `<controller>-<shard>` Deployments when sharding is configured.
+const SHARDABLE: [&str; 3] = [
+    "source-controller",
+    "kustomize-controller",
+    "helm-controller",
+];
+
+/// Build errors (reported as `BuildFailed`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BuildError {
+    /// A component does not exist in the resolved Flux version.
+    #[error("component {component} is not available in Flux {version}")]
+    ComponentUnavailable {
+        /// The component.
+        component: String,
+        /// The resolved Flux version.
+        version: String,
+    },
+    /// An embedded CRD fixture could not be read.
+    #[error("embedded manifests: {0}")]
+    Manifests(String),
+}
+
+/// The result of a build: objects in apply order, and the `status.components` entries.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Build {
+    /// Objects to apply, Namespace and CRDs first.
+    pub objects: Vec<Value>,
+    /// `status.components[]` entries (`name`, `repository`, `tag`, `digest`).
+    pub components: Vec<Value>,
+}
+
+/// The components a spec selects (the default four when unset).
+pub fn components(spec: &Value) -> Vec<String> {
+    match spec["components"].as_array() {
+        Some(list) => list
+            .iter()
+            .filter_map(|c| c.as_str().map(String::from))
+            .collect(),
+        None => DEFAULT_COMPONENTS.iter().map(|c| c.to_string()).collect(),
+    }
+}
+
+/// The simulated image digest of `<repository>:<tag>` (`sha256:<hex>`).
+pub fn image_digest(repository: &str, tag: &str) -> String {
+    format!(
+        "sha256:{}",
+        sha256_hex(format!("{repository}:{tag}").as_bytes())
+    )
+}
+
+fn str_map(v: &Value) -> Map<String, Value> {
+    v.as_object().cloned().unwrap_or_default()
+}
+
+/// Sets the operator's labels and annotations (and `commonMetadata`) on an object.
+fn stamp(obj: &mut Value, namespace: &str, version: &Version, common: &Value) {
+    let mut labels = str_map(&obj["metadata"]["labels"]);
+    for (k, v) in [
+        ("app.kubernetes.io/managed-by", "flux-operator"),
+        ("app.kubernetes.io/instance", namespace),
+        ("app.kubernetes.io/version", &version.to_string()),
+        ("app.kubernetes.io/part-of", "flux"),
+        ("fluxcd.controlplane.io/name", "flux"),
+        ("fluxcd.controlplane.io/namespace", namespace),
+    ] {
+        labels.insert(k.to_string(), Value::String(v.to_string()));
+    }
+    labels.extend(str_map(&common["labels"]));
+    let mut annotations = str_map(&obj["metadata"]["annotations"]);
+    annotations.insert("kustomize.toolkit.fluxcd.io/ssa".into(), "Ignore".into());
+    annotations.insert(
+        "kustomize.toolkit.fluxcd.io/prune".into(),
+        "Disabled".into(),
+    );
+    annotations.extend(str_map(&common["annotations"]));
+    obj["metadata"]["labels"] = Value::Object(labels);
+    obj["metadata"]["annotations"] = Value::Object(annotations);
+}
+
+fn deployment(
+    name: &str,
+    component: &str,
+    namespace: &str,
+    image: &str,
+    extra_args: &[String],
+) -> Value {
+    let mut args = vec![
+        format!("--events-addr=http://notification-controller.{namespace}.svc.cluster.local./"),
+        "--watch-all-namespaces=true".to_string(),
+        "--log-level=info".to_string(),
+        "--log-encoding=json".to_string(),
+        "--enable-leader-election".to_string(),
+    ];
+    args.extend(extra_args.iter().cloned());
+    json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {"app.kubernetes.io/component": component, "control-plane": "controller"},
+        },
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {
+                    "labels": {"app": name, "app.kubernetes.io/component": component},
+                    "annotations": {"prometheus.io/port": "8080", "prometheus.io/scrape": "true"},
+                },
+                "spec": {
+                    "serviceAccountName": component,
+                    "terminationGracePeriodSeconds": 10,
+                    "containers": [{
+                        "name": "manager",
+                        "image": image,
+                        "imagePullPolicy": "IfNotPresent",
+                        "args": args,
+                        "env": [{"name": "RUNTIME_NAMESPACE",
+                                 "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}],
+                        "ports": [
+                            {"name": "http-prom", "containerPort": 8080, "protocol": "TCP"},
+                            {"name": "healthz", "containerPort": 9440, "protocol": "TCP"},
+                        ],
+                        "resources": {
+                            "limits": {"cpu": "1000m", "memory": "1Gi"},
+                            "requests": {"cpu": "100m", "memory": "64Mi"},
+                        },
+                    }],
+                },
+            },
+        },
+    })
+}
+
+fn service(name: &str, component: &str, namespace: &str, target: &str) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": namespace,
+                     "labels": {"app.kubernetes.io/component": component, "control-plane": "controller"}},
+        "spec": {
+            "type": "ClusterIP",
+            "selector": {"app": component},
+            "ports": [{"name": "http", "port": 80, "protocol": "TCP", "targetPort": target}],
+        },
+    })
+}
+
+fn network_policies(namespace: &str) -> Vec<Value> {
+    vec![
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+               "metadata": {"name": "allow-egress", "namespace": namespace},
+               "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"],
+                        "egress": [{}], "ingress": [{"from": [{"podSelector": {}}]}]}}),
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+               "metadata": {"name": "allow-scraping", "namespace": namespace},
+               "spec": {"podSelector": {}, "policyTypes": ["Ingress"],
+                        "ingress": [{"from": [{"namespaceSelector": {}}],
+                                     "ports": [{"port": 8080, "protocol": "TCP"}]}]}}),
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+               "metadata": {"name": "allow-webhooks", "namespace": namespace},
+               "spec": {"podSelector": {"matchLabels": {"app": "notification-controller"}},
+                        "policyTypes": ["Ingress"],
+                        "ingress": [{"from": [{"namespaceSelector": {}}]}]}}),
+    ]
+}
+
+/// The sync source and Kustomization for `spec.sync` (empty when unset).
+pub fn sync_objects(spec: &Value, namespace: &str, version: &Version) -> Vec<Value> {
+    let sync = &spec["sync"];
+    if !sync.is_object() {
+        return Vec::new();
+    }
+    let kind = sync["kind"].as_str().unwrap_or("GitRepository");
+    let name = sync["name"].as_str().unwrap_or(namespace);
+    let interval = sync["interval"].as_str().unwrap_or("1m");
+    let url = sync["url"].clone();
+    let reference = sync["ref"].clone();
+    // OCIRepository and Bucket are served as v1 from Flux 2.6, v1beta2 before.
+    let source_api = if kind == "GitRepository" || *version >= Version::new(2, 6, 0) {
+        "source.toolkit.fluxcd.io/v1"
+    } else {
+        "source.toolkit.fluxcd.io/v1beta2"
+    };
+    let mut source_spec = match kind {
+        "OCIRepository" => json!({"interval": interval, "url": url, "ref": {"tag": reference}}),
+        "Bucket" => json!({"interval": interval, "endpoint": url, "bucketName": reference}),
+        _ => json!({"interval": interval, "url": url, "ref": {"name": reference}}),
+    };
+    if let Some(secret) = sync["pullSecret"].as_str() {
+        source_spec["secretRef"] = json!({"name": secret});
+    }
+    if let Some(provider) = sync["provider"].as_str() {
+        source_spec["provider"] = Value::String(provider.to_string());
+    }
+    vec![
+        json!({"apiVersion": source_api, "kind": kind,
+               "metadata": {"name": name, "namespace": namespace}, "spec": source_spec}),
+        json!({"apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
+               "metadata": {"name": name, "namespace": namespace},
+               "spec": {"interval": "10m0s", "path": sync["path"].clone(), "prune": true,
+                        "sourceRef": {"kind": kind, "name": name}}}),
+    ]
+}
+
+/// Builds the install of a FluxInstance `spec` in `namespace` for the resolved `version`.
+pub fn build(spec: &Value, namespace: &str, version: &Version) -> Result<Build, BuildError> {
+    let registry = spec["distribution"]["registry"]
+        .as_str()
+        .unwrap_or("ghcr.io/fluxcd");
+    let common = &spec["commonMetadata"];
+    let comps = components(spec);
+    let shards: Vec<String> = spec["sharding"]["shards"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    let shard_key = spec["sharding"]["key"]
+        .as_str()
+        .unwrap_or("sharding.fluxcd.io/key");
+
+    let mut objects = vec![json!({
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {
+            "name": namespace,
+            "labels": {"pod-security.kubernetes.io/warn": "restricted",
+                       "pod-security.kubernetes.io/warn-version": "latest"},
+            "annotations": {"fluxcd.controlplane.io/prune": "disabled"},
+        },
+    })];
+    let mut components_status = Vec::new();
+    let mut workloads = Vec::new();
+    for c in &comps {
+        let tag = component_tag(c, version).ok_or_else(|| BuildError::ComponentUnavailable {
+            component: c.clone(),
+            version: version.to_string(),
+        })?;
+        for crd in component_crds(c) {
+            let docs = parse_multi(crd).map_err(|e| BuildError::Manifests(e.to_string()))?;
+            objects.extend(docs);
+        }
+        let repository = format!("{registry}/{c}");
+        let digest = image_digest(&repository, &tag);
+        components_status
+            .push(json!({"name": c, "repository": repository, "tag": tag, "digest": digest}));
+        let image = format!("{repository}:{tag}@{digest}");
+        workloads.push(json!({"apiVersion": "v1", "kind": "ServiceAccount",
+                              "metadata": {"name": c, "namespace": namespace,
+                                           "labels": {"app.kubernetes.io/component": c}}}));
+        let sharded = !shards.is_empty() && SHARDABLE.contains(&c.as_str());
+        let main_args = if sharded {
+            vec![format!("--watch-label-selector=!{shard_key}")]
+        } else {
+            Vec::new()
+        };
+        workloads.push(deployment(c, c, namespace, &image, &main_args));
+        if sharded {
+            for s in &shards {
+                let args = vec![format!("--watch-label-selector={shard_key} in ({s})")];
+                workloads.push(deployment(&format!("{c}-{s}"), c, namespace, &image, &args));
+            }
+        }
+        match c.as_str() {
+            "source-controller" => workloads.push(service(c, c, namespace, "http")),
+            "notification-controller" => {
+                workloads.push(service(c, c, namespace, "http"));
+                workloads.push(service("webhook-receiver", c, namespace, "http-webhook"));
+            }
+            _ => {}
+        }
+    }
+    objects.extend(workloads);
+    if spec["cluster"]["networkPolicy"].as_bool() != Some(false) {
+        objects.extend(network_policies(namespace));
+    }
+    objects.extend(sync_objects(spec, namespace, version));
+    for o in &mut objects {
+        stamp(o, namespace, version, common);
+    }
+    Ok(Build {
+        objects,
+        components: components_status,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::inventory::ObjectRef;
+
+    fn ids(b: &Build) -> Vec<String> {
+        b.objects
+            .iter()
+            .map(|o| ObjectRef::of(o).unwrap().id())
+            .collect()
+    }
+
+    #[test]
+    fn builds_the_default_install() {
+        let spec = json!({"distribution": {"version": "2.7.x", "registry": "ghcr.io/fluxcd"}});
+        let b = build(&spec, "flux-system", &Version::new(2, 7, 5)).unwrap();
+        assert_eq!(
+            ids(&b),
+            [
+                "_flux-system__Namespace",
+                "_gitrepositories.source.toolkit.fluxcd.io_apiextensions.k8s.io_CustomResourceDefinition",
+                "_ocirepositories.source.toolkit.fluxcd.io_apiextensions.k8s.io_CustomResourceDefinition",
+                "_buckets.source.toolkit.fluxcd.io_apiextensions.k8s.io_CustomResourceDefinition",
+                "_kustomizations.kustomize.toolkit.fluxcd.io_apiextensions.k8s.io_CustomResourceDefinition",
+                "flux-system_source-controller__ServiceAccount",
+                "flux-system_source-controller_apps_Deployment",
+                "flux-system_source-controller__Service",
+                "flux-system_kustomize-controller__ServiceAccount",
+                "flux-system_kustomize-controller_apps_Deployment",
+                "flux-system_helm-controller__ServiceAccount",
+                "flux-system_helm-controller_apps_Deployment",
+                "flux-system_notification-controller__ServiceAccount",
+                "flux-system_notification-controller_apps_Deployment",
+                "flux-system_notification-controller__Service",
+                "flux-system_webhook-receiver__Service",
+                "flux-system_allow-egress_networking.k8s.io_NetworkPolicy",
+                "flux-system_allow-scraping_networking.k8s.io_NetworkPolicy",
+                "flux-system_allow-webhooks_networking.k8s.io_NetworkPolicy",
+            ]
+        );
+        let digest = image_digest("ghcr.io/fluxcd/source-controller", "v1.7.5");
+        assert_eq!(
+            b.components[0],
+            json!({"name": "source-controller", "repository": "ghcr.io/fluxcd/source-controller",
+                   "tag": "v1.7.5", "digest": digest})
+        );
+        let dep = &b.objects[6];
+        assert_eq!(
+            dep["spec"]["template"]["spec"]["containers"][0]["image"],
+            format!("ghcr.io/fluxcd/source-controller:v1.7.5@{digest}")
+        );
+        assert_eq!(
+            dep["metadata"]["labels"],
+            json!({"app.kubernetes.io/component": "source-controller", "control-plane": "controller",
+                   "app.kubernetes.io/managed-by": "flux-operator", "app.kubernetes.io/instance": "flux-system",
+                   "app.kubernetes.io/version": "v2.7.5", "app.kubernetes.io/part-of": "flux",
+                   "fluxcd.controlplane.io/name": "flux", "fluxcd.controlplane.io/namespace": "flux-system"})
+        );
+        assert_eq!(
+            dep["metadata"]["annotations"],
+            json!({"kustomize.toolkit.fluxcd.io/ssa": "Ignore", "kustomize.toolkit.fluxcd.io/prune": "Disabled"})
+        );
+        assert_eq!(
+            b.objects[0]["metadata"]["annotations"]["fluxcd.controlplane.io/prune"],
+            "disabled"
+        );
+    }
+
+    #[test]
+    fn builds_sync_sharding_and_common_metadata() {
+        let spec = json!({
+            "distribution": {"version": "2.5.x", "registry": "registry.example/flux"},
+            "components": ["source-controller", "kustomize-controller"],
+            "cluster": {"networkPolicy": false},
+            "commonMetadata": {"labels": {"team": "platform"}, "annotations": {"a": "b"}},
+            "sharding": {"key": "sharding.fluxcd.io/key", "shards": ["s1"]},
+            "sync": {"kind": "OCIRepository", "url": "oci://registry.example/fleet", "ref": "latest",
+                     "path": "clusters/dev", "interval": "5m", "pullSecret": "creds"},
+        });
+        let b = build(&spec, "flux-system", &Version::new(2, 5, 1)).unwrap();
+        let ids = ids(&b);
+        assert!(ids.contains(&"flux-system_source-controller-s1_apps_Deployment".to_string()));
+        assert!(ids.contains(&"flux-system_kustomize-controller-s1_apps_Deployment".to_string()));
+        assert!(!ids.iter().any(|i| i.contains("NetworkPolicy")));
+        let n = b.objects.len();
+        let mut source = b.objects[n - 2].clone();
+        let mut ks = b.objects[n - 1].clone();
+        assert_eq!(source["metadata"]["labels"]["team"], "platform");
+        assert_eq!(source["metadata"]["annotations"]["a"], "b");
+        source["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .retain(|k, _| k == "name" || k == "namespace");
+        ks["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .retain(|k, _| k == "name" || k == "namespace");
+        assert_eq!(
+            source,
+            json!({"apiVersion": "source.toolkit.fluxcd.io/v1beta2", "kind": "OCIRepository",
+                   "metadata": {"name": "flux-system", "namespace": "flux-system"},
+                   "spec": {"interval": "5m", "url": "oci://registry.example/fleet",
+                            "ref": {"tag": "latest"}, "secretRef": {"name": "creds"}}})
+        );
+        assert_eq!(
+            ks,
+            json!({"apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
+                   "metadata": {"name": "flux-system", "namespace": "flux-system"},
+                   "spec": {"interval": "10m0s", "path": "clusters/dev", "prune": true,
+                            "sourceRef": {"kind": "OCIRepository", "name": "flux-system"}}})
+        );
+        assert_eq!(
+            b.components[0]["repository"],
+            "registry.example/flux/source-controller"
+        );
+    }
+
+    #[test]
+    fn refuses_components_missing_from_the_version() {
+        let spec = json!({"distribution": {"version": "2.6.x", "registry": "ghcr.io/fluxcd"},
+                          "components": ["source-watcher"]});
+        assert_eq!(
+            build(&spec, "flux-system", &Version::new(2, 6, 4)),
+            Err(BuildError::ComponentUnavailable {
+                component: "source-watcher".into(),
+                version: "v2.6.4".into()
+            })
+        );
+    }
+}
