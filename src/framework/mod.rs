@@ -8,6 +8,8 @@ pub mod diagnostics;
 pub mod model;
 pub mod path;
 pub mod plan;
+pub mod resource;
 pub mod schema;
+pub mod server;
 pub mod service;
 pub mod value;

@@ -15,6 +15,9 @@ use crate::framework::path::AttrPath;
 use crate::framework::schema::{Attribute, AttributeType, Block, Nesting, Schema};
 use crate::framework::value::RawValue;
 
+/// The callback of [`walk_mut`]: path, schema, value (mutable) and the configuration value there.
+pub type AttributeVisitor<'f> = dyn FnMut(&AttrPath, &Attribute, &mut RawValue, Option<&RawValue>) + 'f;
+
 /// Visits every attribute of `block` present in `value` (depth first, parent before children),
 /// with its path, its schema, its value (mutable) and the value at the same place in `config`
 /// (`None` when the configuration has nothing there). Nested attributes and nested blocks are
@@ -24,7 +27,7 @@ pub fn walk_mut(
     block: &Block,
     value: &mut RawValue,
     config: Option<&RawValue>,
-    f: &mut dyn FnMut(&AttrPath, &Attribute, &mut RawValue, Option<&RawValue>),
+    f: &mut AttributeVisitor<'_>,
 ) {
     walk_block(block, &AttrPath::root(), value, config, f);
 }
@@ -34,7 +37,7 @@ fn walk_block(
     path: &AttrPath,
     value: &mut RawValue,
     config: Option<&RawValue>,
-    f: &mut dyn FnMut(&AttrPath, &Attribute, &mut RawValue, Option<&RawValue>),
+    f: &mut AttributeVisitor<'_>,
 ) {
     walk_object(&block.attributes, path, value, config, f);
     let RawValue::Object(fields) = value else {
@@ -63,7 +66,7 @@ fn walk_object(
     path: &AttrPath,
     value: &mut RawValue,
     config: Option<&RawValue>,
-    f: &mut dyn FnMut(&AttrPath, &Attribute, &mut RawValue, Option<&RawValue>),
+    f: &mut AttributeVisitor<'_>,
 ) {
     let RawValue::Object(fields) = value else {
         return;

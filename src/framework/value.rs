@@ -647,6 +647,141 @@ impl From<i64> for RawValue {
     }
 }
 
+/// Why a JSON document does not fit a [`Type`] (see [`RawValue::from_json`]).
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("at {path}: expected {expected}")]
+pub struct JsonTypeError {
+    /// Where the mismatch is.
+    pub path: AttrPath,
+    /// The type expected there.
+    pub expected: String,
+}
+
+impl RawValue {
+    /// Reads Terraform's JSON form of a value of type `ty` (as stored in state): objects may
+    /// lack attributes (they become null) and attributes not in the type are dropped; a
+    /// `dynamic` value is `{"value": ..., "type": ...}` or, failing that, inferred from the JSON.
+    ///
+    /// # Errors
+    ///
+    /// When the JSON does not fit the type; the error names the path.
+    pub fn from_json(json: &serde_json::Value, ty: &Type) -> Result<RawValue, JsonTypeError> {
+        from_json_at(json, ty, &AttrPath::root())
+    }
+}
+
+fn from_json_at(
+    json: &serde_json::Value,
+    ty: &Type,
+    path: &AttrPath,
+) -> Result<RawValue, JsonTypeError> {
+    use serde_json::Value as J;
+    let mismatch = || JsonTypeError {
+        path: path.clone(),
+        expected: ty.to_string(),
+    };
+    let index_path = |i: usize| {
+        path.clone()
+            .then_index(i64::try_from(i).unwrap_or(i64::MAX))
+    };
+    Ok(match (json, ty) {
+        (J::Null, _) => RawValue::Null,
+        (json, Type::Dynamic) => {
+            if let J::Object(wrapper) = json
+                && wrapper.len() == 2
+                && let (Some(value), Some(inner)) = (wrapper.get("value"), wrapper.get("type"))
+                && let Some(inner) = Type::from_json(inner)
+            {
+                return from_json_at(value, &inner, path);
+            }
+            infer_from_json(json)
+        }
+        (J::Bool(b), Type::Bool) => RawValue::Bool(*b),
+        (J::Number(n), Type::Number) => RawValue::Number(json_number(n)),
+        (J::String(text), Type::Number) => {
+            RawValue::Number(Number::Decimal(text.clone()).normalized())
+        }
+        (J::String(text), Type::String) => RawValue::String(text.clone()),
+        (J::Array(items), Type::List(element)) => RawValue::List(
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| from_json_at(item, element, &index_path(i)))
+                .collect::<Result<_, _>>()?,
+        ),
+        (J::Array(items), Type::Set(element)) => RawValue::Set(
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| from_json_at(item, element, &index_path(i)))
+                .collect::<Result<_, _>>()?,
+        ),
+        (J::Array(items), Type::Tuple(elements)) if items.len() == elements.len() => {
+            RawValue::Tuple(
+                items
+                    .iter()
+                    .zip(elements)
+                    .enumerate()
+                    .map(|(i, (item, element))| from_json_at(item, element, &index_path(i)))
+                    .collect::<Result<_, _>>()?,
+            )
+        }
+        (J::Object(entries), Type::Map(element)) => RawValue::Map(
+            entries
+                .iter()
+                .map(|(key, item)| {
+                    Ok((
+                        key.clone(),
+                        from_json_at(item, element, &path.clone().then_key(key.clone()))?,
+                    ))
+                })
+                .collect::<Result<_, _>>()?,
+        ),
+        (J::Object(entries), Type::Object(attributes)) => RawValue::Object(
+            attributes
+                .iter()
+                .map(|(name, attr_ty)| {
+                    let value = match entries.get(name) {
+                        Some(item) => {
+                            from_json_at(item, attr_ty, &path.clone().then_attr(name.clone()))?
+                        }
+                        None => RawValue::Null,
+                    };
+                    Ok((name.clone(), value))
+                })
+                .collect::<Result<_, _>>()?,
+        ),
+        _ => return Err(mismatch()),
+    })
+}
+
+fn json_number(n: &serde_json::Number) -> Number {
+    if let Some(i) = n.as_i64() {
+        Number::Int(i)
+    } else if let Some(u) = n.as_u64() {
+        Number::Decimal(u.to_string())
+    } else {
+        Number::from_f64(n.as_f64().unwrap_or(f64::NAN))
+    }
+}
+
+fn infer_from_json(json: &serde_json::Value) -> RawValue {
+    use serde_json::Value as J;
+    match json {
+        J::Null => RawValue::Null,
+        J::Bool(b) => RawValue::Bool(*b),
+        J::Number(n) => RawValue::Number(json_number(n)),
+        J::String(s) => RawValue::String(s.clone()),
+        J::Array(items) => RawValue::Tuple(items.iter().map(infer_from_json).collect()),
+        J::Object(entries) => RawValue::Object(
+            entries
+                .iter()
+                .map(|(k, v)| (k.clone(), infer_from_json(v)))
+                .collect(),
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -821,5 +956,41 @@ mod tests {
         let b = RawValue::Set(vec![RawValue::from("y"), RawValue::from("x")]);
         assert!(a.semantically_eq(&b));
         assert!(!a.semantically_eq(&RawValue::Set(vec![RawValue::from("x")])));
+    }
+
+    #[test]
+    fn from_json_follows_the_type() {
+        let ty = Type::object([
+            ("name", Type::String),
+            ("tags", Type::set(Type::String)),
+            ("n", Type::Number),
+            ("any", Type::Dynamic),
+            ("missing", Type::Bool),
+        ]);
+        let json = serde_json::json!({
+            "name": "x",
+            "tags": ["a"],
+            "n": 12,
+            "any": {"value": ["a", 1], "type": ["tuple", ["string", "number"]]},
+            "dropped": true
+        });
+        assert_eq!(
+            RawValue::from_json(&json, &ty).unwrap(),
+            RawValue::object([
+                ("name", RawValue::from("x")),
+                ("tags", RawValue::Set(vec![RawValue::from("a")])),
+                ("n", RawValue::from(12)),
+                (
+                    "any",
+                    RawValue::Tuple(vec![RawValue::from("a"), RawValue::from(1)])
+                ),
+                ("missing", RawValue::Null),
+            ])
+        );
+        let bad = serde_json::json!({"name": 1});
+        assert_eq!(
+            RawValue::from_json(&bad, &ty).unwrap_err().to_string(),
+            "at name: expected \"string\""
+        );
     }
 }
