@@ -1,0 +1,797 @@
+//! The simulated FluxInstance reconciler and uninstaller, and the context shared with the
+//! ResourceSet reconciler (client, configuration, what each object was last reconciled at).
+//!
+//! Follows the documented pipeline: finalizer, `Reconciling`, version resolution against the
+//! embedded versions (no match or a minor downgrade: `Stalled`/`BuildFailed`), server-side apply
+//! of the install (adopting existing objects in place: bootstrap labels stripped, field
+//! ownership of `kubectl`, `flux`, `kustomize-controller`, `helm` and `before-first-apply`
+//! taken over), inventory garbage collection, health check, `Ready`. Like the operator it only
+//! re-applies on a generation or annotation change (including `reconcile.fluxcd.io/requestedAt`),
+//! not when an applied object changes.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::api::{Api, DynamicObject, ListParams};
+use kube::core::GroupVersionKind;
+use kube::discovery::ApiResource;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::ObjectRef as KubeRef;
+use kube::runtime::utils::Backoff;
+use kube::runtime::watcher;
+use serde_json::{Value, json};
+
+use super::build::{self, Build};
+use super::inventory::{ObjectRef, digest_objects, read_inventory, revision};
+use super::ops::{
+    Kube, OpsError, annotation, condition as get_condition, finalizers, is_deleting, is_healthy,
+};
+use super::status::{self, READY, RECONCILING, STALLED, condition};
+use super::version;
+use super::{FIELD_MANAGER, FINALIZER, Failure, SimConfig};
+
+/// Errors of a reconciliation that are retried (terminal failures are written to status).
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    /// An API call failed.
+    #[error(transparent)]
+    Api(#[from] OpsError),
+    /// The object could not be read as JSON.
+    #[error("decode object: {0}")]
+    Decode(String),
+}
+
+/// Annotation disabling reconciliation (and orphaning on delete).
+pub const RECONCILE_ANNOTATION: &str = "fluxcd.controlplane.io/reconcile";
+/// Annotation requesting a reconciliation.
+pub const REQUESTED_AT_ANNOTATION: &str = "reconcile.fluxcd.io/requestedAt";
+/// Annotation excluding an object from garbage collection and uninstall.
+pub const PRUNE_ANNOTATION: &str = "fluxcd.controlplane.io/prune";
+/// Annotation overriding the health-check timeout.
+pub const TIMEOUT_ANNOTATION: &str = "fluxcd.controlplane.io/reconcileTimeout";
+
+/// Field managers whose ownership the operator takes over when adopting objects.
+const TAKEOVER_MANAGERS: [&str; 5] = [
+    "kustomize-controller",
+    "flux",
+    "kubectl",
+    "helm",
+    "before-first-apply",
+];
+
+/// What an object was last reconciled at.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Seen {
+    generation: i64,
+    annotations: BTreeMap<String, String>,
+    /// `true` when the result needs no retry (Ready, or a terminal failure).
+    settled: bool,
+}
+
+/// Shared context of the simulated controllers.
+pub struct Ctx {
+    pub(crate) kube: Kube,
+    pub(crate) config: SimConfig,
+    seen: Mutex<HashMap<String, Seen>>,
+}
+
+impl Ctx {
+    /// Builds the context.
+    pub fn new(client: kube::Client, config: SimConfig) -> Self {
+        Self {
+            kube: Kube::new(client, FIELD_MANAGER),
+            config,
+            seen: Mutex::default(),
+        }
+    }
+
+    fn seen_key(obj: &Value) -> String {
+        obj["metadata"]["uid"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// Whether the object changed (generation or annotations) since it was last settled.
+    pub(crate) fn needs_reconcile(&self, obj: &Value) -> bool {
+        let now = Seen {
+            generation: generation(obj),
+            annotations: annotations(obj),
+            settled: true,
+        };
+        match self
+            .seen
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&Self::seen_key(obj)).cloned())
+        {
+            Some(s) => {
+                !(s.settled && s.generation == now.generation && s.annotations == now.annotations)
+            }
+            None => true,
+        }
+    }
+
+    /// Records the outcome of a reconciliation.
+    pub(crate) fn record(&self, obj: &Value, settled: bool) {
+        if let Ok(mut m) = self.seen.lock() {
+            m.insert(
+                Self::seen_key(obj),
+                Seen {
+                    generation: generation(obj),
+                    annotations: annotations(obj),
+                    settled,
+                },
+            );
+        }
+    }
+
+    /// Whether Deployment `flux-operator` in `namespace` exists, is not being deleted and is
+    /// Available.
+    pub(crate) async fn operator_available(&self, namespace: &str) -> Result<bool, SimError> {
+        let api: Api<Deployment> = Api::namespaced(self.kube.client().clone(), namespace);
+        let dep = api
+            .get_opt("flux-operator")
+            .await
+            .map_err(|source| OpsError::Get {
+                id: format!("{namespace}_flux-operator_apps_Deployment"),
+                source,
+            })?;
+        Ok(dep.is_some_and(|d| operator_ready(&d)))
+    }
+
+    /// Whether any namespace runs an available `flux-operator` Deployment.
+    pub(crate) async fn any_operator_available(&self) -> Result<bool, SimError> {
+        let api: Api<Deployment> = Api::all(self.kube.client().clone());
+        let lp = ListParams::default().fields("metadata.name=flux-operator");
+        let list = api.list(&lp).await.map_err(|source| OpsError::List {
+            what: "Deployments flux-operator".into(),
+            source,
+        })?;
+        Ok(list.items.iter().any(operator_ready))
+    }
+
+    /// Adds the finalizer when missing; returns the updated object.
+    pub(crate) async fn ensure_finalizer(
+        &self,
+        r: &ObjectRef,
+        obj: Value,
+    ) -> Result<Value, SimError> {
+        let mut fins = finalizers(&obj);
+        if fins.iter().any(|f| f == FINALIZER) {
+            return Ok(obj);
+        }
+        fins.push(FINALIZER.to_string());
+        let rv = obj["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap_or_default();
+        Ok(self.kube.set_finalizers(r, rv, &fins).await?)
+    }
+
+    /// Removes the finalizer.
+    pub(crate) async fn release_finalizer(
+        &self,
+        r: &ObjectRef,
+        obj: &Value,
+    ) -> Result<(), SimError> {
+        let fins: Vec<String> = finalizers(obj)
+            .into_iter()
+            .filter(|f| f != FINALIZER)
+            .collect();
+        let rv = obj["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap_or_default();
+        self.kube.set_finalizers(r, rv, &fins).await?;
+        if let Ok(mut m) = self.seen.lock() {
+            m.remove(&Self::seen_key(obj));
+        }
+        Ok(())
+    }
+
+    /// Merge-patches the status subresource.
+    pub(crate) async fn patch_status(
+        &self,
+        r: &ObjectRef,
+        status: Value,
+    ) -> Result<Value, SimError> {
+        Ok(self
+            .kube
+            .merge_patch(r, &json!({ "status": status }), true)
+            .await?)
+    }
+
+    /// The health-check timeout of an object.
+    pub(crate) fn health_timeout(&self, obj: &Value) -> Duration {
+        annotation(obj, TIMEOUT_ANNOTATION)
+            .and_then(status::parse_duration)
+            .unwrap_or(self.config.health_timeout)
+    }
+}
+
+fn operator_ready(d: &Deployment) -> bool {
+    d.metadata.deletion_timestamp.is_none()
+        && d.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|cs| {
+                cs.iter()
+                    .any(|c| c.type_ == "Available" && c.status == "True")
+            })
+}
+
+pub(crate) fn generation(obj: &Value) -> i64 {
+    obj["metadata"]["generation"].as_i64().unwrap_or(0)
+}
+
+fn annotations(obj: &Value) -> BTreeMap<String, String> {
+    obj["metadata"]["annotations"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `true` when reconciliation is disabled by annotation.
+pub(crate) fn reconcile_disabled(obj: &Value) -> bool {
+    annotation(obj, RECONCILE_ANNOTATION) == Some("disabled")
+}
+
+/// `true` when the object opts out of garbage collection.
+pub(crate) fn prune_disabled(obj: &Value) -> bool {
+    annotation(obj, PRUNE_ANNOTATION) == Some("disabled")
+}
+
+/// A constant trigger backoff, so a watch on a CRD that is not installed yet retries promptly.
+pub(crate) struct ConstantBackoff(pub(crate) Duration);
+
+impl Iterator for ConstantBackoff {
+    type Item = Duration;
+    fn next(&mut self) -> Option<Duration> {
+        Some(self.0)
+    }
+}
+
+impl Backoff for ConstantBackoff {
+    fn reset(&mut self) {}
+}
+
+pub(crate) fn fluxinstance_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("fluxcd.controlplane.io", "v1", "FluxInstance"),
+        "fluxinstances",
+    )
+}
+
+/// Runs the FluxInstance controller until the task is aborted.
+pub async fn run(ctx: Arc<Ctx>) {
+    let ar = fluxinstance_resource();
+    let client = ctx.kube.client().clone();
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
+    let deployments: Api<Deployment> = Api::all(client);
+    let ar_map = ar.clone();
+    let script =
+        tokio_stream::wrappers::WatchStream::new(ctx.config.script.subscribe()).map(|_| ());
+    Controller::new_with(api, watcher::Config::default(), ar.clone())
+        .trigger_backoff(ConstantBackoff(Duration::from_millis(200)))
+        .watches(
+            deployments,
+            watcher::Config::default(),
+            move |d: Deployment| {
+                let ns = d.metadata.namespace.clone().unwrap_or_default();
+                let labels = d.metadata.labels.clone().unwrap_or_default();
+                if d.metadata.name.as_deref() == Some("flux-operator") {
+                    Some(KubeRef::new_with("flux", ar_map.clone()).within(&ns))
+                } else if labels
+                    .get("fluxcd.controlplane.io/name")
+                    .map(String::as_str)
+                    == Some("flux")
+                {
+                    let owner_ns = labels
+                        .get("fluxcd.controlplane.io/namespace")
+                        .cloned()
+                        .unwrap_or(ns);
+                    Some(KubeRef::new_with("flux", ar_map.clone()).within(&owner_ns))
+                } else {
+                    None
+                }
+            },
+        )
+        .reconcile_all_on(script)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|res| async move {
+            if let Err(e) = res {
+                tracing::debug!(error = %e, "fluxinstance controller");
+            }
+        })
+        .await;
+}
+
+fn error_policy(_obj: Arc<DynamicObject>, err: &SimError, ctx: Arc<Ctx>) -> Action {
+    tracing::debug!(error = %err, "fluxinstance reconcile failed, retrying");
+    Action::requeue(ctx.config.retry_interval)
+}
+
+async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Ctx>) -> Result<Action, SimError> {
+    let obj = serde_json::to_value(&*obj).map_err(|e| SimError::Decode(e.to_string()))?;
+    let me = ObjectRef::of(&obj).map_err(|e| SimError::Decode(e.to_string()))?;
+    // The real CRD only admits the name `flux`; anything else is ignored.
+    if me.name != "flux" || !ctx.operator_available(&me.namespace).await? {
+        return Ok(Action::await_change());
+    }
+    // Work on the current object, not the cache's copy.
+    let Some(obj) = ctx.kube.get(&me).await? else {
+        return Ok(Action::await_change());
+    };
+    if is_deleting(&obj) {
+        if finalizers(&obj).iter().any(|f| f == FINALIZER) {
+            uninstall(&ctx, &me, &obj).await?;
+        }
+        return Ok(Action::await_change());
+    }
+    let obj = ctx.ensure_finalizer(&me, obj).await?;
+    if reconcile_disabled(&obj) || !ctx.needs_reconcile(&obj) {
+        return Ok(Action::await_change());
+    }
+    reconcile_instance(&ctx, &me, &obj).await
+}
+
+/// Outcome of the apply and health steps.
+enum Outcome {
+    Ready,
+    Failed {
+        reason: &'static str,
+        message: String,
+        stalled: bool,
+    },
+}
+
+async fn reconcile_instance(ctx: &Ctx, me: &ObjectRef, obj: &Value) -> Result<Action, SimError> {
+    let started = Instant::now();
+    let gen_ = generation(obj);
+    let st = &obj["status"];
+    let failures = ctx.config.script.failures_for("FluxInstance", obj);
+
+    // Progressing.
+    let progressing = [
+        condition(
+            RECONCILING,
+            "True",
+            "Progressing",
+            "Reconciliation in progress",
+            gen_,
+        ),
+        condition(
+            READY,
+            "Unknown",
+            "Progressing",
+            "Reconciliation in progress",
+            gen_,
+        ),
+    ];
+    ctx.patch_status(
+        me,
+        json!({"conditions": status::merge_conditions(&st["conditions"], &progressing, &[])}),
+    )
+    .await?;
+    tokio::time::sleep(ctx.config.step_delay).await;
+
+    // Resolve and build.
+    let spec = &obj["spec"];
+    let constraint = spec["distribution"]["version"].as_str().unwrap_or_default();
+    let resolved = version::resolve(constraint, &ctx.config.flux_versions).and_then(|v| {
+        match st["lastAppliedRevision"].as_str() {
+            Some(last) if !last.is_empty() => version::check_upgrade(last, &v).map(|()| v),
+            _ => Ok(v),
+        }
+    });
+    let scripted_build = failures.iter().find_map(|f| match f {
+        Failure::BuildFailed(m) => Some(m.clone()),
+        _ => None,
+    });
+    let built = match (resolved, scripted_build) {
+        (_, Some(m)) => Err(m),
+        (Err(e), None) => Err(e.to_string()),
+        (Ok(v), None) => build::build(spec, &me.namespace, &v)
+            .map(|b| (v, b))
+            .map_err(|e| e.to_string()),
+    };
+    let (
+        resolved_version,
+        Build {
+            objects,
+            components,
+        },
+    ) = match built {
+        Ok(x) => x,
+        Err(message) => {
+            finish(
+                ctx,
+                me,
+                obj,
+                Outcome::Failed {
+                    reason: "BuildFailed",
+                    message,
+                    stalled: true,
+                },
+                None,
+                started,
+            )
+            .await?;
+            return Ok(Action::await_change());
+        }
+    };
+    let digest = digest_objects(&objects);
+    let rev = revision(&resolved_version.to_string(), &digest);
+    ctx.patch_status(me, json!({"lastAttemptedRevision": rev}))
+        .await?;
+
+    // Apply: Namespace and CRDs first, waiting for the CRDs, then the rest.
+    let mut inventory = Vec::new();
+    let (first, rest): (Vec<&Value>, Vec<&Value>) = objects.iter().partition(|o| {
+        matches!(
+            o["kind"].as_str(),
+            Some("Namespace" | "CustomResourceDefinition")
+        )
+    });
+    for o in first.iter().chain(rest.iter()) {
+        if o["kind"] != "CustomResourceDefinition" && o["kind"] != "Namespace" {
+            // CRDs must be served before their custom resources.
+            for crd in first
+                .iter()
+                .filter(|c| c["kind"] == "CustomResourceDefinition")
+            {
+                let group = crd["spec"]["group"].as_str().unwrap_or_default();
+                if o["apiVersion"]
+                    .as_str()
+                    .is_some_and(|a| a.starts_with(&format!("{group}/")))
+                {
+                    let name = crd["metadata"]["name"].as_str().unwrap_or_default();
+                    ctx.kube
+                        .wait_crd_established(name, ctx.config.uninstall_timeout)
+                        .await?;
+                }
+            }
+        }
+        let r = ObjectRef::of(o).map_err(|e| SimError::Decode(e.to_string()))?;
+        adopt(&ctx.kube, &r).await?;
+        ctx.kube.apply(o, &me.namespace).await?;
+        inventory.push(r);
+    }
+
+    // Garbage-collect what the previous inventory had and this one does not.
+    for stale in read_inventory(obj)
+        .into_iter()
+        .filter(|p| !inventory.iter().any(|n| n.id() == p.id()))
+    {
+        if let Some(live) = ctx.kube.get(&stale).await?
+            && owned_by_instance(&live, &me.namespace)
+            && !prune_disabled(&live)
+        {
+            ctx.kube.delete(&stale).await?;
+        }
+    }
+    let entries: Vec<Value> = inventory.iter().map(ObjectRef::entry).collect();
+    ctx.patch_status(
+        me,
+        json!({"inventory": {"entries": entries}, "components": components}),
+    )
+    .await?;
+    tokio::time::sleep(ctx.config.step_delay).await;
+
+    // Health.
+    let outcome = health(ctx, obj, &inventory, &failures).await;
+    let settled = matches!(outcome, Outcome::Ready);
+    finish(ctx, me, obj, outcome, Some(rev), started).await?;
+    if settled {
+        Ok(Action::await_change())
+    } else {
+        Ok(Action::requeue(ctx.config.retry_interval))
+    }
+}
+
+async fn health(ctx: &Ctx, obj: &Value, inventory: &[ObjectRef], failures: &[Failure]) -> Outcome {
+    for f in failures {
+        match f {
+            Failure::SlowReadiness(d) => tokio::time::sleep(*d).await,
+            Failure::HealthCheckFailed(m) => {
+                return Outcome::Failed {
+                    reason: "HealthCheckFailed",
+                    message: m.clone(),
+                    stalled: false,
+                };
+            }
+            Failure::BuildFailed(_) => {}
+        }
+    }
+    if obj["spec"]["wait"].as_bool() == Some(false) {
+        return Outcome::Ready;
+    }
+    let timeout = ctx.health_timeout(obj);
+    let waits = inventory
+        .iter()
+        .filter(|r| r.kind == "Deployment")
+        .map(|r| async move {
+            ctx.kube
+                .wait_for(r, timeout, is_healthy)
+                .await
+                .map_err(|_| r.clone())
+        });
+    let failed: Vec<ObjectRef> = futures::future::join_all(waits)
+        .await
+        .into_iter()
+        .filter_map(Result::err)
+        .collect();
+    if failed.is_empty() {
+        Outcome::Ready
+    } else {
+        let names: Vec<String> = failed
+            .iter()
+            .map(|r| format!("Deployment/{}/{} status: 'InProgress'", r.namespace, r.name))
+            .collect();
+        Outcome::Failed {
+            reason: "HealthCheckFailed",
+            message: format!("timeout waiting for: [{}]", names.join(", ")),
+            stalled: false,
+        }
+    }
+}
+
+/// Writes the final status of a reconciliation and records it.
+async fn finish(
+    ctx: &Ctx,
+    me: &ObjectRef,
+    obj: &Value,
+    outcome: Outcome,
+    rev: Option<String>,
+    started: Instant,
+) -> Result<(), SimError> {
+    let gen_ = generation(obj);
+    // Re-read: earlier patches in this reconciliation changed the status.
+    let current = ctx.kube.get(me).await?.unwrap_or_else(|| obj.clone());
+    let st = &current["status"];
+    let mut patch = json!({});
+    if let Some(at) = annotation(obj, REQUESTED_AT_ANNOTATION) {
+        patch["lastHandledReconcileAt"] = json!(at);
+    }
+    let took = started.elapsed();
+    let settled = match outcome {
+        Outcome::Ready => {
+            let ready = condition(
+                READY,
+                "True",
+                "ReconciliationSucceeded",
+                &format!(
+                    "Reconciliation finished in {}",
+                    status::format_duration(took)
+                ),
+                gen_,
+            );
+            patch["conditions"] =
+                status::merge_conditions(&st["conditions"], &[ready], &[RECONCILING, STALLED]);
+            if let Some(rev) = &rev {
+                patch["lastAppliedRevision"] = json!(rev);
+                let (ver, digest) = rev.split_once('@').unwrap_or((rev.as_str(), ""));
+                patch["history"] = status::push_history(
+                    &st["history"],
+                    digest,
+                    "ReconciliationSucceeded",
+                    took,
+                    json!({"flux": ver}),
+                );
+            }
+            true
+        }
+        Outcome::Failed {
+            reason,
+            message,
+            stalled,
+        } => {
+            let mut conds = vec![condition(READY, "False", reason, &message, gen_)];
+            let remove: &[&str] = if stalled {
+                conds.push(condition(STALLED, "True", reason, &message, gen_));
+                &[RECONCILING]
+            } else {
+                conds.push(condition(
+                    RECONCILING,
+                    "True",
+                    "ProgressingWithRetry",
+                    &message,
+                    gen_,
+                ));
+                &[STALLED]
+            };
+            patch["conditions"] = status::merge_conditions(&st["conditions"], &conds, remove);
+            stalled
+        }
+    };
+    ctx.patch_status(me, patch).await?;
+    ctx.record(obj, settled);
+    Ok(())
+}
+
+fn owned_by_instance(live: &Value, namespace: &str) -> bool {
+    let labels = &live["metadata"]["labels"];
+    labels["fluxcd.controlplane.io/name"] == "flux"
+        && labels["fluxcd.controlplane.io/namespace"] == namespace
+}
+
+/// Deep-merges `fieldsV1` sets.
+fn merge_fields(into: &mut Value, from: &Value) {
+    if let (Some(a), Some(b)) = (into.as_object_mut(), from.as_object()) {
+        for (k, v) in b {
+            match a.get_mut(k) {
+                Some(existing) => merge_fields(existing, v),
+                None => {
+                    a.insert(k.clone(), v.clone());
+                }
+            }
+        }
+    }
+}
+
+/// Prepares an existing object for adoption, as the operator does before applying: strips the
+/// bootstrap labels and the last-applied/Helm annotations, and moves the field ownership of the
+/// take-over managers to `flux-operator` (so fields they set that the operator does not render
+/// are dropped by the following apply).
+pub(crate) async fn adopt(kube: &Kube, r: &ObjectRef) -> Result<(), OpsError> {
+    let Some(live) = kube.get(r).await? else {
+        return Ok(());
+    };
+    let meta = &live["metadata"];
+    let mut patch = json!({"metadata": {}});
+    for l in [
+        "kustomize.toolkit.fluxcd.io/name",
+        "kustomize.toolkit.fluxcd.io/namespace",
+    ] {
+        if meta["labels"].get(l).is_some() {
+            patch["metadata"]["labels"][l] = Value::Null;
+        }
+    }
+    for a in [
+        "kubectl.kubernetes.io/last-applied-configuration",
+        "meta.helm.sh/release-name",
+        "meta.helm.sh/release-namespace",
+    ] {
+        if meta["annotations"].get(a).is_some() {
+            patch["metadata"]["annotations"][a] = Value::Null;
+        }
+    }
+    let managed: Vec<Value> = meta["managedFields"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let takeover = |e: &Value| {
+        e["subresource"].as_str().unwrap_or_default().is_empty()
+            && e["manager"]
+                .as_str()
+                .is_some_and(|m| TAKEOVER_MANAGERS.contains(&m))
+    };
+    if managed.iter().any(takeover) {
+        let mut fields = json!({});
+        let mut kept = Vec::new();
+        for e in &managed {
+            let ours = e["manager"] == FIELD_MANAGER
+                && e["operation"] == "Apply"
+                && e["subresource"].as_str().unwrap_or_default().is_empty();
+            if takeover(e) || ours {
+                merge_fields(&mut fields, &e["fieldsV1"]);
+            } else {
+                kept.push(e.clone());
+            }
+        }
+        kept.push(
+            json!({"manager": FIELD_MANAGER, "operation": "Apply", "apiVersion": r.api_version(),
+                         "time": status::now(), "fieldsType": "FieldsV1", "fieldsV1": fields}),
+        );
+        patch["metadata"]["managedFields"] = Value::Array(kept);
+    }
+    if patch["metadata"].as_object().is_some_and(|m| !m.is_empty()) {
+        if let Err(e) = kube.merge_patch(r, &patch, false).await {
+            // A server that refuses managedFields writes still gets the label clean-up.
+            tracing::debug!(error = %e, "adoption patch failed; retrying without managedFields");
+            if let Some(m) = patch["metadata"].as_object_mut() {
+                m.remove("managedFields");
+                if !m.is_empty() {
+                    kube.merge_patch(r, &patch, false).await?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The uninstaller: orphan (reconcile disabled, or empty inventory) or delete the controllers,
+/// strip Flux finalizers cluster-wide, delete the inventory (CRDs included, prune-disabled
+/// objects and the namespace kept), wait for the CRDs to go, release the finalizer.
+async fn uninstall(ctx: &Ctx, me: &ObjectRef, obj: &Value) -> Result<(), SimError> {
+    let inventory = read_inventory(obj);
+    if reconcile_disabled(obj) || inventory.is_empty() {
+        return ctx.release_finalizer(me, obj).await;
+    }
+    let timeout = ctx.config.uninstall_timeout;
+    tokio::time::sleep(ctx.config.step_delay).await;
+    let mut deployments = Vec::new();
+    for r in inventory.iter().filter(|r| r.kind == "Deployment") {
+        if ctx.kube.delete(r).await? {
+            deployments.push(r.clone());
+        }
+    }
+    for r in &deployments {
+        ctx.kube.wait_deleted(r, timeout).await?;
+    }
+    tokio::time::sleep(ctx.config.step_delay).await;
+    strip_flux_finalizers(&ctx.kube).await?;
+    let mut crds = Vec::new();
+    for r in &inventory {
+        let Some(live) = ctx.kube.get(r).await? else {
+            continue;
+        };
+        if !owned_by_instance(&live, &me.namespace) || prune_disabled(&live) {
+            continue;
+        }
+        if ctx.kube.delete(r).await? && r.kind == "CustomResourceDefinition" {
+            crds.push(r.clone());
+        }
+    }
+    for r in &crds {
+        ctx.kube.wait_deleted(r, timeout).await?;
+    }
+    tokio::time::sleep(ctx.config.step_delay).await;
+    // The object changed meanwhile (resourceVersion); release on the current one.
+    let current = ctx.kube.get(me).await?.unwrap_or_else(|| obj.clone());
+    ctx.release_finalizer(me, &current).await
+}
+
+/// Sets `finalizers: []` on every custom resource of every Flux kind (`*.toolkit.fluxcd.io`).
+async fn strip_flux_finalizers(kube: &Kube) -> Result<(), OpsError> {
+    let crds = kube
+        .list_all("apiextensions.k8s.io/v1", "CustomResourceDefinition")
+        .await?;
+    for crd in crds {
+        let group = crd["spec"]["group"].as_str().unwrap_or_default();
+        if !group.ends_with(".toolkit.fluxcd.io") {
+            continue;
+        }
+        let kind = crd["spec"]["names"]["kind"].as_str().unwrap_or_default();
+        let Some(version) = crd["spec"]["versions"]
+            .as_array()
+            .and_then(|vs| vs.iter().find(|v| v["storage"] == true))
+            .and_then(|v| v["name"].as_str())
+        else {
+            continue;
+        };
+        let api_version = format!("{group}/{version}");
+        for o in kube.list_all(&api_version, kind).await? {
+            if finalizers(&o).is_empty() {
+                continue;
+            }
+            let mut r = ObjectRef::of(&o).map_err(|_| OpsError::NotAnObject)?;
+            r.version = version.to_string();
+            match kube
+                .merge_patch(&r, &json!({"metadata": {"finalizers": null}}), false)
+                .await
+            {
+                Ok(_) => {}
+                Err(OpsError::Patch {
+                    source: kube::Error::Api(s),
+                    ..
+                }) if s.code == 404 => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether `Ready` is True for the object's current generation.
+pub fn is_ready(obj: &Value) -> bool {
+    get_condition(obj, READY).is_some_and(|c| {
+        c["status"] == "True" && c["observedGeneration"].as_i64() == Some(generation(obj))
+    })
+}

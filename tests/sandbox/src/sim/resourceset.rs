@@ -1,0 +1,573 @@
+//! The simulated ResourceSet reconciler: finalizer, `dependsOn` readiness (re-checked every
+//! [`SimConfig::dependency_requeue`](super::SimConfig)), rendering of `resources`,
+//! `resourcesTemplate` and `steps` with the input sets (inline `inputs`, and `inputsFrom`
+//! Static ResourceSetInputProviders whose `defaultValues` are one input set), server-side apply
+//! with the owner labels, inventory and garbage collection, `wait`, and pruning on delete.
+//!
+//! Not simulated: `readyExpr` (only the Ready condition is checked), non-Static input
+//! providers, `serviceAccountName` impersonation, the `copyFrom`/`checksumFrom`/
+//! `convertKubeConfigFrom` annotations, and the template functions listed in [`super::template`].
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::api::{Api, DynamicObject};
+use kube::core::GroupVersionKind;
+use kube::discovery::ApiResource;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::ObjectRef as KubeRef;
+use kube::runtime::watcher;
+use serde_json::{Map, Value, json};
+
+use super::instance::{
+    ConstantBackoff, Ctx, REQUESTED_AT_ANNOTATION, SimError, generation, prune_disabled,
+    reconcile_disabled,
+};
+use super::inventory::{ObjectRef, digest_objects, read_inventory};
+use super::ops::{annotation, condition as get_condition, finalizers, is_deleting, is_healthy};
+use super::status::{self, READY, RECONCILING, STALLED, condition};
+use super::template::{self, combine_inputs, inline_input_sets, render_resources};
+use super::{FINALIZER, Failure};
+
+/// Owner label: the ResourceSet's name.
+pub const OWNER_NAME_LABEL: &str = "resourceset.fluxcd.controlplane.io/name";
+/// Owner label: the ResourceSet's namespace.
+pub const OWNER_NAMESPACE_LABEL: &str = "resourceset.fluxcd.controlplane.io/namespace";
+
+fn resourceset_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("fluxcd.controlplane.io", "v1", "ResourceSet"),
+        "resourcesets",
+    )
+}
+
+/// Runs the ResourceSet controller until the task is aborted.
+pub async fn run(ctx: Arc<Ctx>) {
+    let ar = resourceset_resource();
+    let client = ctx.kube.client().clone();
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
+    let deployments: Api<Deployment> = Api::all(client);
+    let controller = Controller::new_with(api, watcher::Config::default(), ar.clone());
+    let store = controller.store();
+    let ar_map = ar.clone();
+    let script =
+        tokio_stream::wrappers::WatchStream::new(ctx.config.script.subscribe()).map(|_| ());
+    controller
+        .trigger_backoff(ConstantBackoff(std::time::Duration::from_millis(200)))
+        .watches(
+            deployments,
+            watcher::Config::default(),
+            move |d: Deployment| {
+                let labels = d.metadata.labels.clone().unwrap_or_default();
+                if d.metadata.name.as_deref() == Some("flux-operator") {
+                    // The operator (re)started: every ResourceSet.
+                    store
+                        .state()
+                        .iter()
+                        .map(|o| KubeRef::from_obj_with(o.as_ref(), ar_map.clone()))
+                        .collect::<Vec<_>>()
+                } else if let (Some(n), Some(ns)) = (
+                    labels.get(OWNER_NAME_LABEL),
+                    labels.get(OWNER_NAMESPACE_LABEL),
+                ) {
+                    vec![KubeRef::new_with(n, ar_map.clone()).within(ns)]
+                } else {
+                    Vec::new()
+                }
+            },
+        )
+        .reconcile_all_on(script)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|res| async move {
+            if let Err(e) = res {
+                tracing::debug!(error = %e, "resourceset controller");
+            }
+        })
+        .await;
+}
+
+fn error_policy(_obj: Arc<DynamicObject>, err: &SimError, ctx: Arc<Ctx>) -> Action {
+    tracing::debug!(error = %err, "resourceset reconcile failed, retrying");
+    Action::requeue(ctx.config.retry_interval)
+}
+
+async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Ctx>) -> Result<Action, SimError> {
+    let obj = serde_json::to_value(&*obj).map_err(|e| SimError::Decode(e.to_string()))?;
+    let me = ObjectRef::of(&obj).map_err(|e| SimError::Decode(e.to_string()))?;
+    if !ctx.any_operator_available().await? {
+        return Ok(Action::await_change());
+    }
+    let Some(obj) = ctx.kube.get(&me).await? else {
+        return Ok(Action::await_change());
+    };
+    if is_deleting(&obj) {
+        if finalizers(&obj).iter().any(|f| f == FINALIZER) {
+            finalize(&ctx, &me, &obj).await?;
+        }
+        return Ok(Action::await_change());
+    }
+    let obj = ctx.ensure_finalizer(&me, obj).await?;
+    if reconcile_disabled(&obj) || !ctx.needs_reconcile(&obj) {
+        return Ok(Action::await_change());
+    }
+    reconcile_set(&ctx, &me, &obj).await
+}
+
+/// Checks `dependsOn`; `Err(message)` names the first dependency that is missing or not ready.
+async fn check_dependencies(ctx: &Ctx, obj: &Value) -> Result<Result<(), String>, SimError> {
+    let own_ns = obj["metadata"]["namespace"].as_str().unwrap_or_default();
+    for dep in obj["spec"]["dependsOn"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+    {
+        let api_version = dep["apiVersion"].as_str().unwrap_or_default();
+        let kind = dep["kind"].as_str().unwrap_or_default();
+        let name = dep["name"].as_str().unwrap_or_default();
+        let namespace = dep["namespace"].as_str().unwrap_or(own_ns);
+        let mut target = ObjectRef::of(&json!({"apiVersion": api_version, "kind": kind,
+                                               "metadata": {"name": name, "namespace": namespace}}))
+        .map_err(|e| SimError::Decode(e.to_string()))?;
+        let shown = if namespace.is_empty() {
+            name.to_string()
+        } else {
+            format!("{namespace}/{name}")
+        };
+        let live = match ctx.kube.get(&target).await? {
+            Some(l) => Some(l),
+            None => {
+                // A cluster-scoped dependency (e.g. a CRD) named without a namespace.
+                target.namespace.clear();
+                ctx.kube.get(&target).await?
+            }
+        };
+        let Some(live) = live else {
+            return Ok(Err(format!(
+                "dependency {api_version}/{kind}/{shown} not found"
+            )));
+        };
+        if dep["ready"].as_bool() == Some(true) {
+            let ready = get_condition(&live, READY).is_some_and(|c| c["status"] == "True")
+                || (kind == "CustomResourceDefinition"
+                    && get_condition(&live, "Established").is_some_and(|c| c["status"] == "True"));
+            if !ready {
+                return Ok(Err(format!(
+                    "dependency {api_version}/{kind}/{shown} not ready"
+                )));
+            }
+        }
+    }
+    Ok(Ok(()))
+}
+
+/// Input sets: inline `inputs` and Static `inputsFrom` providers, combined by `inputStrategy`.
+async fn input_sets(ctx: &Ctx, me: &ObjectRef, obj: &Value) -> Result<Vec<Value>, SimError> {
+    let spec = &obj["spec"];
+    let own = json!({"apiVersion": "fluxcd.controlplane.io/v1", "kind": "ResourceSet",
+                     "name": me.name, "namespace": me.namespace});
+    let mut providers: Vec<(String, Vec<Value>)> = Vec::new();
+    if let Some(inline) = spec["inputs"].as_array() {
+        providers.push((me.name.clone(), inline_input_sets(inline, &own)));
+    }
+    if let Some(refs) = spec["inputsFrom"].as_array() {
+        let all = ctx
+            .kube
+            .list_all("fluxcd.controlplane.io/v1", "ResourceSetInputProvider")
+            .await?;
+        for rf in refs {
+            for p in all.iter().filter(|p| {
+                p["metadata"]["namespace"] == me.namespace.as_str()
+                    && (rf["name"]
+                        .as_str()
+                        .is_some_and(|n| p["metadata"]["name"] == n)
+                        || rf["selector"]["matchLabels"].as_object().is_some_and(|ml| {
+                            ml.iter().all(|(k, v)| &p["metadata"]["labels"][k] == v)
+                        }))
+            }) {
+                let pname = p["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                let prov = json!({"apiVersion": "fluxcd.controlplane.io/v1", "kind": "ResourceSetInputProvider",
+                                  "name": pname, "namespace": me.namespace});
+                let sets =
+                    if p["spec"]["type"] == "Static" && p["spec"]["defaultValues"].is_object() {
+                        inline_input_sets(std::slice::from_ref(&p["spec"]["defaultValues"]), &prov)
+                    } else {
+                        Vec::new()
+                    };
+                providers.push((pname, sets));
+            }
+        }
+    }
+    let strategy = spec["inputStrategy"]["name"].as_str().unwrap_or("Flatten");
+    let include_empty = spec["inputStrategy"]["includeEmptyProviders"]
+        .as_bool()
+        .unwrap_or(false);
+    Ok(combine_inputs(strategy, &providers, include_empty))
+}
+
+/// Renders the objects, grouped by step (one group without `steps`).
+fn render(obj: &Value, sets: &[Value]) -> Result<Vec<Vec<Value>>, template::TemplateError> {
+    let spec = &obj["spec"];
+    let empty = Vec::new();
+    match spec["steps"].as_array() {
+        Some(steps) => steps
+            .iter()
+            .map(|s| {
+                render_resources(
+                    s["resources"].as_array().unwrap_or(&empty),
+                    s["resourcesTemplate"].as_str(),
+                    sets,
+                )
+            })
+            .collect(),
+        None => Ok(vec![render_resources(
+            spec["resources"].as_array().unwrap_or(&empty),
+            spec["resourcesTemplate"].as_str(),
+            sets,
+        )?]),
+    }
+}
+
+/// Adds the owner labels and `commonMetadata`.
+fn stamp(o: &mut Value, me: &ObjectRef, common: &Value) {
+    let mut labels: Map<String, Value> = o["metadata"]["labels"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    labels.extend(common["labels"].as_object().cloned().unwrap_or_default());
+    labels.insert(OWNER_NAME_LABEL.into(), json!(me.name));
+    labels.insert(OWNER_NAMESPACE_LABEL.into(), json!(me.namespace));
+    o["metadata"]["labels"] = Value::Object(labels);
+    if let Some(ann) = common["annotations"].as_object() {
+        let mut a: Map<String, Value> = o["metadata"]["annotations"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        a.extend(ann.clone());
+        o["metadata"]["annotations"] = Value::Object(a);
+    }
+}
+
+fn owned_by(live: &Value, me: &ObjectRef) -> bool {
+    let l = &live["metadata"]["labels"];
+    l[OWNER_NAME_LABEL] == me.name.as_str() && l[OWNER_NAMESPACE_LABEL] == me.namespace.as_str()
+}
+
+async fn reconcile_set(ctx: &Ctx, me: &ObjectRef, obj: &Value) -> Result<Action, SimError> {
+    let started = Instant::now();
+    let gen_ = generation(obj);
+    let failures = ctx.config.script.failures_for("ResourceSet", obj);
+
+    if let Err(message) = check_dependencies(ctx, obj).await? {
+        let conds = [
+            condition(
+                RECONCILING,
+                "True",
+                "Progressing",
+                "Reconciliation in progress",
+                gen_,
+            ),
+            condition(READY, "False", "DependencyNotReady", &message, gen_),
+        ];
+        let st = &obj["status"];
+        ctx.patch_status(
+            me,
+            json!({"conditions": status::merge_conditions(&st["conditions"], &conds, &[STALLED])}),
+        )
+        .await?;
+        ctx.record(obj, false);
+        return Ok(Action::requeue(ctx.config.dependency_requeue));
+    }
+    let progressing = [
+        condition(
+            RECONCILING,
+            "True",
+            "Progressing",
+            "Reconciliation in progress",
+            gen_,
+        ),
+        condition(
+            READY,
+            "Unknown",
+            "Progressing",
+            "Reconciliation in progress",
+            gen_,
+        ),
+    ];
+    ctx.patch_status(me, json!({"conditions": status::merge_conditions(&obj["status"]["conditions"], &progressing, &[])}))
+        .await?;
+    tokio::time::sleep(ctx.config.step_delay).await;
+
+    let scripted = failures.iter().find_map(|f| match f {
+        Failure::BuildFailed(m) => Some(m.clone()),
+        _ => None,
+    });
+    let sets = input_sets(ctx, me, obj).await?;
+    let rendered = match scripted {
+        Some(m) => Err(m),
+        None => render(obj, &sets).map_err(|e| e.to_string()),
+    };
+    let groups = match rendered {
+        Ok(g) => g,
+        Err(message) => {
+            finish(
+                ctx,
+                me,
+                obj,
+                Err(("BuildFailed", message, true)),
+                None,
+                started,
+            )
+            .await?;
+            return Ok(Action::await_change());
+        }
+    };
+    let all: Vec<Value> = groups.iter().flatten().cloned().collect();
+    let digest = digest_objects(&all);
+    let common = obj["spec"]["commonMetadata"].clone();
+    let wait = obj["spec"]["wait"].as_bool() == Some(true);
+    let timeout = ctx.health_timeout(obj);
+    let mut inventory: Vec<ObjectRef> = Vec::new();
+    let n_groups = groups.len();
+    for (i, group) in groups.into_iter().enumerate() {
+        let mut applied = Vec::new();
+        let (first, rest): (Vec<Value>, Vec<Value>) = group
+            .into_iter()
+            .filter(|o| annotation(o, "fluxcd.controlplane.io/reconcile") != Some("disabled"))
+            .partition(|o| {
+                matches!(
+                    o["kind"].as_str(),
+                    Some("Namespace" | "CustomResourceDefinition")
+                )
+            });
+        for mut o in first.into_iter().chain(rest) {
+            stamp(&mut o, me, &common);
+            if o["kind"] != "CustomResourceDefinition" {
+                wait_for_kind(ctx, &o).await?;
+            }
+            let live = match ctx.kube.apply(&o, &me.namespace).await {
+                Ok(l) => l,
+                Err(e) => {
+                    finish(
+                        ctx,
+                        me,
+                        obj,
+                        Err(("ReconciliationFailed", e.to_string(), false)),
+                        None,
+                        started,
+                    )
+                    .await?;
+                    return Ok(Action::requeue(ctx.config.retry_interval));
+                }
+            };
+            let r = ObjectRef::of(&live).map_err(|e| SimError::Decode(e.to_string()))?;
+            applied.push(r);
+        }
+        // Steps are health-checked before the next; the last one only with `wait`.
+        if (i + 1 < n_groups || wait)
+            && let Err(message) = health(ctx, &applied, timeout).await
+        {
+            inventory.extend(applied);
+            write_inventory(ctx, me, &inventory).await?;
+            finish(
+                ctx,
+                me,
+                obj,
+                Err(("HealthCheckFailed", message, false)),
+                None,
+                started,
+            )
+            .await?;
+            return Ok(Action::requeue(ctx.config.retry_interval));
+        }
+        inventory.extend(applied);
+    }
+    // Garbage collection.
+    for stale in read_inventory(obj)
+        .into_iter()
+        .filter(|p| !inventory.iter().any(|n| n.id() == p.id()))
+    {
+        if let Some(live) = ctx.kube.get(&stale).await?
+            && owned_by(&live, me)
+            && !prune_disabled(&live)
+        {
+            ctx.kube.delete(&stale).await?;
+        }
+    }
+    write_inventory(ctx, me, &inventory).await?;
+    for f in &failures {
+        match f {
+            Failure::SlowReadiness(d) => tokio::time::sleep(*d).await,
+            Failure::HealthCheckFailed(m) => {
+                finish(
+                    ctx,
+                    me,
+                    obj,
+                    Err(("HealthCheckFailed", m.clone(), false)),
+                    None,
+                    started,
+                )
+                .await?;
+                return Ok(Action::requeue(ctx.config.retry_interval));
+            }
+            Failure::BuildFailed(_) => {}
+        }
+    }
+    finish(ctx, me, obj, Ok(()), Some(digest), started).await?;
+    Ok(Action::await_change())
+}
+
+/// Waits (bounded) for a kind to be served, when a CRD applied just before is not Established.
+async fn wait_for_kind(ctx: &Ctx, o: &Value) -> Result<(), SimError> {
+    let api_version = o["apiVersion"].as_str().unwrap_or_default();
+    let kind = o["kind"].as_str().unwrap_or_default();
+    let deadline = Instant::now() + ctx.config.uninstall_timeout;
+    loop {
+        match ctx.kube.resource(api_version, kind).await {
+            Ok(_) => return Ok(()),
+            Err(e) if Instant::now() >= deadline => return Err(e.into()),
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+        }
+    }
+}
+
+async fn health(
+    ctx: &Ctx,
+    applied: &[ObjectRef],
+    timeout: std::time::Duration,
+) -> Result<(), String> {
+    let waits = applied.iter().map(|r| async move {
+        ctx.kube
+            .wait_for(r, timeout, is_healthy)
+            .await
+            .map_err(|_| r.clone())
+    });
+    let failed: Vec<ObjectRef> = futures::future::join_all(waits)
+        .await
+        .into_iter()
+        .filter_map(Result::err)
+        .collect();
+    if failed.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<String> = failed
+        .iter()
+        .map(|r| {
+            if r.namespace.is_empty() {
+                format!("{}/{} status: 'InProgress'", r.kind, r.name)
+            } else {
+                format!("{}/{}/{} status: 'InProgress'", r.kind, r.namespace, r.name)
+            }
+        })
+        .collect();
+    Err(format!("timeout waiting for: [{}]", names.join(", ")))
+}
+
+async fn write_inventory(
+    ctx: &Ctx,
+    me: &ObjectRef,
+    inventory: &[ObjectRef],
+) -> Result<(), SimError> {
+    let entries: Vec<Value> = inventory.iter().map(ObjectRef::entry).collect();
+    ctx.patch_status(me, json!({"inventory": {"entries": entries}}))
+        .await?;
+    Ok(())
+}
+
+async fn finish(
+    ctx: &Ctx,
+    me: &ObjectRef,
+    obj: &Value,
+    outcome: Result<(), (&str, String, bool)>,
+    digest: Option<String>,
+    started: Instant,
+) -> Result<(), SimError> {
+    let gen_ = generation(obj);
+    let current = ctx.kube.get(me).await?.unwrap_or_else(|| obj.clone());
+    let st = &current["status"];
+    let mut patch = json!({});
+    if let Some(at) = annotation(obj, REQUESTED_AT_ANNOTATION) {
+        patch["lastHandledReconcileAt"] = json!(at);
+    }
+    let took = started.elapsed();
+    let settled = match outcome {
+        Ok(()) => {
+            let msg = format!(
+                "Reconciliation finished in {}",
+                status::format_duration(took)
+            );
+            let ready = condition(READY, "True", "ReconciliationSucceeded", &msg, gen_);
+            patch["conditions"] =
+                status::merge_conditions(&st["conditions"], &[ready], &[RECONCILING, STALLED]);
+            if let Some(d) = &digest {
+                patch["lastAppliedRevision"] = json!(d);
+                let n = st["inventory"]["entries"].as_array().map_or(0, Vec::len);
+                patch["history"] = status::push_history(
+                    &st["history"],
+                    d,
+                    "ReconciliationSucceeded",
+                    took,
+                    json!({"resources": n.to_string()}),
+                );
+            }
+            true
+        }
+        Err((reason, message, stalled)) => {
+            let mut conds = vec![condition(READY, "False", reason, &message, gen_)];
+            let remove: &[&str] = if stalled {
+                conds.push(condition(STALLED, "True", reason, &message, gen_));
+                &[RECONCILING]
+            } else {
+                conds.push(condition(
+                    RECONCILING,
+                    "True",
+                    "ProgressingWithRetry",
+                    &message,
+                    gen_,
+                ));
+                &[STALLED]
+            };
+            patch["conditions"] = status::merge_conditions(&st["conditions"], &conds, remove);
+            stalled
+        }
+    };
+    ctx.patch_status(me, patch).await?;
+    ctx.record(obj, settled);
+    Ok(())
+}
+
+/// Delete: orphan when reconcile or pruning is disabled on the ResourceSet (or nothing was
+/// applied); otherwise delete the inventory — Flux custom resources first, then the rest —
+/// skipping objects annotated `fluxcd.controlplane.io/prune: disabled`.
+async fn finalize(ctx: &Ctx, me: &ObjectRef, obj: &Value) -> Result<(), SimError> {
+    let inventory = read_inventory(obj);
+    if !(reconcile_disabled(obj) || prune_disabled(obj) || inventory.is_empty()) {
+        let (flux, rest): (Vec<ObjectRef>, Vec<ObjectRef>) = inventory
+            .into_iter()
+            .partition(|r| r.group.ends_with(".toolkit.fluxcd.io"));
+        for batch in [flux, rest] {
+            let mut deleted = Vec::new();
+            for r in batch {
+                let Some(live) = ctx.kube.get(&r).await? else {
+                    continue;
+                };
+                if owned_by(&live, me) && !prune_disabled(&live) && ctx.kube.delete(&r).await? {
+                    deleted.push(r);
+                }
+            }
+            for r in deleted
+                .iter()
+                .filter(|r| r.group.ends_with(".toolkit.fluxcd.io"))
+            {
+                // Flux controllers finalize their objects; bounded like the operator's 1m wait.
+                let _ = ctx.kube.wait_deleted(r, ctx.config.uninstall_timeout).await;
+            }
+        }
+    }
+    let current = ctx.kube.get(me).await?.unwrap_or_else(|| obj.clone());
+    ctx.release_finalizer(me, &current).await
+}
