@@ -8,6 +8,7 @@
 //! - [`instance`]: the `FluxInstance` API types and its reconcile control annotations.
 //! - [`normalize`]: the defaults the API server and the operator fill in, and field-level diffs.
 //! - [`version`]: Flux version constraints, resolution and downgrade hazards.
+//! - [`hazards`]: what a FluxInstance plan must refuse or warn about.
 //! - [`status`]: conditions interpreted as a [`status::Readiness`], with diagnostic summaries.
 //! - [`resource_set`]: the `ResourceSet` API types and the API's validation rules.
 //! - [`semantic`]: semantic equality and diffs of open values (JSON objects, YAML templates).
@@ -69,6 +70,7 @@ macro_rules! string_enum {
 
 pub mod bootstrap;
 pub mod duration;
+pub mod hazards;
 pub mod instance;
 pub mod normalize;
 pub mod object;
