@@ -582,3 +582,1003 @@ impl<P: Provider> ProviderService for Server<P> {
         *current = CancellationToken::new();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::framework::diagnostics::{Diagnostic, Severity};
+    use crate::framework::model::Value;
+    use crate::framework::resource::{DataSource, PlanChange, Planned, Resource};
+    use crate::framework::schema::{Attribute, Nesting};
+    use pretty_assertions::assert_eq;
+    use serde::{Deserialize, Serialize};
+    use std::time::Duration;
+
+    /// Provider data of the test provider: the configured greeting.
+    #[derive(Debug)]
+    struct Data {
+        prefix: String,
+    }
+
+    #[derive(Serialize, Deserialize)]
+    struct ProviderConfig {
+        prefix: Value<String>,
+    }
+
+    struct TestProvider;
+
+    #[async_trait]
+    impl Provider for TestProvider {
+        type Data = Data;
+        type Config = ProviderConfig;
+
+        fn schema(&self) -> Schema {
+            Schema::new(
+                0,
+                "Test provider.",
+                vec![Attribute::string("prefix").description("ID prefix.")],
+            )
+        }
+
+        async fn validate(
+            &self,
+            _ctx: &mut Context<Data>,
+            config: ProviderConfig,
+        ) -> Result<(), Diagnostics> {
+            match config.prefix {
+                Value::Known(p) if p.is_empty() => Err(Diagnostics::from_error_at(
+                    AttrPath::attr("prefix"),
+                    "Empty Prefix",
+                    "Set prefix to a non-empty string.",
+                )),
+                _ => Ok(()),
+            }
+        }
+
+        async fn configure(
+            &self,
+            _ctx: &mut Context<Data>,
+            config: ProviderConfig,
+        ) -> Result<Data, Diagnostics> {
+            Ok(Data {
+                prefix: config.prefix.unwrap_or("id".into()),
+            })
+        }
+
+        fn resources(&self) -> Vec<Box<dyn DynResource<Data>>> {
+            vec![Box::new(Thing), Box::new(Waiter)]
+        }
+
+        fn data_sources(&self) -> Vec<Box<dyn DynDataSource<Data>>> {
+            vec![Box::new(Echo)]
+        }
+    }
+
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    struct Settings {
+        mode: Value<String>,
+        password: Value<String>,
+    }
+
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    struct ThingModel {
+        id: Value<String>,
+        name: Value<String>,
+        namespace: Value<String>,
+        wait: Value<bool>,
+        token: Value<String>,
+        size: Value<i64>,
+        settings: Value<Settings>,
+    }
+
+    /// A resource whose `id` is `<prefix>-<namespace>-<name>`, `size` the name's length;
+    /// `namespace` requires replacement; `token` and `settings.password` are write-only.
+    struct Thing;
+
+    #[async_trait]
+    impl Resource<Data> for Thing {
+        type Model = ThingModel;
+
+        fn type_name(&self) -> &'static str {
+            "test_thing"
+        }
+
+        fn schema(&self) -> Schema {
+            Schema::new(
+                1,
+                "A thing.",
+                vec![
+                    Attribute::string("id").computed().description("ID."),
+                    Attribute::string("name").required().description("Name."),
+                    Attribute::string("namespace")
+                        .default_value("default")
+                        .description("Namespace."),
+                    Attribute::bool("wait")
+                        .default_value(true)
+                        .description("Wait."),
+                    Attribute::string("token")
+                        .sensitive()
+                        .write_only()
+                        .description("Token."),
+                    Attribute::number("size").computed().description("Size."),
+                    Attribute::nested(
+                        "settings",
+                        Nesting::Single,
+                        vec![
+                            Attribute::string("mode").description("Mode."),
+                            Attribute::string("password")
+                                .write_only()
+                                .description("Password."),
+                        ],
+                    )
+                    .description("Settings."),
+                ],
+            )
+        }
+
+        async fn validate(
+            &self,
+            _ctx: &mut Context<Data>,
+            config: ThingModel,
+        ) -> Result<(), Diagnostics> {
+            if config.name.as_known().is_some_and(|n| n.contains('/')) {
+                return Err(Diagnostics::from_error_at(
+                    AttrPath::attr("name"),
+                    "Invalid Name",
+                    "The name must not contain '/'.",
+                ));
+            }
+            Ok(())
+        }
+
+        async fn plan(
+            &self,
+            ctx: &mut Context<Data>,
+            change: PlanChange<ThingModel>,
+        ) -> Result<Planned<ThingModel>, Diagnostics> {
+            let mut state = change.proposed;
+            let Some(prior) = change.prior else {
+                return Ok(Planned::new(state));
+            };
+            if state.name != prior.name || state.namespace != prior.namespace {
+                state.id = Value::Unknown;
+                state.size = Value::Unknown;
+                ctx.warn_at(AttrPath::attr("name"), "Renaming", "The thing is renamed.");
+            }
+            let prior_raw =
+                crate::framework::model::to_raw(&prior).map_err(|e| model_error("x", &e))?;
+            let planned_raw =
+                crate::framework::model::to_raw(&state).map_err(|e| model_error("x", &e))?;
+            Ok(Planned {
+                requires_replace: plan::requires_replace(
+                    &prior_raw,
+                    &planned_raw,
+                    &[AttrPath::attr("namespace")],
+                ),
+                state,
+            })
+        }
+
+        async fn create(
+            &self,
+            ctx: &mut Context<Data>,
+            planned: ThingModel,
+            config: ThingModel,
+        ) -> Result<ThingModel, ApplyError<ThingModel>> {
+            let prefix = ctx.data()?.prefix.clone();
+            // The write-only token arrives through the configuration only.
+            if config.token.as_known().map(String::as_str) == Some("bad") {
+                return Err(Diagnostics::from_error_at(
+                    AttrPath::attr("token"),
+                    "Token Rejected",
+                    "The token was rejected.",
+                )
+                .into());
+            }
+            ctx.private = b"created".to_vec();
+            Ok(finished(&prefix, planned))
+        }
+
+        async fn read(
+            &self,
+            _ctx: &mut Context<Data>,
+            state: ThingModel,
+        ) -> Result<Option<ThingModel>, Diagnostics> {
+            if state.name.as_known().map(String::as_str) == Some("gone") {
+                return Ok(None);
+            }
+            Ok(Some(state))
+        }
+
+        async fn update(
+            &self,
+            ctx: &mut Context<Data>,
+            _prior: ThingModel,
+            planned: ThingModel,
+            _config: ThingModel,
+        ) -> Result<ThingModel, ApplyError<ThingModel>> {
+            let prefix = ctx.data()?.prefix.clone();
+            Ok(finished(&prefix, planned))
+        }
+
+        async fn delete(
+            &self,
+            _ctx: &mut Context<Data>,
+            prior: ThingModel,
+        ) -> Result<(), ApplyError<ThingModel>> {
+            if prior.name.as_known().map(String::as_str) == Some("stuck") {
+                return Err(Diagnostics::from_error("Delete Failed", "Still there.").into());
+            }
+            Ok(())
+        }
+
+        async fn import(
+            &self,
+            ctx: &mut Context<Data>,
+            id: &str,
+        ) -> Result<ThingModel, Diagnostics> {
+            let Some((namespace, name)) = id.split_once('/') else {
+                return Err(Diagnostics::from_error(
+                    "Invalid Import ID",
+                    "Use <namespace>/<name>.",
+                ));
+            };
+            let prefix = ctx.data()?.prefix.clone();
+            Ok(finished(
+                &prefix,
+                ThingModel {
+                    id: Value::Null,
+                    name: Value::Known(name.into()),
+                    namespace: Value::Known(namespace.into()),
+                    wait: Value::Known(true),
+                    token: Value::Known("never stored".into()),
+                    size: Value::Null,
+                    settings: Value::Null,
+                },
+            ))
+        }
+
+        async fn upgrade_state(
+            &self,
+            _ctx: &mut Context<Data>,
+            version: i64,
+            state: serde_json::Value,
+        ) -> Result<ThingModel, Diagnostics> {
+            // Version 0 called the name `title`.
+            assert_eq!(version, 0);
+            let title = state["title"].as_str().unwrap_or_default().to_string();
+            Ok(ThingModel {
+                id: Value::Known(state["id"].as_str().unwrap_or_default().into()),
+                size: Value::Known(i64::try_from(title.len()).unwrap()),
+                name: Value::Known(title),
+                namespace: Value::Known("default".into()),
+                wait: Value::Known(true),
+                token: Value::Null,
+                settings: Value::Null,
+            })
+        }
+    }
+
+    fn finished(prefix: &str, mut model: ThingModel) -> ThingModel {
+        let name = model.name.clone().unwrap_or_default();
+        let namespace = model.namespace.clone().unwrap_or_default();
+        model.id = Value::Known(format!("{prefix}-{namespace}-{name}"));
+        model.size = Value::Known(i64::try_from(name.len()).unwrap());
+        model
+    }
+
+    #[derive(Serialize, Deserialize)]
+    struct WaiterModel {
+        id: Value<String>,
+    }
+
+    /// A resource whose create waits until cancelled.
+    struct Waiter;
+
+    #[async_trait]
+    impl Resource<Data> for Waiter {
+        type Model = WaiterModel;
+        fn type_name(&self) -> &'static str {
+            "test_waiter"
+        }
+        fn schema(&self) -> Schema {
+            Schema::new(
+                0,
+                "Waits.",
+                vec![Attribute::string("id").computed().description("ID.")],
+            )
+        }
+        async fn create(
+            &self,
+            ctx: &mut Context<Data>,
+            _planned: WaiterModel,
+            _config: WaiterModel,
+        ) -> Result<WaiterModel, ApplyError<WaiterModel>> {
+            ctx.cancellation().cancelled().await;
+            Err(ApplyError {
+                diagnostics: Diagnostics::from_error("Cancelled", "Stopped while waiting."),
+                partial_state: Some(WaiterModel {
+                    id: Value::Known("half-done".into()),
+                }),
+            })
+        }
+        async fn read(
+            &self,
+            _ctx: &mut Context<Data>,
+            state: WaiterModel,
+        ) -> Result<Option<WaiterModel>, Diagnostics> {
+            Ok(Some(state))
+        }
+        async fn update(
+            &self,
+            _ctx: &mut Context<Data>,
+            _prior: WaiterModel,
+            planned: WaiterModel,
+            _config: WaiterModel,
+        ) -> Result<WaiterModel, ApplyError<WaiterModel>> {
+            Ok(planned)
+        }
+        async fn delete(
+            &self,
+            _ctx: &mut Context<Data>,
+            _prior: WaiterModel,
+        ) -> Result<(), ApplyError<WaiterModel>> {
+            Ok(())
+        }
+    }
+
+    #[derive(Serialize, Deserialize)]
+    struct EchoModel {
+        input: Value<String>,
+        output: Value<String>,
+    }
+
+    /// A data source copying `input` to `output` with the provider prefix.
+    struct Echo;
+
+    #[async_trait]
+    impl DataSource<Data> for Echo {
+        type Model = EchoModel;
+        fn type_name(&self) -> &'static str {
+            "test_echo"
+        }
+        fn schema(&self) -> Schema {
+            Schema::new(
+                0,
+                "Echo.",
+                vec![
+                    Attribute::string("input").required().description("In."),
+                    Attribute::string("output").computed().description("Out."),
+                ],
+            )
+        }
+        async fn read(
+            &self,
+            ctx: &mut Context<Data>,
+            config: EchoModel,
+        ) -> Result<EchoModel, Diagnostics> {
+            let prefix = ctx.data()?.prefix.clone();
+            Ok(EchoModel {
+                output: config.input.clone().map(|i| format!("{prefix}:{i}")),
+                input: config.input,
+            })
+        }
+    }
+
+    fn s(text: &str) -> RawValue {
+        RawValue::from(text)
+    }
+
+    fn thing(pairs: Vec<(&str, RawValue)>) -> RawValue {
+        let mut fields: BTreeMap<String, RawValue> = [
+            "id",
+            "name",
+            "namespace",
+            "wait",
+            "token",
+            "size",
+            "settings",
+        ]
+        .iter()
+        .map(|k| (k.to_string(), RawValue::Null))
+        .collect();
+        for (k, v) in pairs {
+            fields.insert(k.to_string(), v);
+        }
+        RawValue::Object(fields)
+    }
+
+    fn settings(mode: RawValue, password: RawValue) -> RawValue {
+        RawValue::object([("mode", mode), ("password", password)])
+    }
+
+    const WO: ClientCapabilities = ClientCapabilities {
+        deferral_allowed: false,
+        write_only_attributes_allowed: true,
+    };
+
+    async fn configured() -> Server<TestProvider> {
+        let server = Server::new(TestProvider);
+        let diags = server
+            .configure_provider(ConfigureRequest {
+                terraform_version: "1.11.4".into(),
+                config: RawValue::object([("prefix", s("p"))]),
+                client_capabilities: WO,
+            })
+            .await;
+        assert_eq!(diags, Diagnostics::new());
+        server
+    }
+
+    fn plan_request(prior: RawValue, proposed: RawValue, config: RawValue) -> PlanRequest {
+        PlanRequest {
+            type_name: "test_thing".into(),
+            prior_state: prior,
+            proposed_new_state: proposed,
+            config,
+            prior_private: Vec::new(),
+            client_capabilities: WO,
+        }
+    }
+
+    fn stored() -> RawValue {
+        thing(vec![
+            ("id", s("p-default-a")),
+            ("name", s("a")),
+            ("namespace", s("default")),
+            ("wait", RawValue::Bool(true)),
+            ("size", RawValue::from(1)),
+            ("settings", settings(s("fast"), RawValue::Null)),
+        ])
+    }
+
+    #[test]
+    fn schemas_are_built_once_with_plan_destroy() {
+        let server = Server::new(TestProvider);
+        let schemas = server.schemas();
+        assert_eq!(
+            schemas.capabilities,
+            ServerCapabilities {
+                plan_destroy: true,
+                get_provider_schema_optional: false,
+                move_resource_state: false,
+            }
+        );
+        assert_eq!(
+            schemas.resources.keys().collect::<Vec<_>>(),
+            vec!["test_thing", "test_waiter"]
+        );
+        assert_eq!(
+            schemas.data_sources.keys().collect::<Vec<_>>(),
+            vec!["test_echo"]
+        );
+        assert_eq!(schemas.resources["test_thing"], Resource::schema(&Thing));
+        for schema in schemas
+            .resources
+            .values()
+            .chain(schemas.data_sources.values())
+        {
+            assert_eq!(schema.lint(), Vec::<String>::new());
+        }
+    }
+
+    #[tokio::test]
+    async fn create_plan_apply_read_flow() {
+        let server = configured().await;
+        let config = thing(vec![
+            ("name", s("a")),
+            ("token", s("secret")),
+            ("settings", settings(s("fast"), s("pw"))),
+        ]);
+        // Terraform's proposal on create is the configuration (computed attributes null).
+        let planned = server
+            .plan_resource_change(plan_request(RawValue::Null, config.clone(), config.clone()))
+            .await;
+        assert_eq!(
+            planned,
+            PlanResponse {
+                planned_state: thing(vec![
+                    ("id", RawValue::unknown()),
+                    ("name", s("a")),
+                    ("namespace", s("default")),
+                    ("wait", RawValue::Bool(true)),
+                    ("size", RawValue::unknown()),
+                    ("settings", settings(s("fast"), RawValue::Null)),
+                ]),
+                requires_replace: vec![],
+                planned_private: vec![],
+                diagnostics: Diagnostics::new(),
+            }
+        );
+        let applied = server
+            .apply_resource_change(ApplyRequest {
+                type_name: "test_thing".into(),
+                prior_state: RawValue::Null,
+                planned_state: planned.planned_state,
+                config: config.clone(),
+                planned_private: planned.planned_private,
+            })
+            .await;
+        assert_eq!(
+            applied,
+            ApplyResponse {
+                new_state: stored(),
+                private: b"created".to_vec(),
+                diagnostics: Diagnostics::new(),
+            }
+        );
+        let read = server
+            .read_resource(ReadRequest {
+                type_name: "test_thing".into(),
+                current_state: applied.new_state.clone(),
+                private: applied.private.clone(),
+                client_capabilities: WO,
+            })
+            .await;
+        assert_eq!(
+            read,
+            ReadResponse {
+                new_state: stored(),
+                private: b"created".to_vec(),
+                diagnostics: Diagnostics::new(),
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn update_plan_keeps_prior_computed_values_or_marks_them_unknown() {
+        let server = configured().await;
+        // No change: Terraform's proposal carries the prior computed values; nothing is unknown.
+        let config = thing(vec![
+            ("name", s("a")),
+            ("settings", settings(s("fast"), RawValue::Null)),
+        ]);
+        let proposed = stored();
+        let unchanged = server
+            .plan_resource_change(plan_request(stored(), proposed, config))
+            .await;
+        assert_eq!(
+            unchanged,
+            PlanResponse {
+                planned_state: stored(),
+                ..PlanResponse::default()
+            }
+        );
+        // A namespace change: id and size unknown, replacement, and the resource's warning.
+        let config = thing(vec![("name", s("a")), ("namespace", s("other"))]);
+        let proposed = thing(vec![
+            ("id", s("p-default-a")),
+            ("name", s("a")),
+            ("namespace", s("other")),
+            ("wait", RawValue::Bool(true)),
+            ("size", RawValue::from(1)),
+        ]);
+        let replaced = server
+            .plan_resource_change(plan_request(stored(), proposed, config))
+            .await;
+        assert_eq!(
+            replaced,
+            PlanResponse {
+                planned_state: thing(vec![
+                    ("id", RawValue::unknown()),
+                    ("name", s("a")),
+                    ("namespace", s("other")),
+                    ("wait", RawValue::Bool(true)),
+                    ("size", RawValue::unknown()),
+                ]),
+                requires_replace: vec![AttrPath::attr("namespace")],
+                planned_private: vec![],
+                diagnostics: Diagnostics(vec![Diagnostic {
+                    severity: Severity::Warning,
+                    summary: "Renaming".into(),
+                    detail: "The thing is renamed.".into(),
+                    path: Some(AttrPath::attr("name")),
+                }]),
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn destroy_plan_and_apply() {
+        let server = configured().await;
+        let plan = server
+            .plan_resource_change(PlanRequest {
+                prior_private: b"keep".to_vec(),
+                ..plan_request(stored(), RawValue::Null, RawValue::Null)
+            })
+            .await;
+        assert_eq!(
+            plan,
+            PlanResponse {
+                planned_state: RawValue::Null,
+                requires_replace: vec![],
+                planned_private: b"keep".to_vec(),
+                diagnostics: Diagnostics::new(),
+            }
+        );
+        let destroyed = server
+            .apply_resource_change(ApplyRequest {
+                type_name: "test_thing".into(),
+                prior_state: stored(),
+                planned_state: RawValue::Null,
+                config: RawValue::Null,
+                planned_private: vec![],
+            })
+            .await;
+        assert_eq!(destroyed, ApplyResponse::default());
+        // A failed delete keeps the prior state so Terraform does not forget the object.
+        let stuck = thing(vec![("id", s("x")), ("name", s("stuck"))]);
+        let failed = server
+            .apply_resource_change(ApplyRequest {
+                type_name: "test_thing".into(),
+                prior_state: stuck.clone(),
+                planned_state: RawValue::Null,
+                config: RawValue::Null,
+                planned_private: vec![],
+            })
+            .await;
+        assert_eq!(
+            failed,
+            ApplyResponse {
+                new_state: stuck,
+                private: vec![],
+                diagnostics: Diagnostics::from_error("Delete Failed", "Still there."),
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn read_of_a_vanished_object_is_null() {
+        let server = configured().await;
+        let read = server
+            .read_resource(ReadRequest {
+                type_name: "test_thing".into(),
+                current_state: thing(vec![("id", s("x")), ("name", s("gone"))]),
+                private: vec![],
+                client_capabilities: WO,
+            })
+            .await;
+        assert_eq!(read, ReadResponse::default());
+    }
+
+    #[tokio::test]
+    async fn import_returns_state_with_write_only_null() {
+        let server = configured().await;
+        let imported = server
+            .import_resource_state(ImportRequest {
+                type_name: "test_thing".into(),
+                id: "default/a".into(),
+                client_capabilities: WO,
+            })
+            .await;
+        assert_eq!(
+            imported,
+            ImportResponse {
+                imported: vec![ImportedResource {
+                    type_name: "test_thing".into(),
+                    state: thing(vec![
+                        ("id", s("p-default-a")),
+                        ("name", s("a")),
+                        ("namespace", s("default")),
+                        ("wait", RawValue::Bool(true)),
+                        ("size", RawValue::from(1)),
+                    ]),
+                    private: vec![],
+                }],
+                diagnostics: Diagnostics::new(),
+            }
+        );
+        let bad = server
+            .import_resource_state(ImportRequest {
+                type_name: "test_thing".into(),
+                id: "no-slash".into(),
+                client_capabilities: WO,
+            })
+            .await;
+        assert_eq!(
+            bad,
+            ImportResponse {
+                imported: vec![],
+                diagnostics: Diagnostics::from_error(
+                    "Invalid Import ID",
+                    "Use <namespace>/<name>."
+                ),
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn upgrade_state_cases() {
+        let server = Server::new(TestProvider);
+        struct Case {
+            name: &'static str,
+            version: i64,
+            json: &'static str,
+            want: UpgradeStateResponse,
+        }
+        let cases = vec![
+            Case {
+                name: "current version is decoded by the schema, write-only nulled",
+                version: 1,
+                json: r#"{"id":"p-default-a","name":"a","namespace":"default","wait":true,"size":1,"token":"leaked","settings":{"mode":"fast","password":"pw"}}"#,
+                want: UpgradeStateResponse {
+                    upgraded_state: stored(),
+                    diagnostics: Diagnostics::new(),
+                },
+            },
+            Case {
+                name: "older version goes through the resource",
+                version: 0,
+                json: r#"{"id":"p-default-a","title":"a"}"#,
+                want: UpgradeStateResponse {
+                    upgraded_state: thing(vec![
+                        ("id", s("p-default-a")),
+                        ("name", s("a")),
+                        ("namespace", s("default")),
+                        ("wait", RawValue::Bool(true)),
+                        ("size", RawValue::from(1)),
+                    ]),
+                    diagnostics: Diagnostics::new(),
+                },
+            },
+            Case {
+                name: "newer version is refused",
+                version: 2,
+                json: "{}",
+                want: UpgradeStateResponse {
+                    upgraded_state: RawValue::Null,
+                    diagnostics: Diagnostics::from_error(
+                        "State Written By A Newer Provider",
+                        "The state of this test_thing was written with schema version 2, but \
+                         this provider version only knows versions up to 1. Use the newer \
+                         provider version.",
+                    ),
+                },
+            },
+        ];
+        for case in cases {
+            let got = server
+                .upgrade_resource_state(UpgradeStateRequest {
+                    type_name: "test_thing".into(),
+                    version: case.version,
+                    raw_state_json: case.json.as_bytes().to_vec(),
+                })
+                .await;
+            assert_eq!(got, case.want, "{}", case.name);
+        }
+    }
+
+    #[tokio::test]
+    async fn write_only_needs_client_support() {
+        let server = Server::new(TestProvider);
+        let config = thing(vec![
+            ("name", s("a")),
+            ("token", s("secret")),
+            ("settings", settings(RawValue::Null, s("pw"))),
+        ]);
+        let old_client = server
+            .validate_resource_config(ValidateRequest {
+                type_name: "test_thing".into(),
+                config: config.clone(),
+                client_capabilities: ClientCapabilities::default(),
+            })
+            .await;
+        let message = |path: &str| {
+            format!(
+                "The attribute {path} is write-only and has a value, but this Terraform or \
+                 OpenTofu version does not support write-only attributes. Write-only attributes \
+                 need Terraform 1.11 or OpenTofu 1.11 or later: upgrade, or remove the value."
+            )
+        };
+        let mut want = Diagnostics::new();
+        want.error_at(
+            AttrPath::attr("token"),
+            "Write-Only Attribute Not Allowed",
+            message("token"),
+        );
+        want.error_at(
+            AttrPath::attr("settings").then_attr("password"),
+            "Write-Only Attribute Not Allowed",
+            message("settings.password"),
+        );
+        assert_eq!(old_client, want);
+        let new_client = server
+            .validate_resource_config(ValidateRequest {
+                type_name: "test_thing".into(),
+                config,
+                client_capabilities: WO,
+            })
+            .await;
+        assert_eq!(new_client, Diagnostics::new());
+    }
+
+    #[tokio::test]
+    async fn validation_reaches_provider_resource_and_data_source() {
+        let server = Server::new(TestProvider);
+        assert_eq!(
+            server
+                .validate_provider_config(RawValue::object([("prefix", s(""))]))
+                .await,
+            Diagnostics::from_error_at(
+                AttrPath::attr("prefix"),
+                "Empty Prefix",
+                "Set prefix to a non-empty string."
+            )
+        );
+        assert_eq!(
+            server
+                .validate_provider_config(RawValue::object([("prefix", RawValue::unknown())]))
+                .await,
+            Diagnostics::new()
+        );
+        assert_eq!(
+            server
+                .validate_resource_config(ValidateRequest {
+                    type_name: "test_thing".into(),
+                    config: thing(vec![("name", s("a/b"))]),
+                    client_capabilities: WO,
+                })
+                .await,
+            Diagnostics::from_error_at(
+                AttrPath::attr("name"),
+                "Invalid Name",
+                "The name must not contain '/'."
+            )
+        );
+        assert_eq!(
+            server
+                .validate_data_source_config(ValidateRequest {
+                    type_name: "test_echo".into(),
+                    config: RawValue::object([("input", RawValue::unknown())]),
+                    client_capabilities: WO,
+                })
+                .await,
+            Diagnostics::new()
+        );
+    }
+
+    #[tokio::test]
+    async fn data_source_read() {
+        let server = configured().await;
+        let read = server
+            .read_data_source(ReadDataRequest {
+                type_name: "test_echo".into(),
+                config: RawValue::object([("input", s("hi")), ("output", RawValue::Null)]),
+                client_capabilities: WO,
+            })
+            .await;
+        assert_eq!(
+            read,
+            ReadDataResponse {
+                state: RawValue::object([("input", s("hi")), ("output", s("p:hi"))]),
+                diagnostics: Diagnostics::new(),
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn unknown_type_is_a_provider_bug() {
+        let server = configured().await;
+        let response = server
+            .plan_resource_change(PlanRequest {
+                type_name: "test_nothing".into(),
+                ..plan_request(RawValue::Null, RawValue::Null, RawValue::Null)
+            })
+            .await;
+        assert_eq!(
+            response,
+            PlanResponse {
+                diagnostics: Diagnostics::from_error(
+                    "Unknown Resource Type",
+                    "This provider has no resource type named \"test_nothing\", yet Terraform \
+                     asked for it. This is a bug in the provider (its schema and its \
+                     implementation disagree); please report it."
+                ),
+                ..PlanResponse::default()
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn requests_before_configure_get_a_clear_diagnostic() {
+        let server = Server::new(TestProvider);
+        let response = server
+            .read_resource(ReadRequest {
+                type_name: "test_thing".into(),
+                current_state: stored(),
+                private: vec![],
+                client_capabilities: WO,
+            })
+            .await;
+        assert_eq!(
+            response,
+            ReadResponse {
+                new_state: stored(),
+                private: vec![],
+                diagnostics: Diagnostics::from_error(
+                    "Provider Not Configured",
+                    "The provider was asked to act before ConfigureProvider succeeded. This is \
+                     a bug in the provider or in Terraform; please report it."
+                ),
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn stop_cancels_a_waiting_apply_and_later_requests_run() {
+        let server = Arc::new(configured().await);
+        let apply = |server: Arc<Server<TestProvider>>| async move {
+            server
+                .apply_resource_change(ApplyRequest {
+                    type_name: "test_waiter".into(),
+                    prior_state: RawValue::Null,
+                    planned_state: RawValue::object([("id", RawValue::unknown())]),
+                    config: RawValue::object([("id", RawValue::Null)]),
+                    planned_private: vec![],
+                })
+                .await
+        };
+        let waiting = tokio::spawn(apply(server.clone()));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiting.is_finished(), "the apply should be waiting");
+        server.stop();
+        let response = tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("stop() should end the wait promptly")
+            .unwrap();
+        assert_eq!(
+            response,
+            ApplyResponse {
+                new_state: RawValue::object([("id", s("half-done"))]),
+                private: vec![],
+                diagnostics: Diagnostics::from_error("Cancelled", "Stopped while waiting."),
+            }
+        );
+        // A fresh token: a later request is not cancelled.
+        let later = tokio::spawn(apply(server.clone()));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(
+            !later.is_finished(),
+            "a request after stop() must run normally"
+        );
+        server.stop();
+        later.await.unwrap();
+        // Non-waiting requests keep working after stop().
+        let read = server
+            .read_resource(ReadRequest {
+                type_name: "test_thing".into(),
+                current_state: stored(),
+                private: vec![],
+                client_capabilities: WO,
+            })
+            .await;
+        assert_eq!(read.new_state, stored());
+    }
+
+    #[tokio::test]
+    async fn failed_create_with_partial_state_is_returned() {
+        let server = configured().await;
+        let config = thing(vec![("name", s("a")), ("token", s("bad"))]);
+        let applied = server
+            .apply_resource_change(ApplyRequest {
+                type_name: "test_thing".into(),
+                prior_state: RawValue::Null,
+                planned_state: thing(vec![("id", RawValue::unknown()), ("name", s("a"))]),
+                config,
+                planned_private: vec![],
+            })
+            .await;
+        assert_eq!(
+            applied,
+            ApplyResponse {
+                new_state: RawValue::Null,
+                private: vec![],
+                diagnostics: Diagnostics::from_error_at(
+                    AttrPath::attr("token"),
+                    "Token Rejected",
+                    "The token was rejected."
+                ),
+            }
+        );
+    }
+}
