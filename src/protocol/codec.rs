@@ -277,72 +277,107 @@ pub fn type_from_json_bytes(bytes: &[u8]) -> Result<Type, CodecError> {
 // Type inference (for values under `dynamic`)
 
 /// The concrete type a value has when it travels under `dynamic`: objects give object types,
-/// tuples tuple types, lists/sets/maps a collection of their elements' common type; a null, or an
-/// unknown whose refinements do not pin a type, gives `dynamic`.
+/// tuples tuple types, lists/sets/maps a collection of their elements' common type (`dynamic` when
+/// the elements differ, so that each element travels with its own type); a null, or an unknown
+/// whose refinements do not pin a type, gives `dynamic`.
 pub fn infer_type(value: &RawValue) -> Type {
+    infer_shape(value).into_type()
+}
+
+/// A type being inferred: [`Shape::Any`] (a null or unknown, compatible with every type) is kept
+/// apart from [`Shape::Mixed`] (elements of differing types, each wrapped on the wire).
+#[derive(Clone, PartialEq)]
+enum Shape {
+    Any,
+    Mixed,
+    Bool,
+    Number,
+    String,
+    List(Box<Shape>),
+    Set(Box<Shape>),
+    Map(Box<Shape>),
+    Tuple(Vec<Shape>),
+    Object(BTreeMap<String, Shape>),
+}
+
+impl Shape {
+    fn into_type(self) -> Type {
+        match self {
+            Shape::Any | Shape::Mixed => Type::Dynamic,
+            Shape::Bool => Type::Bool,
+            Shape::Number => Type::Number,
+            Shape::String => Type::String,
+            Shape::List(element) => Type::List(Box::new(element.into_type())),
+            Shape::Set(element) => Type::Set(Box::new(element.into_type())),
+            Shape::Map(element) => Type::Map(Box::new(element.into_type())),
+            Shape::Tuple(elements) => {
+                Type::Tuple(elements.into_iter().map(Shape::into_type).collect())
+            }
+            Shape::Object(attrs) => Type::Object(
+                attrs
+                    .into_iter()
+                    .map(|(name, shape)| (name, shape.into_type()))
+                    .collect(),
+            ),
+        }
+    }
+}
+
+fn infer_shape(value: &RawValue) -> Shape {
     match value {
-        RawValue::Null => Type::Dynamic,
+        RawValue::Null => Shape::Any,
         RawValue::Unknown(refinement) => {
             if refinement.string_prefix.is_some() {
-                Type::String
+                Shape::String
             } else if refinement.number_lower.is_some() || refinement.number_upper.is_some() {
-                Type::Number
+                Shape::Number
             } else if refinement.length_lower.is_some() || refinement.length_upper.is_some() {
-                Type::List(Box::new(Type::Dynamic))
+                Shape::List(Box::new(Shape::Any))
             } else {
-                Type::Dynamic
+                Shape::Any
             }
         }
-        RawValue::Bool(_) => Type::Bool,
-        RawValue::Number(_) => Type::Number,
-        RawValue::String(_) => Type::String,
-        RawValue::List(elements) => Type::List(Box::new(common_type(elements))),
-        RawValue::Set(elements) => Type::Set(Box::new(common_type(elements))),
-        RawValue::Map(entries) => Type::Map(Box::new(common_type(entries.values()))),
-        RawValue::Tuple(elements) => Type::Tuple(elements.iter().map(infer_type).collect()),
-        RawValue::Object(attrs) => Type::Object(
+        RawValue::Bool(_) => Shape::Bool,
+        RawValue::Number(_) => Shape::Number,
+        RawValue::String(_) => Shape::String,
+        RawValue::List(elements) => Shape::List(Box::new(common_shape(elements))),
+        RawValue::Set(elements) => Shape::Set(Box::new(common_shape(elements))),
+        RawValue::Map(entries) => Shape::Map(Box::new(common_shape(entries.values()))),
+        RawValue::Tuple(elements) => Shape::Tuple(elements.iter().map(infer_shape).collect()),
+        RawValue::Object(attrs) => Shape::Object(
             attrs
                 .iter()
-                .map(|(name, value)| (name.clone(), infer_type(value)))
+                .map(|(name, value)| (name.clone(), infer_shape(value)))
                 .collect(),
         ),
     }
 }
 
-/// The type all elements share (`dynamic` standing in for "any"), or `dynamic` if they differ,
-/// in which case every element travels with its own type.
-fn common_type<'a>(elements: impl IntoIterator<Item = &'a RawValue>) -> Type {
-    let mut common = Type::Dynamic;
-    for element in elements {
-        match unify(&common, &infer_type(element)) {
-            Some(ty) => common = ty,
-            None => return Type::Dynamic,
-        }
-    }
-    common
+fn common_shape<'a>(elements: impl IntoIterator<Item = &'a RawValue>) -> Shape {
+    elements.into_iter().fold(Shape::Any, |common, element| {
+        unify(common, infer_shape(element))
+    })
 }
 
-/// The most specific type both `a` and `b` conform to, treating `dynamic` as a wildcard.
-fn unify(a: &Type, b: &Type) -> Option<Type> {
+/// The most specific shape both `a` and `b` conform to: [`Shape::Any`] is a wildcard, and
+/// anything incompatible becomes [`Shape::Mixed`].
+fn unify(a: Shape, b: Shape) -> Shape {
     match (a, b) {
-        (Type::Dynamic, other) | (other, Type::Dynamic) => Some(other.clone()),
-        (Type::List(x), Type::List(y)) => Some(Type::List(Box::new(unify(x, y)?))),
-        (Type::Set(x), Type::Set(y)) => Some(Type::Set(Box::new(unify(x, y)?))),
-        (Type::Map(x), Type::Map(y)) => Some(Type::Map(Box::new(unify(x, y)?))),
-        (Type::Tuple(xs), Type::Tuple(ys)) if xs.len() == ys.len() => xs
-            .iter()
-            .zip(ys)
-            .map(|(x, y)| unify(x, y))
-            .collect::<Option<_>>()
-            .map(Type::Tuple),
-        (Type::Object(xs), Type::Object(ys)) if xs.keys().eq(ys.keys()) => xs
-            .iter()
-            .zip(ys.values())
-            .map(|((name, x), y)| Some((name.clone(), unify(x, y)?)))
-            .collect::<Option<_>>()
-            .map(Type::Object),
-        (x, y) if x == y => Some(x.clone()),
-        _ => None,
+        (Shape::Any, other) | (other, Shape::Any) => other,
+        (Shape::List(x), Shape::List(y)) => Shape::List(Box::new(unify(*x, *y))),
+        (Shape::Set(x), Shape::Set(y)) => Shape::Set(Box::new(unify(*x, *y))),
+        (Shape::Map(x), Shape::Map(y)) => Shape::Map(Box::new(unify(*x, *y))),
+        (Shape::Tuple(xs), Shape::Tuple(ys)) if xs.len() == ys.len() => {
+            Shape::Tuple(xs.into_iter().zip(ys).map(|(x, y)| unify(x, y)).collect())
+        }
+        (Shape::Object(xs), Shape::Object(ys)) if xs.keys().eq(ys.keys()) => Shape::Object(
+            xs.into_iter()
+                .zip(ys.into_values())
+                .map(|((name, x), y)| (name, unify(x, y)))
+                .collect(),
+        ),
+        (x, y) if x == y => x,
+        _ => Shape::Mixed,
     }
 }
 
@@ -509,7 +544,9 @@ fn from_mp(value: &Mp, ty: &Type, loc: &Loc<'_>) -> Result<RawValue, CodecError>
             let entries = mp_entries(value, loc)?;
             entries
                 .into_iter()
-                .map(|(key, item)| Ok((key.to_owned(), from_mp(item, element, &Loc::Key(loc, key))?)))
+                .map(|(key, item)| {
+                    Ok((key.to_owned(), from_mp(item, element, &Loc::Key(loc, key))?))
+                })
                 .collect::<Result<_, _>>()
                 .map(RawValue::Map)
         }
@@ -523,7 +560,10 @@ fn from_mp(value: &Mp, ty: &Type, loc: &Loc<'_>) -> Result<RawValue, CodecError>
                         name: name.to_owned(),
                     });
                 };
-                object.insert(name.to_owned(), from_mp(item, attr_ty, &Loc::Attr(loc, name))?);
+                object.insert(
+                    name.to_owned(),
+                    from_mp(item, attr_ty, &Loc::Attr(loc, name))?,
+                );
             }
             for name in attrs.keys() {
                 object.entry(name.clone()).or_insert(RawValue::Null);
@@ -593,7 +633,9 @@ fn decode_unknown(
         let key = key.as_i64().ok_or_else(|| bad("non-integer key"))?;
         match key {
             RFN_IS_NULL => {
-                let is_null = item.as_bool().ok_or_else(|| bad("nullness is not a bool"))?;
+                let is_null = item
+                    .as_bool()
+                    .ok_or_else(|| bad("nullness is not a bool"))?;
                 refinement.not_null = Some(!is_null);
             }
             RFN_STRING_PREFIX if *ty == Type::String => {
@@ -604,8 +646,9 @@ fn decode_unknown(
                 let bound = match item {
                     Mp::Array(pair) if pair.len() == 2 => {
                         let number = decode_number(&pair[0], loc)?;
-                        let inclusive =
-                            pair[1].as_bool().ok_or_else(|| bad("bound flag is not a bool"))?;
+                        let inclusive = pair[1]
+                            .as_bool()
+                            .ok_or_else(|| bad("bound flag is not a bool"))?;
                         (number, inclusive)
                     }
                     _ => return Err(bad("number bound is not [number, bool]")),
@@ -619,7 +662,9 @@ fn decode_unknown(
             RFN_LENGTH_MIN | RFN_LENGTH_MAX
                 if matches!(ty, Type::List(_) | Type::Set(_) | Type::Map(_)) =>
             {
-                let bound = item.as_u64().ok_or_else(|| bad("length bound is not an integer"))?;
+                let bound = item
+                    .as_u64()
+                    .ok_or_else(|| bad("length bound is not an integer"))?;
                 if key == RFN_LENGTH_MIN {
                     refinement.length_lower = Some(bound);
                 } else {
@@ -718,7 +763,9 @@ fn from_json(value: &Json, ty: &Type, loc: &Loc<'_>) -> Result<RawValue, CodecEr
             };
             entries
                 .iter()
-                .map(|(key, item)| Ok((key.clone(), from_json(item, element, &Loc::Key(loc, key))?)))
+                .map(|(key, item)| {
+                    Ok((key.clone(), from_json(item, element, &Loc::Key(loc, key))?))
+                })
                 .collect::<Result<_, _>>()
                 .map(RawValue::Map)
         }
@@ -734,7 +781,10 @@ fn from_json(value: &Json, ty: &Type, loc: &Loc<'_>) -> Result<RawValue, CodecEr
                         name: name.clone(),
                     });
                 };
-                object.insert(name.clone(), from_json(item, attr_ty, &Loc::Attr(loc, name))?);
+                object.insert(
+                    name.clone(),
+                    from_json(item, attr_ty, &Loc::Attr(loc, name))?,
+                );
             }
             for name in attrs.keys() {
                 object.entry(name.clone()).or_insert(RawValue::Null);
@@ -743,7 +793,11 @@ fn from_json(value: &Json, ty: &Type, loc: &Loc<'_>) -> Result<RawValue, CodecEr
         }
         Type::Dynamic => {
             let Json::Object(wrapper) = value else {
-                return Err(mismatch(loc, "{\"type\", \"value\"} object", json_kind(value)));
+                return Err(mismatch(
+                    loc,
+                    "{\"type\", \"value\"} object",
+                    json_kind(value),
+                ));
             };
             let (Some(type_json), Some(inner), 2) =
                 (wrapper.get("type"), wrapper.get("value"), wrapper.len())
@@ -822,7 +876,12 @@ fn to_mp(value: &RawValue, ty: &Type, loc: &Loc<'_>) -> Result<Mp, CodecError> {
         }
         (RawValue::Map(entries) | RawValue::Object(entries), Type::Map(element)) => entries
             .iter()
-            .map(|(key, item)| Ok((Mp::from(key.as_str()), to_mp(item, element, &Loc::Key(loc, key))?)))
+            .map(|(key, item)| {
+                Ok((
+                    Mp::from(key.as_str()),
+                    to_mp(item, element, &Loc::Key(loc, key))?,
+                ))
+            })
             .collect::<Result<_, _>>()
             .map(Mp::Map),
         (RawValue::Map(entries) | RawValue::Object(entries), Type::Object(attrs)) => {
@@ -836,7 +895,10 @@ fn to_mp(value: &RawValue, ty: &Type, loc: &Loc<'_>) -> Result<Mp, CodecError> {
                 .iter()
                 .map(|(name, attr_ty)| {
                     let item = entries.get(name).unwrap_or(&RawValue::Null);
-                    Ok((Mp::from(name.as_str()), to_mp(item, attr_ty, &Loc::Attr(loc, name))?))
+                    Ok((
+                        Mp::from(name.as_str()),
+                        to_mp(item, attr_ty, &Loc::Attr(loc, name))?,
+                    ))
                 })
                 .collect::<Result<_, _>>()
                 .map(Mp::Map)
@@ -869,7 +931,10 @@ fn encode_unknown(refinement: &Refinement, ty: &Type) -> Result<Mp, CodecError> 
         }
         match ty {
             Type::String => {
-                if let Some(prefix) = refinement.string_prefix.as_deref().filter(|p| !p.is_empty())
+                if let Some(prefix) = refinement
+                    .string_prefix
+                    .as_deref()
+                    .filter(|p| !p.is_empty())
                 {
                     entries.push((Mp::from(RFN_STRING_PREFIX), Mp::from(prefix)));
                 }
@@ -905,3 +970,7 @@ fn encode_unknown(refinement: &Refinement, ty: &Type) -> Result<Mp, CodecError> 
     rmpv::encode::write_value(&mut payload, &Mp::Map(entries))?;
     Ok(Mp::Ext(EXT_REFINED, payload))
 }
+
+#[cfg(test)]
+#[path = "codec_tests.rs"]
+mod tests;
