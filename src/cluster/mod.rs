@@ -1,2 +1,5 @@
 //! Kubernetes access through kube-rs: client construction, server-side apply, dry-run, waits and
 //! discovery. Knows nothing of Terraform; never depends on other modules of this crate.
+pub mod apply;
+pub mod objects;
+pub mod status;
