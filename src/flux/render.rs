@@ -212,7 +212,13 @@ mod tests {
     use std::path::{Path, PathBuf};
 
     fn golden_dir() -> PathBuf {
-        let here = Path::new(env!("CARGO_MANIFEST_DIR")).join(file!());
+        // `file!()` is relative to the workspace root (absolute when built from elsewhere).
+        let source = Path::new(file!());
+        let here = if source.is_absolute() {
+            source.to_path_buf()
+        } else {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join(source)
+        };
         here.parent()
             .map(|dir| dir.join("testdata/render"))
             .unwrap()
