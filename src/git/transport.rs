@@ -427,7 +427,10 @@ impl Session {
                 message,
             };
         }
-        if err.code() == ErrorCode::Certificate {
+        if err.code() == ErrorCode::Certificate
+            || (err.class() == ErrorClass::Ssl
+                && message.to_ascii_lowercase().contains("certificate"))
+        {
             return Error::Certificate {
                 host: self.endpoint.host.clone(),
                 message: format!(
