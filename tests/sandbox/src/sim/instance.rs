@@ -691,15 +691,15 @@ pub(crate) async fn adopt(kube: &Kube, r: &ObjectRef) -> Result<(), OpsError> {
         );
         patch["metadata"]["managedFields"] = Value::Array(kept);
     }
-    if patch["metadata"].as_object().is_some_and(|m| !m.is_empty()) {
-        if let Err(e) = kube.merge_patch(r, &patch, false).await {
-            // A server that refuses managedFields writes still gets the label clean-up.
-            tracing::debug!(error = %e, "adoption patch failed; retrying without managedFields");
-            if let Some(m) = patch["metadata"].as_object_mut() {
-                m.remove("managedFields");
-                if !m.is_empty() {
-                    kube.merge_patch(r, &patch, false).await?;
-                }
+    if patch["metadata"].as_object().is_some_and(|m| !m.is_empty())
+        && let Err(e) = kube.merge_patch(r, &patch, false).await
+    {
+        // A server that refuses managedFields writes still gets the label clean-up.
+        tracing::debug!(error = %e, "adoption patch failed; retrying without managedFields");
+        if let Some(m) = patch["metadata"].as_object_mut() {
+            m.remove("managedFields");
+            if !m.is_empty() {
+                kube.merge_patch(r, &patch, false).await?;
             }
         }
     }

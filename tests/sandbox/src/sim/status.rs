@@ -158,7 +158,7 @@ mod tests {
         ready["lastTransitionTime"] = json!("T0");
         assert_eq!(got, json!([ready]));
         let stalled = condition("Stalled", "True", "BuildFailed", "x", 2);
-        let got = merge_conditions(&json!(null), &[stalled.clone()], &[]);
+        let got = merge_conditions(&json!(null), std::slice::from_ref(&stalled), &[]);
         assert_eq!(got, json!([stalled]));
     }
 

@@ -606,7 +606,7 @@ mod tests {
             let got = render_str(tpl, &inputs());
             assert_eq!(
                 got.as_deref().map_err(Clone::clone),
-                want.clone().map(|s| s),
+                want.clone(),
                 "template {tpl:?}"
             );
         }
