@@ -70,6 +70,8 @@ macro_rules! string_enum {
 
 pub mod bootstrap;
 pub mod duration;
+#[cfg(test)]
+mod golden;
 pub mod hazards;
 pub mod instance;
 pub mod normalize;

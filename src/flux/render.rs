@@ -209,32 +209,9 @@ mod tests {
         PatchTarget, Sync, SyncKind,
     };
     use pretty_assertions::assert_eq;
-    use std::path::{Path, PathBuf};
 
-    fn golden_dir() -> PathBuf {
-        // `file!()` is relative to the workspace root (absolute when built from elsewhere).
-        let source = Path::new(file!());
-        let here = if source.is_absolute() {
-            source.to_path_buf()
-        } else {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join(source)
-        };
-        here.parent()
-            .map(|dir| dir.join("testdata/render"))
-            .unwrap()
-    }
-
-    /// Compares `content` with the golden file; `UPDATE_GOLDEN=1` rewrites it instead.
     fn check_golden(name: &str, content: &str) {
-        let file = golden_dir().join(name);
-        if std::env::var_os("UPDATE_GOLDEN").is_some_and(|v| v == "1") {
-            std::fs::create_dir_all(golden_dir()).unwrap();
-            std::fs::write(&file, content).unwrap();
-            return;
-        }
-        let want = std::fs::read_to_string(&file)
-            .unwrap_or_else(|e| panic!("{}: {e} (run with UPDATE_GOLDEN=1)", file.display()));
-        assert_eq!(content, want, "golden file {name}");
+        crate::flux::golden::check_text("render", name, content);
     }
 
     fn seed_instance() -> FluxInstance {
