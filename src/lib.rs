@@ -15,6 +15,7 @@ pub mod cluster;
 pub mod flux;
 pub mod framework;
 pub mod git;
+pub mod logging;
 pub mod protocol;
 pub mod provider;
 pub mod resources;

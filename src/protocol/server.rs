@@ -268,7 +268,11 @@ fn shape(value: &RawValue) -> String {
 
 /// The tracing span of one RPC.
 fn rpc_span(rpc: &'static str, type_name: &str) -> tracing::Span {
-    tracing::info_span!("rpc", tf_rpc = rpc, tf_type = type_name)
+    if type_name.is_empty() {
+        tracing::info_span!("rpc", tf_rpc = rpc)
+    } else {
+        tracing::info_span!("rpc", tf_rpc = rpc, tf_type = type_name)
+    }
 }
 
 /// Logs how an RPC ended (counts only: diagnostic texts may quote configuration).
