@@ -1031,3 +1031,7 @@ impl ProviderServer {
         })
     }
 }
+
+#[cfg(test)]
+#[path = "server_tests.rs"]
+mod tests;
