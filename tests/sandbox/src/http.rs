@@ -286,6 +286,13 @@ fn dispatch(
             ["apis"] if aggregated => return aggregated_response(inner, false),
             ["apis"] => return json_response(200, &group_list(inner)),
             ["api", "v1"] => return resource_list(inner, "", "v1"),
+            ["openapi", "v3"] => return json_response(200, &openapi_root(inner)),
+            ["openapi", "v3", gv @ ..] => {
+                return match openapi_gv(inner, &gv.join("/")) {
+                    Some(doc) => json_response(200, &doc),
+                    None => ApiError::PlainNotFound.into_response(),
+                };
+            }
             ["apis", g] => {
                 let groups = group_list(inner);
                 return match groups["groups"]
@@ -379,6 +386,20 @@ fn dispatch(
                 .map_err(|e| ApiError::bad_request(format!("unable to decode body: {e}")))
         })
     };
+    let ct = header_str(headers, header::CONTENT_TYPE).unwrap_or_default();
+    if !body.is_empty()
+        && (ct.starts_with("application/vnd.kubernetes.protobuf")
+            || ct.starts_with("application/cbor"))
+    {
+        // Only JSON (and YAML for apply) request bodies are supported.
+        return ApiError::status(
+            415,
+            "UnsupportedMediaType",
+            format!("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {ct})"),
+            None,
+        )
+        .into_response();
+    }
     let result: Result<Response, ApiError> = (|| match *method {
         Method::GET if q.get("watch").is_some_and(|w| w == "true" || w == "1") => {
             let (l, mut f) = selectors()?;
@@ -622,6 +643,89 @@ fn aggregated_response(inner: &Inner, core: bool) -> Response {
     r.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(AGG_CT));
     r
+}
+
+// ---- OpenAPI v3 (just enough for kubectl's fieldValidation support check and explain) ----
+
+fn gv_path(group: &str, version: &str) -> String {
+    if group.is_empty() {
+        format!("api/{version}")
+    } else {
+        format!("apis/{group}/{version}")
+    }
+}
+
+fn openapi_root(inner: &Inner) -> Value {
+    let mut paths = serde_json::Map::new();
+    for (g, vs) in groups(inner) {
+        for (v, types) in vs {
+            let p = gv_path(&g, &v);
+            let hash = {
+                let names: Vec<String> = types
+                    .iter()
+                    .map(|t| format!("{}{}", t.plural, storage_hash(t)))
+                    .collect();
+                hex::encode(&sha2::Sha256::digest(names.join(",").as_bytes())[..16])
+            };
+            paths.insert(
+                p.clone(),
+                json!({"serverRelativeURL": format!("/openapi/v3/{p}?hash={hash}")}),
+            );
+        }
+    }
+    json!({"paths": paths})
+}
+
+fn openapi_gv(inner: &Inner, gv: &str) -> Option<Value> {
+    let (g, v) = match gv.split('/').collect::<Vec<_>>().as_slice() {
+        ["api", v] => (String::new(), v.to_string()),
+        ["apis", g, v] => (g.to_string(), v.to_string()),
+        _ => return None,
+    };
+    let gs = groups(inner);
+    let types = gs
+        .into_iter()
+        .find(|(x, _)| *x == g)?
+        .1
+        .into_iter()
+        .find(|(x, _)| *x == v)?
+        .1;
+    let q = |n: &str| json!({"name": n, "in": "query", "schema": {"type": "string", "uniqueItems": true}});
+    let mut paths = serde_json::Map::new();
+    let mut schemas = serde_json::Map::new();
+    for t in &types {
+        let gvk = json!({"group": t.group, "version": t.version, "kind": t.kind});
+        let schema_name = format!(
+            "{}.{}.{}",
+            if t.group.is_empty() { "core" } else { &t.group },
+            t.version,
+            t.kind
+        );
+        let mut sch = t.schema.as_deref().cloned().unwrap_or_else(
+            || json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true}),
+        );
+        sch["x-kubernetes-group-version-kind"] = json!([gvk.clone()]);
+        schemas.insert(schema_name.clone(), sch);
+        let item = if t.namespaced {
+            format!(
+                "/{}/namespaces/{{namespace}}/{}/{{name}}",
+                gv_path(&t.group, &t.version),
+                t.plural
+            )
+        } else {
+            format!("/{}/{}/{{name}}", gv_path(&t.group, &t.version), t.plural)
+        };
+        let resp = json!({"200": {"description": "OK", "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema_name}")}}}}});
+        let op = |action: &str| {
+            json!({"operationId": format!("{action}{}", t.kind), "x-kubernetes-action": action, "x-kubernetes-group-version-kind": gvk,
+                "parameters": [q("dryRun"), q("fieldManager"), q("fieldValidation"), q("force")], "responses": resp})
+        };
+        paths.insert(item, json!({"get": {"operationId": format!("read{}", t.kind), "x-kubernetes-action": "get", "x-kubernetes-group-version-kind": gvk, "responses": resp},
+            "put": op("put"), "patch": op("patch"), "delete": op("delete")}));
+    }
+    Some(
+        json!({"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": "v1.33.0-sandbox"}, "paths": paths, "components": {"schemas": schemas}}),
+    )
 }
 
 // ---- output forms: Table, PartialObjectMetadata ----

@@ -1,2 +1,114 @@
-//! `kube-sandbox` binary.
-fn main() {}
+//! `kube-sandbox` binary: serves the sandbox API over HTTPS for out-of-process clients
+//! (kubectl, terraform, the provider binary).
+//!
+//! ```text
+//! kube-sandbox serve --kubeconfig <path> [--listen 127.0.0.1:0] [--operator-sim]
+//!                    [--flux-versions <v1,v2,...>] [--crd-established-delay-ms <n>]
+//!                    [--deployment-available-delay-ms <n>]
+//! ```
+//!
+//! Prints exactly `ready https://127.0.0.1:<port>` on stdout once serving, logs nothing else to
+//! stdout, and exits on SIGTERM or SIGINT.
+
+use anyhow::{Context as _, bail};
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug)]
+struct Args {
+    kubeconfig: PathBuf,
+    listen: SocketAddr,
+    operator_sim: bool,
+    flux_versions: Option<String>,
+    crd_delay: Option<Duration>,
+    deploy_delay: Option<Duration>,
+}
+
+const USAGE: &str = "usage: kube-sandbox serve --kubeconfig <path> [--listen 127.0.0.1:0] [--operator-sim] [--flux-versions <list>] [--crd-established-delay-ms <n>] [--deployment-available-delay-ms <n>]";
+
+fn parse(mut it: impl Iterator<Item = String>) -> anyhow::Result<Args> {
+    match it.next().as_deref() {
+        Some("serve") => {}
+        _ => bail!("{USAGE}"),
+    }
+    let mut kubeconfig = None;
+    let mut listen: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 0));
+    let mut operator_sim = false;
+    let mut flux_versions = None;
+    let mut crd_delay = None;
+    let mut deploy_delay = None;
+    while let Some(a) = it.next() {
+        let mut val = |name: &str| {
+            it.next()
+                .with_context(|| format!("{name} needs a value\n{USAGE}"))
+        };
+        match a.as_str() {
+            "--kubeconfig" => kubeconfig = Some(PathBuf::from(val("--kubeconfig")?)),
+            "--listen" => {
+                listen = val("--listen")?
+                    .parse()
+                    .context("--listen must be ip:port")?
+            }
+            "--operator-sim" => operator_sim = true,
+            "--flux-versions" => flux_versions = Some(val("--flux-versions")?),
+            "--crd-established-delay-ms" => {
+                crd_delay = Some(Duration::from_millis(
+                    val("--crd-established-delay-ms")?.parse()?,
+                ))
+            }
+            "--deployment-available-delay-ms" => {
+                deploy_delay = Some(Duration::from_millis(
+                    val("--deployment-available-delay-ms")?.parse()?,
+                ))
+            }
+            other => bail!("unknown argument {other:?}\n{USAGE}"),
+        }
+    }
+    Ok(Args {
+        kubeconfig: kubeconfig.with_context(|| format!("--kubeconfig is required\n{USAGE}"))?,
+        listen,
+        operator_sim,
+        flux_versions,
+        crd_delay,
+        deploy_delay,
+    })
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = parse(std::env::args().skip(1))?;
+    let mut b = kube_sandbox::Sandbox::builder();
+    if let Some(d) = args.crd_delay {
+        b = b.crd_established_delay(d);
+    }
+    if let Some(d) = args.deploy_delay {
+        b = b.deployment_available_delay(d);
+    }
+    if args.operator_sim || args.flux_versions.is_some() {
+        let mut cfg = kube_sandbox::sim::SimConfig::default();
+        if let Some(list) = &args.flux_versions {
+            cfg.flux_versions = kube_sandbox::sim::version::parse_version_list(list)
+                .map_err(|e| anyhow::anyhow!("--flux-versions: {e}"))?;
+        }
+        b = b.operator_sim(cfg);
+    }
+    let sandbox = b.build();
+    let served = sandbox.serve_tls(args.listen).await?;
+    served
+        .write_kubeconfig(&args.kubeconfig)
+        .with_context(|| format!("writing kubeconfig {}", args.kubeconfig.display()))?;
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "ready {}", served.url)?;
+        out.flush()?;
+    }
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    served.shutdown().await;
+    Ok(())
+}
