@@ -4,3 +4,4 @@ pub mod apply;
 pub mod objects;
 pub mod status;
 pub mod wait;
+pub mod config;
