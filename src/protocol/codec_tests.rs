@@ -206,6 +206,29 @@ fn cases() -> Vec<Case> {
             ]),
         },
         Case {
+            name: "nested-attribute-set-wholly-unknown-refined",
+            ty: obj_ty(&[("items", set(a_string.clone()))]),
+            value: obj(&[(
+                "items",
+                RawValue::Unknown(Refinement {
+                    not_null: Some(true),
+                    length_lower: Some(1),
+                    ..Refinement::default()
+                }),
+            )]),
+            // {1: false, 5: 1}
+            wire: mp_map(vec![("items", mp_refined(&[0x82, 0x01, 0xc2, 0x05, 0x01]))]),
+        },
+        Case {
+            name: "nested-attribute-map-values-null-and-unknown",
+            ty: map_ty(a_string.clone()),
+            value: map(&[("k1", RawValue::Null), ("k2", obj(&[("a", unknown())]))]),
+            wire: Mp::Map(vec![
+                (Mp::from("k1"), Mp::Nil),
+                (Mp::from("k2"), mp_map(vec![("a", mp_unknown())])),
+            ]),
+        },
+        Case {
             name: "dynamic-null-is-bare-nil",
             ty: Type::Dynamic,
             value: RawValue::Null,

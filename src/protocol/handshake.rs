@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::framework::service::ProviderService;
 use crate::protocol::server::{ServerError, serve_with_incoming};
-use crate::protocol::tls::{TlsError, server_tls};
+use crate::protocol::tls::{TlsError, install_default_provider, server_tls};
 
 /// Environment variable holding go-plugin's magic cookie.
 pub const MAGIC_COOKIE_KEY: &str = "TF_PLUGIN_MAGIC_COOKIE";
@@ -174,6 +174,7 @@ pub fn reattach_json(address: SocketAddr, pid: u32) -> String {
 /// Serves as a Terraform plugin: checks the environment, listens, prints the handshake line and
 /// serves until go-plugin's Shutdown.
 pub async fn serve(service: Arc<dyn ProviderService>) -> Result<(), HandshakeError> {
+    install_default_provider();
     let env = PluginEnv::from_vars(|key| std::env::var(key).ok())?;
     let listener = listen_in_range(env.min_port, env.max_port).await?;
     let address = listener
@@ -207,6 +208,7 @@ pub async fn serve(service: Arc<dyn ProviderService>) -> Result<(), HandshakeErr
 /// Serves in debug mode: plaintext, no handshake, reattach information on stderr; runs until
 /// Ctrl-C (or go-plugin's Shutdown).
 pub async fn serve_debug(service: Arc<dyn ProviderService>) -> Result<(), HandshakeError> {
+    install_default_provider();
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .await
         .map_err(|source| HandshakeError::Listen {

@@ -272,6 +272,14 @@ impl ProviderService for TestService {
     }
 
     async fn read_resource(&self, request: ReadRequest) -> ReadResponse {
+        if attr(&request.current_state, "name") == &text("corrupt") {
+            // A provider bug: an attribute the schema does not have.
+            return ReadResponse {
+                new_state: with_attr(&request.current_state, "bogus", text("x")),
+                private: Vec::new(),
+                diagnostics: Diagnostics::new(),
+            };
+        }
         let gone = attr(&request.current_state, "name") == &text("gone");
         ReadResponse {
             new_state: if gone {
@@ -977,6 +985,37 @@ async fn read_passes_private_state_and_reports_deletion_as_null() {
         response,
         pb::read_resource::Response {
             new_state: mp(Mp::Nil),
+            ..Default::default()
+        }
+    );
+}
+
+#[tokio::test]
+async fn a_response_value_that_does_not_fit_the_schema_is_an_error_diagnostic() {
+    let mut h = start().await;
+    let response = h
+        .client
+        .read_resource(pb::read_resource::Request {
+            type_name: "test_thing".to_owned(),
+            current_state: mp(thing(Mp::from("thing-c"), "corrupt", Mp::Nil, Mp::Nil)),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        response,
+        pb::read_resource::Response {
+            new_state: None,
+            diagnostics: vec![pb::Diagnostic {
+                severity: pb::diagnostic::Severity::Error as i32,
+                summary: "Provider Produced an Invalid Value".to_owned(),
+                detail: "The provider's new state does not match its schema: at (root): \
+                         unexpected attribute \"bogus\". This is a bug in the provider; please \
+                         report it."
+                    .to_owned(),
+                attribute: None,
+            }],
             ..Default::default()
         }
     );

@@ -54,6 +54,12 @@ pub fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// Makes `ring` the process-wide default rustls provider, for libraries (kube's client) that ask
+/// rustls for the default instead of naming one. A provider installed earlier is kept.
+pub fn install_default_provider() {
+    let _already_installed = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// A TLS configuration for a plugin server whose client must present one of the certificates in
 /// `client_cert_pem`.
 pub fn server_tls(client_cert_pem: &str) -> Result<ServerTls, TlsError> {
