@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use crate::flux::instance::{
     Component, DEFAULT_REGISTRY, Distribution, FluxInstanceSpec, Kustomize, KustomizePatch,
-    LABEL_KUSTOMIZE_NAME, PatchTarget, Sync, SyncKind,
+    LABEL_KUSTOMIZE_NAME, PatchTarget, SyncKind, SyncSpec,
 };
 use crate::flux::normalize::canonical_components;
 use crate::flux::render::INSTANCE_FILE;
@@ -424,7 +424,7 @@ pub fn instance_spec(classic: &ClassicBootstrap, patches: Vec<KustomizePatch>) -
         },
         components: Some(classic.components.clone()),
         kustomize: (!patches.is_empty()).then_some(Kustomize { patches }),
-        sync: Some(Sync {
+        sync: Some(SyncSpec {
             kind: SyncKind::GitRepository,
             url: classic.url.clone(),
             git_ref: classic.git_ref.clone(),
@@ -444,6 +444,123 @@ pub fn migrated_resources(extra_resources: &[String]) -> Vec<String> {
     std::iter::once(INSTANCE_FILE.to_owned())
         .chain(extra_resources.iter().cloned())
         .collect()
+}
+
+/// The credentials Flux pulls the repository with, written into the sync Secret under the keys
+/// source-controller reads.
+#[derive(Clone, PartialEq, Eq)]
+pub enum GitCredentials {
+    /// HTTPS basic auth: keys `username`, `password`.
+    Basic {
+        /// User name.
+        username: String,
+        /// Password or token.
+        password: String,
+    },
+    /// HTTPS bearer token: key `bearerToken`.
+    Bearer {
+        /// The token.
+        token: String,
+    },
+    /// SSH: keys `identity`, `known_hosts`, and `password` for an encrypted key.
+    Ssh {
+        /// The private key (PEM / OpenSSH format).
+        identity: String,
+        /// `known_hosts` lines for the server.
+        known_hosts: String,
+        /// The key's passphrase.
+        password: Option<String>,
+    },
+}
+
+impl std::fmt::Debug for GitCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print secrets.
+        let kind = match self {
+            Self::Basic { .. } => "Basic",
+            Self::Bearer { .. } => "Bearer",
+            Self::Ssh { .. } => "Ssh",
+        };
+        write!(f, "GitCredentials::{kind}(<redacted>)")
+    }
+}
+
+/// The sync Secret's data: the credentials' keys, plus `ca.crt` when a CA is given.
+pub fn sync_secret_data(
+    credentials: &GitCredentials,
+    ca_crt: Option<&str>,
+) -> BTreeMap<String, String> {
+    let mut data = BTreeMap::new();
+    match credentials {
+        GitCredentials::Basic { username, password } => {
+            data.insert("username".to_owned(), username.clone());
+            data.insert("password".to_owned(), password.clone());
+        }
+        GitCredentials::Bearer { token } => {
+            data.insert("bearerToken".to_owned(), token.clone());
+        }
+        GitCredentials::Ssh {
+            identity,
+            known_hosts,
+            password,
+        } => {
+            data.insert("identity".to_owned(), identity.clone());
+            data.insert("known_hosts".to_owned(), known_hosts.clone());
+            if let Some(password) = password {
+                data.insert("password".to_owned(), password.clone());
+            }
+        }
+    }
+    if let Some(ca) = ca_crt {
+        data.insert("ca.crt".to_owned(), ca.to_owned());
+    }
+    data
+}
+
+/// The sync Secret as a `v1` object, with `data` base64-encoded as the API returns it.
+pub fn sync_secret(namespace: &str, name: &str, data: &BTreeMap<String, String>) -> Value {
+    use base64::Engine as _;
+    let encoded: serde_json::Map<String, Value> = data
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                Value::String(base64::engine::general_purpose::STANDARD.encode(v)),
+            )
+        })
+        .collect();
+    serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": namespace},
+        "type": "Opaque",
+        "data": encoded,
+    })
+}
+
+/// A digest of the Secret data, kept in state instead of the credentials so that a rotation
+/// shows in the plan: `sha256:<hex>` over the sorted keys and values, each length-prefixed (no
+/// two different maps hash alike by concatenation).
+pub fn credentials_hash(data: &BTreeMap<String, String>) -> String {
+    use sha2::Digest as _;
+    let mut hasher = sha2::Sha256::new();
+    for (key, value) in data {
+        for part in [key, value] {
+            hasher.update((part.len() as u64).to_be_bytes());
+            hasher.update(part.as_bytes());
+        }
+    }
+    format!("sha256:{}", hex::encode(hasher.finalize()))
+}
+
+/// Whether a Flux source or Kustomization revision (`main@sha1:<sha>`,
+/// `refs/heads/main@sha1:<sha>`, or the legacy `main/<sha>`) is the given commit.
+pub fn revision_has_commit(revision: &str, commit: &str) -> bool {
+    !commit.is_empty()
+        && (revision.ends_with(&format!("@sha1:{commit}"))
+            || revision
+                .rsplit_once('/')
+                .is_some_and(|(_, sha)| sha == commit))
 }
 
 #[cfg(test)]
@@ -694,5 +811,110 @@ mod tests {
             Some("registry.local:5000/mirror/fluxcd".into())
         );
         assert_eq!(registry_of_image("source-controller:v1"), None);
+    }
+
+    #[test]
+    fn sync_secrets_carry_the_keys_source_controller_reads() {
+        let cases = [
+            (
+                "basic-with-ca",
+                GitCredentials::Basic {
+                    username: "git".into(),
+                    password: "s3cret".into(),
+                },
+                Some("CA"),
+                vec![
+                    ("ca.crt", "CA"),
+                    ("password", "s3cret"),
+                    ("username", "git"),
+                ],
+            ),
+            (
+                "bearer",
+                GitCredentials::Bearer {
+                    token: "tok".into(),
+                },
+                None,
+                vec![("bearerToken", "tok")],
+            ),
+            (
+                "ssh-with-passphrase",
+                GitCredentials::Ssh {
+                    identity: "KEY".into(),
+                    known_hosts: "host ssh-ed25519 AAAA".into(),
+                    password: Some("pp".into()),
+                },
+                None,
+                vec![
+                    ("identity", "KEY"),
+                    ("known_hosts", "host ssh-ed25519 AAAA"),
+                    ("password", "pp"),
+                ],
+            ),
+        ];
+        for (name, credentials, ca, want) in cases {
+            let want: BTreeMap<String, String> = want
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect();
+            assert_eq!(sync_secret_data(&credentials, ca), want, "case {name}");
+            assert!(
+                !format!("{credentials:?}").contains("s3cret")
+                    && !format!("{credentials:?}").contains("KEY"),
+                "case {name}: Debug redacts"
+            );
+        }
+        let data = sync_secret_data(
+            &GitCredentials::Bearer {
+                token: "tok".into(),
+            },
+            None,
+        );
+        assert_eq!(
+            sync_secret("flux-system", "flux-system", &data),
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "flux-system", "namespace": "flux-system"},
+                   "type": "Opaque", "data": {"bearerToken": "dG9r"}})
+        );
+    }
+
+    #[test]
+    fn credential_hashes_change_with_any_key_or_value() {
+        let map = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        let base = credentials_hash(&map(&[("username", "git"), ("password", "a")]));
+        assert_eq!(
+            base,
+            credentials_hash(&map(&[("password", "a"), ("username", "git")])),
+            "order-independent"
+        );
+        assert!(base.starts_with("sha256:") && base.len() == 7 + 64);
+        for other in [
+            map(&[("username", "git"), ("password", "b")]),
+            map(&[("username", "gi"), ("password", "ta")]),
+            map(&[("username", "git")]),
+            map(&[("username", "git"), ("password", "a"), ("ca.crt", "x")]),
+        ] {
+            assert_ne!(credentials_hash(&other), base, "{other:?}");
+        }
+    }
+
+    #[test]
+    fn revisions_name_commits() {
+        let sha = "1f3c9a0b2d4e6f8091a2b3c4d5e6f708192a3b4c";
+        let cases = [
+            (format!("main@sha1:{sha}"), true),
+            (format!("refs/heads/main@sha1:{sha}"), true),
+            (format!("main/{sha}"), true),
+            ("main@sha1:0000".to_owned(), false),
+            (String::new(), false),
+        ];
+        for (revision, want) in cases {
+            assert_eq!(revision_has_commit(&revision, sha), want, "{revision}");
+        }
+        assert!(!revision_has_commit("main@sha1:", ""));
     }
 }

@@ -180,7 +180,7 @@ pub fn instance_hazards(change: &InstanceChange<'_>) -> Vec<Hazard> {
 mod tests {
     use super::*;
     use crate::flux::instance::{
-        Distribution, FluxInstanceStatus, LABEL_KUSTOMIZE_NAME, Sync, SyncKind,
+        Distribution, FluxInstanceStatus, LABEL_KUSTOMIZE_NAME, SyncKind, SyncSpec,
     };
     use std::collections::BTreeMap;
 
@@ -191,7 +191,7 @@ mod tests {
                 registry: "ghcr.io/fluxcd".into(),
                 ..Distribution::default()
             },
-            sync: kind.map(|kind| Sync {
+            sync: kind.map(|kind| SyncSpec {
                 kind,
                 url: "https://git.example/fleet.git".into(),
                 git_ref: "refs/heads/main".into(),

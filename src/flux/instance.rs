@@ -172,7 +172,7 @@ pub struct FluxInstanceSpec {
     pub kustomize: Option<Kustomize>,
     /// The source and Kustomization Flux syncs the cluster from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sync: Option<Sync>,
+    pub sync: Option<SyncSpec>,
     /// Labels and annotations set on every generated object.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub common_metadata: Option<CommonMetadata>,
@@ -400,7 +400,7 @@ pub struct PatchTarget {
 /// `spec.sync`.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
-pub struct Sync {
+pub struct SyncSpec {
     /// Source kind.
     pub kind: SyncKind,
     /// Repository, OCI or bucket URL.
@@ -741,7 +741,7 @@ mod tests {
                         }),
                     }],
                 }),
-                sync: Some(Sync {
+                sync: Some(SyncSpec {
                     kind: SyncKind::GitRepository,
                     url: "https://github.com/example/fleet.git".into(),
                     git_ref: "refs/heads/main".into(),

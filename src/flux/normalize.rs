@@ -219,7 +219,7 @@ mod tests {
     use super::*;
     use crate::flux::instance::{
         ClusterSize, CommonMetadata, Distribution, Kustomize, KustomizePatch, Sharding, Storage,
-        Sync,
+        SyncSpec,
     };
     use pretty_assertions::assert_eq;
     use serde_json::json;
@@ -322,7 +322,7 @@ mod tests {
                     target: None,
                 }],
             }),
-            sync: Some(Sync {
+            sync: Some(SyncSpec {
                 kind: SyncKind::GitRepository,
                 url: "https://git.example/fleet.git".into(),
                 git_ref: "refs/heads/main".into(),

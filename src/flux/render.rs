@@ -206,7 +206,7 @@ mod tests {
     use crate::flux::instance::{
         ANNOTATION_REQUESTED_AT, Cluster, ClusterSize, ClusterType, CommonMetadata, Component,
         DEFAULT_COMPONENTS, Distribution, FluxInstanceStatus, Kustomize, KustomizePatch,
-        PatchTarget, Sync, SyncKind,
+        PatchTarget, SyncKind, SyncSpec,
     };
     use pretty_assertions::assert_eq;
 
@@ -232,7 +232,7 @@ mod tests {
                     domain: Some("cluster.local".into()),
                     ..Cluster::default()
                 }),
-                sync: Some(Sync {
+                sync: Some(SyncSpec {
                     kind: SyncKind::GitRepository,
                     url: "https://git.example.com/platform/fleet.git".into(),
                     git_ref: "refs/heads/main".into(),
