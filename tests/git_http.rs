@@ -1,5 +1,6 @@
 //! `git` module against a real `git http-backend` over loopback HTTP(S): clone, commit, push,
 //! retries, authentication and TLS failures.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "common/git_server.rs"]
 mod git_server;

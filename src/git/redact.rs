@@ -93,7 +93,13 @@ impl Redactor {
 
     /// `text` with every known secret and every URL userinfo replaced by `***`.
     pub(crate) fn redact(&self, text: &str) -> String {
-        let mut out = redact_url_userinfo(text);
+        self.redact_secrets(&redact_url_userinfo(text))
+    }
+
+    /// `text` with every known secret replaced by `***` (URL userinfo is kept: for URLs known
+    /// to carry no password, where the user name helps the reader).
+    pub(crate) fn redact_secrets(&self, text: &str) -> String {
+        let mut out = text.to_owned();
         for secret in &self.secrets {
             if out.contains(secret.as_str()) {
                 out = out.replace(secret.as_str(), REDACTED);

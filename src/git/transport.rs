@@ -143,8 +143,10 @@ impl Session {
         })
     }
 
+    /// The URL for messages. [`Endpoint::parse`] rejected passwords in it, so the user name
+    /// (if any) is kept.
     pub(crate) fn url(&self) -> String {
-        self.redactor.redact(&self.endpoint.url)
+        self.redactor.redact_secrets(&self.endpoint.url)
     }
 
     fn cancelled(&self) -> bool {
@@ -418,9 +420,18 @@ impl Session {
                 message,
             };
         }
+        let lower = message.to_ascii_lowercase();
+        if matches!(self.auth, Auth::Ssh(_)) && lower.contains("private key") {
+            return Error::Auth {
+                url: self.url(),
+                message: format!(
+                    "the SSH private key cannot be used: wrong passphrase, or a key format \
+                     libssh2 does not support ({message})"
+                ),
+            };
+        }
         if err.code() == ErrorCode::Auth
-            || (err.class() == ErrorClass::Ssh
-                && message.to_ascii_lowercase().contains("authenticat"))
+            || (err.class() == ErrorClass::Ssh && lower.contains("authenticat"))
         {
             return Error::Auth {
                 url: self.url(),
@@ -428,8 +439,7 @@ impl Session {
             };
         }
         if err.code() == ErrorCode::Certificate
-            || (err.class() == ErrorClass::Ssl
-                && message.to_ascii_lowercase().contains("certificate"))
+            || (err.class() == ErrorClass::Ssl && lower.contains("certificate"))
         {
             return Error::Certificate {
                 host: self.endpoint.host.clone(),

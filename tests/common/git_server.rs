@@ -783,6 +783,11 @@ impl SshGitServer {
         panic!("cannot start sshd: {last_err}");
     }
 
+    /// The repositories served.
+    pub fn repos(&self) -> &Arc<GitRepos> {
+        &self.repos
+    }
+
     /// Authorises `key` to log in.
     pub fn authorize(&self, key: &SshKey) {
         let path = self.dir.path().join("authorized_keys");
@@ -819,6 +824,11 @@ impl SshGitServer {
             .nth(1)
             .unwrap()
             .to_owned()
+    }
+
+    /// The user the server lets in (the current user).
+    pub fn user(&self) -> &str {
+        &self.user
     }
 
     /// The port.
