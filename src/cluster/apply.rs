@@ -465,6 +465,12 @@ impl Cluster {
                 return Ok(false);
             }
             let remaining: Vec<&String> = finalizers.iter().filter(|f| *f != finalizer).collect();
+            // `null` deletes the key: the API server omits an empty list anyway.
+            let remaining = if remaining.is_empty() {
+                Value::Null
+            } else {
+                json!(remaining)
+            };
             let patch = json!({
                 "metadata": {
                     "resourceVersion": current.metadata.resource_version,
