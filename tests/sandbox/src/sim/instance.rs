@@ -67,6 +67,8 @@ const TAKEOVER_MANAGERS: [&str; 5] = [
 pub(crate) struct Seen {
     generation: i64,
     annotations: BTreeMap<String, String>,
+    /// [`super::Script`] generation: a scripting change re-runs the reconciliation.
+    script: u64,
     /// `true` when the result needs no retry (Ready, or a terminal failure).
     settled: bool,
 }
@@ -95,37 +97,27 @@ impl Ctx {
             .to_string()
     }
 
-    /// Whether the object changed (generation or annotations) since it was last settled.
-    pub(crate) fn needs_reconcile(&self, obj: &Value) -> bool {
-        let now = Seen {
+    fn seen_now(&self, obj: &Value, settled: bool) -> Seen {
+        Seen {
             generation: generation(obj),
             annotations: annotations(obj),
-            settled: true,
-        };
-        match self
-            .seen
-            .lock()
-            .ok()
-            .and_then(|m| m.get(&Self::seen_key(obj)).cloned())
-        {
-            Some(s) => {
-                !(s.settled && s.generation == now.generation && s.annotations == now.annotations)
-            }
-            None => true,
+            script: self.config.script.generation(),
+            settled,
         }
+    }
+
+    /// Whether the object changed (generation or annotations) since it was last settled.
+    pub(crate) fn needs_reconcile(&self, obj: &Value) -> bool {
+        let now = self.seen_now(obj, true);
+        let key = Self::seen_key(obj);
+        self.seen.lock().ok().and_then(|m| m.get(&key).cloned()) != Some(now)
     }
 
     /// Records the outcome of a reconciliation.
     pub(crate) fn record(&self, obj: &Value, settled: bool) {
+        let seen = self.seen_now(obj, settled);
         if let Ok(mut m) = self.seen.lock() {
-            m.insert(
-                Self::seen_key(obj),
-                Seen {
-                    generation: generation(obj),
-                    annotations: annotations(obj),
-                    settled,
-                },
-            );
+            m.insert(Self::seen_key(obj), seen);
         }
     }
 

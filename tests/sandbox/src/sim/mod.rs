@@ -130,6 +130,11 @@ impl Script {
         out
     }
 
+    /// Increases on every change.
+    pub fn generation(&self) -> u64 {
+        *self.changed.borrow()
+    }
+
     pub(crate) fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
         self.changed.subscribe()
     }

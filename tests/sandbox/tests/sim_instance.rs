@@ -1,0 +1,575 @@
+//! Operator-simulator tests for FluxInstance: install to Ready, updates, downgrade, uninstall
+//! versus orphan, adoption of a classic bootstrap install, re-creation after a requested
+//! reconcile, operator gating and scripted failures. In-process sandbox.
+
+mod sim_support;
+
+use std::time::Duration;
+
+use kube::api::{Api, DeleteParams, DynamicObject};
+use kube_sandbox::sim::{Failure, fixtures};
+use serde_json::{Value, json};
+use sim_support::*;
+
+const DEFAULT_IDS: [&str; 19] = [
+    "_buckets.source.toolkit.fluxcd.io_apiextensions.k8s.io_CustomResourceDefinition",
+    "_flux-system__Namespace",
+    "_gitrepositories.source.toolkit.fluxcd.io_apiextensions.k8s.io_CustomResourceDefinition",
+    "_kustomizations.kustomize.toolkit.fluxcd.io_apiextensions.k8s.io_CustomResourceDefinition",
+    "_ocirepositories.source.toolkit.fluxcd.io_apiextensions.k8s.io_CustomResourceDefinition",
+    "flux-system_allow-egress_networking.k8s.io_NetworkPolicy",
+    "flux-system_allow-scraping_networking.k8s.io_NetworkPolicy",
+    "flux-system_allow-webhooks_networking.k8s.io_NetworkPolicy",
+    "flux-system_helm-controller__ServiceAccount",
+    "flux-system_helm-controller_apps_Deployment",
+    "flux-system_kustomize-controller__ServiceAccount",
+    "flux-system_kustomize-controller_apps_Deployment",
+    "flux-system_notification-controller__Service",
+    "flux-system_notification-controller__ServiceAccount",
+    "flux-system_notification-controller_apps_Deployment",
+    "flux-system_source-controller__Service",
+    "flux-system_source-controller__ServiceAccount",
+    "flux-system_source-controller_apps_Deployment",
+    "flux-system_webhook-receiver__Service",
+];
+
+fn image(tag_component: &str, tag: &str) -> String {
+    let repo = format!("ghcr.io/fluxcd/{tag_component}");
+    format!(
+        "{repo}:{tag}@sha256:{}",
+        sha256_hex(&format!("{repo}:{tag}"))
+    )
+}
+
+async fn deployment_image(client: &kube::Client, name: &str) -> String {
+    let d = deployments(client, "flux-system").get(name).await.unwrap();
+    d.spec.unwrap().template.spec.unwrap().containers[0]
+        .image
+        .clone()
+        .unwrap()
+}
+
+fn is_revision(rev: &str, version: &str) -> bool {
+    let Some(hex) = rev.strip_prefix(&format!("{version}@sha256:")) else {
+        return false;
+    };
+    hex.len() == 64
+        && hex
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+}
+
+#[tokio::test]
+async fn install_to_ready_with_components_inventory_and_sync() {
+    let (_sb, client) = sandbox(fast_config());
+    install_operator(&client).await;
+    let fi = fluxinstances(&client, "flux-system");
+    let mut obj = instance("2.7.x");
+    obj["spec"]["sync"] = json!({"kind": "GitRepository", "url": "https://git.example.com/fleet.git",
+                                 "ref": "refs/heads/main", "path": "clusters/dev", "pullSecret": "flux-system"});
+    let created = apply(&fi, obj).await;
+    // CRD defaults are applied by the server, not by the simulator.
+    assert_eq!(created["spec"]["wait"], true);
+    assert_eq!(created["spec"]["migrateResources"], true);
+    assert_eq!(created["spec"]["sync"]["interval"], "1m");
+
+    let got = wait_for(&fi, "flux", ready).await;
+    assert_eq!(
+        got["metadata"]["finalizers"],
+        json!(["fluxcd.controlplane.io/finalizer"])
+    );
+    let r = cond(&got, "Ready").unwrap();
+    assert_eq!(r["reason"], "ReconciliationSucceeded");
+    assert!(
+        r["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Reconciliation finished in "),
+        "{r}"
+    );
+    assert!(cond(&got, "Reconciling").is_none());
+    let rev = got["status"]["lastAppliedRevision"].as_str().unwrap();
+    assert!(is_revision(rev, "v2.7.5"), "{rev}");
+    assert_eq!(got["status"]["lastAttemptedRevision"], rev);
+    let comps: Vec<Value> = [
+        "source-controller",
+        "kustomize-controller",
+        "helm-controller",
+        "notification-controller",
+    ]
+    .iter()
+    .zip(["v1.7.5", "v1.7.5", "v1.4.5", "v1.7.5"])
+    .map(|(c, tag)| {
+        let repo = format!("ghcr.io/fluxcd/{c}");
+        json!({"name": c, "repository": repo, "tag": tag,
+                   "digest": format!("sha256:{}", sha256_hex(&format!("{repo}:{tag}")))})
+    })
+    .collect();
+    assert_eq!(got["status"]["components"], json!(comps));
+    let mut want: Vec<String> = DEFAULT_IDS.iter().map(|s| s.to_string()).collect();
+    want.push("flux-system_flux-system_source.toolkit.fluxcd.io_GitRepository".into());
+    want.push("flux-system_flux-system_kustomize.toolkit.fluxcd.io_Kustomization".into());
+    want.sort();
+    assert_eq!(inventory_ids(&got), want);
+    assert_eq!(
+        got["status"]["history"][0]["metadata"],
+        json!({"flux": "v2.7.5"})
+    );
+    assert_eq!(
+        got["status"]["history"][0]["digest"],
+        rev.split_once('@').unwrap().1
+    );
+
+    assert_eq!(
+        deployment_image(&client, "helm-controller").await,
+        image("helm-controller", "v1.4.5")
+    );
+    let d = deployments(&client, "flux-system")
+        .get("source-controller")
+        .await
+        .unwrap();
+    let labels = d.metadata.labels.unwrap();
+    assert_eq!(labels["app.kubernetes.io/managed-by"], "flux-operator");
+    assert_eq!(labels["fluxcd.controlplane.io/name"], "flux");
+    assert_eq!(labels["app.kubernetes.io/version"], "v2.7.5");
+    assert_eq!(
+        d.metadata.annotations.unwrap()["kustomize.toolkit.fluxcd.io/ssa"],
+        "Ignore"
+    );
+    let managers: Vec<String> = d
+        .metadata
+        .managed_fields
+        .unwrap()
+        .into_iter()
+        .filter_map(|m| m.manager)
+        .collect();
+    assert!(
+        managers.contains(&"flux-operator".to_string()),
+        "{managers:?}"
+    );
+
+    let git = Api::<DynamicObject>::namespaced_with(
+        client.clone(),
+        "flux-system",
+        &ar(
+            "source.toolkit.fluxcd.io",
+            "v1",
+            "GitRepository",
+            "gitrepositories",
+        ),
+    );
+    let g = serde_json::to_value(git.get("flux-system").await.unwrap()).unwrap();
+    assert_eq!(
+        g["spec"],
+        json!({"interval": "1m", "url": "https://git.example.com/fleet.git",
+               "ref": {"name": "refs/heads/main"}, "secretRef": {"name": "flux-system"}})
+    );
+    let ks = Api::<DynamicObject>::namespaced_with(
+        client.clone(),
+        "flux-system",
+        &ar(
+            "kustomize.toolkit.fluxcd.io",
+            "v1",
+            "Kustomization",
+            "kustomizations",
+        ),
+    );
+    let k = serde_json::to_value(ks.get("flux-system").await.unwrap()).unwrap();
+    assert_eq!(
+        k["spec"],
+        json!({"interval": "10m0s", "path": "clusters/dev", "prune": true,
+               "sourceRef": {"kind": "GitRepository", "name": "flux-system"}})
+    );
+}
+
+#[tokio::test]
+async fn update_bumps_generation_and_is_observed_then_minor_downgrade_stalls() {
+    let (_sb, client) = sandbox(fast_config());
+    install_operator(&client).await;
+    let fi = fluxinstances(&client, "flux-system");
+    apply(&fi, instance("2.6.x")).await;
+    let first = wait_for(&fi, "flux", ready).await;
+    assert_eq!(first["metadata"]["generation"], 1);
+    assert!(is_revision(
+        first["status"]["lastAppliedRevision"].as_str().unwrap(),
+        "v2.6.4"
+    ));
+    assert_eq!(
+        deployment_image(&client, "source-controller").await,
+        image("source-controller", "v1.6.4")
+    );
+
+    let updated = apply(&fi, instance("2.7.x")).await;
+    assert_eq!(updated["metadata"]["generation"], 2);
+    let second = wait_for(&fi, "flux", ready).await;
+    assert_eq!(cond(&second, "Ready").unwrap()["observedGeneration"], 2);
+    assert!(is_revision(
+        second["status"]["lastAppliedRevision"].as_str().unwrap(),
+        "v2.7.5"
+    ));
+    assert_eq!(
+        deployment_image(&client, "source-controller").await,
+        image("source-controller", "v1.7.5")
+    );
+
+    apply(&fi, instance("2.6.x")).await;
+    let stalled_obj = wait_for(&fi, "flux", stalled).await;
+    let r = cond(&stalled_obj, "Ready").unwrap();
+    assert_eq!(
+        (
+            r["status"].as_str(),
+            r["reason"].as_str(),
+            r["message"].as_str()
+        ),
+        (
+            Some("False"),
+            Some("BuildFailed"),
+            Some("downgrading from v2.7.5 to v2.6.4 is not supported, reinstall needed")
+        )
+    );
+    assert_eq!(
+        cond(&stalled_obj, "Stalled").unwrap()["reason"],
+        "BuildFailed"
+    );
+    assert_eq!(
+        stalled_obj["status"]["lastAppliedRevision"],
+        second["status"]["lastAppliedRevision"]
+    );
+    assert_eq!(
+        deployment_image(&client, "source-controller").await,
+        image("source-controller", "v1.7.5")
+    );
+
+    // A patch downgrade within the minor is allowed.
+    apply(&fi, instance("2.7.2")).await;
+    let third = wait_for(&fi, "flux", ready).await;
+    assert!(is_revision(
+        third["status"]["lastAppliedRevision"].as_str().unwrap(),
+        "v2.7.2"
+    ));
+    assert!(cond(&third, "Stalled").is_none());
+}
+
+#[tokio::test]
+async fn unknown_version_stalls_with_build_failed() {
+    let (_sb, client) = sandbox(fast_config());
+    install_operator(&client).await;
+    let fi = fluxinstances(&client, "flux-system");
+    apply(&fi, instance("3.x")).await;
+    let got = wait_for(&fi, "flux", stalled).await;
+    let r = cond(&got, "Ready").unwrap();
+    assert_eq!(
+        (r["status"].as_str(), r["reason"].as_str()),
+        (Some("False"), Some("BuildFailed"))
+    );
+    assert_eq!(r["message"], "no match found for semver: 3.x");
+    assert!(
+        deployment_uid(&client, "flux-system", "source-controller")
+            .await
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn delete_uninstalls_flux_but_keeps_the_namespace_and_foreign_objects() {
+    let (_sb, client) = sandbox(fast_config());
+    install_operator(&client).await;
+    let secrets: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        "flux-system",
+        &ar("", "v1", "Secret", "secrets"),
+    );
+    apply(
+        &secrets,
+        json!({"apiVersion": "v1", "kind": "Secret",
+                           "metadata": {"name": "flux-system", "namespace": "flux-system"},
+                           "stringData": {"username": "git", "password": "x"}}),
+    )
+    .await;
+    let fi = fluxinstances(&client, "flux-system");
+    let mut obj = instance("2.7.x");
+    obj["spec"]["sync"] = json!({"kind": "GitRepository", "url": "https://git.example.com/fleet.git",
+                                 "ref": "refs/heads/main", "path": "clusters/dev"});
+    apply(&fi, obj).await;
+    wait_for(&fi, "flux", ready).await;
+    // A finalizer set by a (simulated) Flux controller must not block the uninstall.
+    let git = Api::<DynamicObject>::namespaced_with(
+        client.clone(),
+        "flux-system",
+        &ar(
+            "source.toolkit.fluxcd.io",
+            "v1",
+            "GitRepository",
+            "gitrepositories",
+        ),
+    );
+    merge(
+        &git,
+        "flux-system",
+        json!({"metadata": {"finalizers": ["finalizers.fluxcd.io"]}}),
+    )
+    .await;
+
+    fi.delete("flux", &DeleteParams::default()).await.unwrap();
+    wait_gone(&fi, "flux").await;
+    for d in [
+        "source-controller",
+        "kustomize-controller",
+        "helm-controller",
+        "notification-controller",
+    ] {
+        assert_eq!(deployment_uid(&client, "flux-system", d).await, None, "{d}");
+    }
+    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
+        Api::all(client.clone());
+    let left: Vec<String> = crds
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|c| c.metadata.name)
+        .filter(|n| n.ends_with(".toolkit.fluxcd.io"))
+        .collect();
+    assert_eq!(left, Vec::<String>::new());
+    let nss: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    let ns = nss.get("flux-system").await.unwrap();
+    assert!(ns.metadata.deletion_timestamp.is_none());
+    assert!(secrets.get_opt("flux-system").await.unwrap().is_some());
+    // The operator itself is untouched.
+    assert!(
+        deployment_uid(&client, "flux-system", "flux-operator")
+            .await
+            .is_some()
+    );
+}
+
+#[tokio::test]
+async fn delete_with_reconcile_disabled_orphans_flux() {
+    let (_sb, client) = sandbox(fast_config());
+    install_operator(&client).await;
+    let fi = fluxinstances(&client, "flux-system");
+    apply(&fi, instance("2.7.x")).await;
+    wait_for(&fi, "flux", ready).await;
+    let before = deployment_uid(&client, "flux-system", "kustomize-controller")
+        .await
+        .unwrap();
+    merge(
+        &fi,
+        "flux",
+        json!({"metadata": {"annotations": {"fluxcd.controlplane.io/reconcile": "disabled"}}}),
+    )
+    .await;
+    fi.delete("flux", &DeleteParams::default()).await.unwrap();
+    wait_gone(&fi, "flux").await;
+    assert_eq!(
+        deployment_uid(&client, "flux-system", "kustomize-controller").await,
+        Some(before)
+    );
+    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
+        Api::all(client.clone());
+    assert!(
+        crds.get_opt("kustomizations.kustomize.toolkit.fluxcd.io")
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+#[tokio::test]
+async fn adopts_a_classic_bootstrap_install_in_place() {
+    let (_sb, client) = sandbox(fast_config());
+    fixtures::apply_yaml_staged(
+        &client,
+        fixtures::CLASSIC_BOOTSTRAP,
+        "kustomize-controller",
+        "flux-system",
+    )
+    .await
+    .unwrap();
+    let names = [
+        "source-controller",
+        "kustomize-controller",
+        "helm-controller",
+        "notification-controller",
+    ];
+    let mut uids = Vec::new();
+    for n in names {
+        uids.push(deployment_uid(&client, "flux-system", n).await.unwrap());
+    }
+    let git = Api::<DynamicObject>::namespaced_with(
+        client.clone(),
+        "flux-system",
+        &ar(
+            "source.toolkit.fluxcd.io",
+            "v1",
+            "GitRepository",
+            "gitrepositories",
+        ),
+    );
+    let git_uid = git.get("flux-system").await.unwrap().metadata.uid.unwrap();
+
+    install_operator(&client).await;
+    let fi = fluxinstances(&client, "flux-system");
+    let mut obj = instance("2.7.x");
+    obj["spec"]["sync"] = json!({"kind": "GitRepository", "url": "https://git.example.com/fleet-infra.git",
+                                 "ref": "refs/heads/main", "path": "./clusters/my-cluster", "pullSecret": "flux-system"});
+    apply(&fi, obj).await;
+    wait_for(&fi, "flux", ready).await;
+
+    for (n, uid) in names.iter().zip(&uids) {
+        let d = deployments(&client, "flux-system").get(n).await.unwrap();
+        assert_eq!(d.metadata.uid.as_ref(), Some(uid), "{n} was recreated");
+        let labels = d.metadata.labels.unwrap();
+        assert!(
+            !labels.contains_key("kustomize.toolkit.fluxcd.io/name"),
+            "{n}: {labels:?}"
+        );
+        assert_eq!(labels["app.kubernetes.io/managed-by"], "flux-operator");
+    }
+    let g = serde_json::to_value(git.get("flux-system").await.unwrap()).unwrap();
+    assert_eq!(g["metadata"]["uid"], git_uid);
+    // The operator's fields are applied over the bootstrap's. (The bootstrap's `ref.branch`
+    // would also be dropped by the managers take-over if the server accepted client writes of
+    // `metadata.managedFields`, as Kubernetes does; kube-sandbox keeps its own.)
+    assert_eq!(g["spec"]["url"], "https://git.example.com/fleet-infra.git");
+    assert_eq!(g["spec"]["ref"]["name"], "refs/heads/main");
+    assert_eq!(g["spec"]["secretRef"], json!({"name": "flux-system"}));
+    assert!(
+        g["metadata"]["labels"]
+            .get("kustomize.toolkit.fluxcd.io/name")
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn hand_deleted_controller_comes_back_after_a_requested_reconcile() {
+    let (_sb, client) = sandbox(fast_config());
+    install_operator(&client).await;
+    let fi = fluxinstances(&client, "flux-system");
+    apply(&fi, instance("2.7.x")).await;
+    wait_for(&fi, "flux", ready).await;
+    let old = deployment_uid(&client, "flux-system", "helm-controller")
+        .await
+        .unwrap();
+    deployments(&client, "flux-system")
+        .delete("helm-controller", &DeleteParams::default())
+        .await
+        .unwrap();
+    // The operator does not watch its controllers: nothing happens until a reconcile.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        deployment_uid(&client, "flux-system", "helm-controller").await,
+        None
+    );
+
+    merge(&fi, "flux", json!({"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": "2026-01-01T00:00:00Z"}}}))
+        .await;
+    let got = wait_for(&fi, "flux", |o| {
+        ready(o) && o["status"]["lastHandledReconcileAt"] == "2026-01-01T00:00:00Z"
+    })
+    .await;
+    assert_eq!(
+        cond(&got, "Ready").unwrap()["reason"],
+        "ReconciliationSucceeded"
+    );
+    let new = deployment_uid(&client, "flux-system", "helm-controller")
+        .await
+        .unwrap();
+    assert_ne!(new, old);
+}
+
+#[tokio::test]
+async fn acts_only_while_the_operator_is_available() {
+    let (_sb, client) = sandbox(fast_config());
+    // CRDs without the operator Deployment: nothing reconciles.
+    fixtures::apply_yaml_staged(
+        &client,
+        fixtures::CRD_FLUXINSTANCES,
+        TEST_MANAGER,
+        "flux-system",
+    )
+    .await
+    .unwrap();
+    let nss: Api<DynamicObject> =
+        Api::all_with(client.clone(), &ar("", "v1", "Namespace", "namespaces"));
+    apply(
+        &nss,
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "flux-system"}}),
+    )
+    .await;
+    let fi = fluxinstances(&client, "flux-system");
+    apply(&fi, instance("2.7.x")).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let idle = serde_json::to_value(fi.get("flux").await.unwrap()).unwrap();
+    assert_eq!(idle["metadata"].get("finalizers"), None);
+    assert_eq!(idle.get("status").and_then(|s| s.get("conditions")), None);
+
+    install_operator(&client).await;
+    wait_for(&fi, "flux", ready).await;
+}
+
+#[tokio::test]
+async fn scripted_failures_from_annotations_and_script() {
+    let config = fast_config();
+    let script = config.script.clone();
+    let (_sb, client) = sandbox(config);
+    install_operator(&client).await;
+    let fi = fluxinstances(&client, "flux-system");
+    let mut obj = instance("2.7.x");
+    obj["metadata"]["annotations"] =
+        json!({"sandbox.fluxrs.dev/fail": "HealthCheckFailed:controllers crash looping"});
+    apply(&fi, obj).await;
+    let got = wait_for(&fi, "flux", |o| {
+        cond(o, "Ready")
+            .is_some_and(|c| c["status"] == "False" && c["reason"] == "HealthCheckFailed")
+    })
+    .await;
+    assert_eq!(
+        cond(&got, "Ready").unwrap()["message"],
+        "controllers crash looping"
+    );
+    assert_eq!(
+        cond(&got, "Reconciling").unwrap()["reason"],
+        "ProgressingWithRetry"
+    );
+    assert!(cond(&got, "Stalled").is_none());
+
+    // Removing the hook lets it become Ready.
+    apply(&fi, instance("2.7.x")).await;
+    wait_for(&fi, "flux", ready).await;
+
+    script.set(
+        "FluxInstance",
+        "flux-system",
+        "flux",
+        Failure::BuildFailed("scripted build failure".into()),
+    );
+    let got = wait_for(&fi, "flux", |o| {
+        cond(o, "Ready").is_some_and(|c| c["status"] == "False" && c["reason"] == "BuildFailed")
+    })
+    .await;
+    assert_eq!(
+        cond(&got, "Stalled").unwrap()["message"],
+        "scripted build failure"
+    );
+    script.clear("FluxInstance", "flux-system", "flux");
+    wait_for(&fi, "flux", ready).await;
+}
+
+#[tokio::test]
+async fn slow_readiness_lags_ready() {
+    let (_sb, client) = sandbox(fast_config());
+    install_operator(&client).await;
+    let fi = fluxinstances(&client, "flux-system");
+    let mut obj = instance("2.7.x");
+    obj["metadata"]["annotations"] = json!({"sandbox.fluxrs.dev/ready-delay": "1s"});
+    let started = std::time::Instant::now();
+    apply(&fi, obj).await;
+    let got = wait_for(&fi, "flux", ready).await;
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    assert_eq!(
+        cond(&got, "Ready").unwrap()["reason"],
+        "ReconciliationSucceeded"
+    );
+}
