@@ -20,7 +20,6 @@ use crate::flux::instance::{
     LABEL_KUSTOMIZE_NAME, PatchTarget, SyncKind, SyncSpec,
 };
 use crate::flux::normalize::canonical_components;
-use crate::flux::render::INSTANCE_FILE;
 use crate::flux::status::component_of_deployment;
 
 /// The CRD whose labels tell who installed Flux.
@@ -287,7 +286,8 @@ pub fn read_classic(
 /// What `<path>/flux-system/kustomization.yaml` of a classic install holds, converted.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct FluxSystemKustomization {
-    /// Resources other than the `gotk-*` files (to keep after the migration).
+    /// Resources other than the `gotk-*` files, to keep after the migration (pass them to
+    /// [`crate::flux::render::render_flux_system`]).
     pub extra_resources: Vec<String>,
     /// Every patch, converted to `kustomize.patches` entries, in this order: `patches`,
     /// `patchesJson6902`, then `patchesStrategicMerge` (one entry per document).
@@ -436,14 +436,6 @@ pub fn instance_spec(classic: &ClassicBootstrap, patches: Vec<KustomizePatch>) -
         }),
         ..FluxInstanceSpec::default()
     }
-}
-
-/// The `resources` of `flux-system/kustomization.yaml` after the migration: the FluxInstance
-/// manifest, then the extra resources the classic file listed.
-pub fn migrated_resources(extra_resources: &[String]) -> Vec<String> {
-    std::iter::once(INSTANCE_FILE.to_owned())
-        .chain(extra_resources.iter().cloned())
-        .collect()
 }
 
 /// The credentials Flux pulls the repository with, written into the sync Secret under the keys
@@ -802,10 +794,6 @@ mod tests {
         assert_eq!(spec.sync.and_then(|s| s.name), Some("fleet".into()));
         assert_eq!(spec.distribution.registry, "ghcr.io/fluxcd");
         assert_eq!(spec.kustomize, None);
-        assert_eq!(
-            migrated_resources(&["tenants.yaml".into()]),
-            ["flux-instance.yaml", "tenants.yaml"]
-        );
         assert_eq!(
             registry_of_image("registry.local:5000/mirror/fluxcd/source-controller:v1.7.4"),
             Some("registry.local:5000/mirror/fluxcd".into())

@@ -152,7 +152,10 @@ pub fn render_kustomization(resources: &[&str]) -> Result<String, RenderError> {
     Ok(format!("{HEADER}---\n{}", to_yaml(&index)?))
 }
 
-/// Every file `flux_bootstrap_git` owns under `<path>/flux-system/`, sorted by path.
+/// Every file `flux_bootstrap_git` owns under `<path>/flux-system/`, sorted by path: the
+/// FluxInstance manifest and the `kustomization.yaml` listing it, followed by
+/// `extra_resources` (files of the directory Terraform does not own but kustomize must keep
+/// building, e.g. those a classic bootstrap listed besides the `gotk-*` files).
 ///
 /// # Errors
 ///
@@ -160,8 +163,16 @@ pub fn render_kustomization(resources: &[&str]) -> Result<String, RenderError> {
 pub fn render_flux_system(
     path: &str,
     instance: &FluxInstance,
+    extra_resources: &[String],
 ) -> Result<Vec<RenderedFile>, RenderError> {
     let path = clean_repo_path(path)?;
+    let mut resources = vec![INSTANCE_FILE];
+    resources.extend(
+        extra_resources
+            .iter()
+            .map(String::as_str)
+            .filter(|r| *r != INSTANCE_FILE),
+    );
     Ok(vec![
         RenderedFile {
             path: join(&path, INSTANCE_FILE),
@@ -169,7 +180,7 @@ pub fn render_flux_system(
         },
         RenderedFile {
             path: join(&path, KUSTOMIZATION_FILE),
-            content: render_kustomization(&[INSTANCE_FILE])?,
+            content: render_kustomization(&resources)?,
         },
     ])
 }
@@ -349,7 +360,7 @@ mod tests {
 
     #[test]
     fn flux_system_files_have_stable_paths() {
-        let files = render_flux_system("./clusters//production/", &seed_instance()).unwrap();
+        let files = render_flux_system("./clusters//production/", &seed_instance(), &[]).unwrap();
         let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
         assert_eq!(
             paths,
@@ -359,8 +370,18 @@ mod tests {
             ]
         );
         check_golden("kustomization.yaml", &files[1].content);
-        let root = render_flux_system(".", &seed_instance()).unwrap();
+        let root = render_flux_system(".", &seed_instance(), &[]).unwrap();
         assert_eq!(root[0].path, "flux-system/flux-instance.yaml");
+        let migrated = render_flux_system(
+            "clusters/production",
+            &seed_instance(),
+            &["tenants.yaml".to_owned(), "flux-instance.yaml".to_owned()],
+        )
+        .unwrap();
+        check_golden(
+            "kustomization-with-extra-resources.yaml",
+            &migrated[1].content,
+        );
     }
 
     #[test]
