@@ -14,7 +14,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::flux::duration::parse_duration;
-use crate::flux::instance::{API_VERSION, CommonMetadata, HistoryEntry};
+use crate::flux::instance::{
+    API_VERSION, CommonMetadata, HistoryEntry, InstanceError, ReconcileAnnotations,
+};
 use crate::flux::object::Inventory;
 use crate::flux::semantic::{DiffOptions, FieldChange, diff_values};
 
@@ -114,6 +116,21 @@ impl ResourceSet {
     /// [`ResourceSetError::Encode`]; not expected for these types.
     pub fn to_json(&self) -> Result<Value, ResourceSetError> {
         serde_json::to_value(self).map_err(|e| ResourceSetError::Encode(e.to_string()))
+    }
+
+    /// The reconcile control annotations present on the object (the same set as FluxInstance;
+    /// `reconcileArtifactEvery` does not apply to ResourceSets).
+    ///
+    /// # Errors
+    ///
+    /// See [`ReconcileAnnotations::from_annotations`].
+    pub fn reconcile_annotations(&self) -> Result<ReconcileAnnotations, InstanceError> {
+        ReconcileAnnotations::from_annotations(
+            self.metadata
+                .annotations
+                .as_ref()
+                .unwrap_or(&std::collections::BTreeMap::new()),
+        )
     }
 }
 
@@ -440,6 +457,13 @@ mod tests {
     fn realistic_resource_set_round_trips() {
         let decoded: ResourceSet = serde_saphyr::from_str(SAMPLE).unwrap();
         let as_value: Value = serde_saphyr::from_str(SAMPLE).unwrap();
+        assert_eq!(
+            decoded.reconcile_annotations(),
+            Ok(ReconcileAnnotations {
+                reconcile_every: Some("10m".into()),
+                ..ReconcileAnnotations::default()
+            })
+        );
         assert_eq!(decoded.to_json().unwrap(), as_value);
         assert_eq!(ResourceSet::from_json(as_value).unwrap(), decoded);
         assert_eq!(validate(&decoded.spec), Ok(()));
