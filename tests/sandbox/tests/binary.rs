@@ -1,0 +1,202 @@
+//! The standalone `kube-sandbox` binary: ready line, kubeconfig, authentication (401 without
+//! credentials; token and client certificate accepted), SIGTERM, holding 1,000 objects and the
+//! request rate it sustains over TLS. Timings are printed; the only timing bounds are generous.
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, ListParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Server {
+    child: Child,
+    url: String,
+    kubeconfig: PathBuf,
+    startup: Duration,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start() -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    let t0 = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kube-sandbox"))
+        .args(["serve", "--kubeconfig"])
+        .arg(&kubeconfig)
+        .args(["--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let startup = t0.elapsed();
+    let url = line
+        .trim()
+        .strip_prefix("ready ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_string();
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+    Server {
+        child,
+        url,
+        kubeconfig,
+        startup,
+        _dir: dir,
+    }
+}
+
+async fn client_from(yaml: &str) -> kube::Client {
+    let kc = Kubeconfig::from_yaml(yaml).unwrap();
+    let cfg = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+        .await
+        .unwrap();
+    kube::Client::try_from(cfg).unwrap()
+}
+
+#[test]
+fn prints_ready_line_quickly_and_exits_cleanly_on_sigterm() {
+    let mut s = start();
+    eprintln!("kube-sandbox ready after {:?} at {}", s.startup, s.url);
+    assert!(
+        s.startup < Duration::from_secs(10),
+        "startup took {:?}",
+        s.startup
+    );
+    let kc = std::fs::read_to_string(&s.kubeconfig).unwrap();
+    assert!(kc.contains(&format!("server: {}", s.url)), "{kc}");
+    assert!(
+        kc.contains("certificate-authority-data: ") && kc.contains("token: "),
+        "{kc}"
+    );
+    let status = Command::new("kill")
+        .args(["-TERM", &s.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = s.child.wait().unwrap();
+    assert!(exit.success(), "exit status {exit:?}");
+}
+
+#[tokio::test]
+async fn requires_a_token_or_client_certificate() {
+    let s = start();
+    let yaml = std::fs::read_to_string(&s.kubeconfig).unwrap();
+    let ok = client_from(&yaml).await;
+    Api::<ConfigMap>::namespaced(ok, "default")
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+
+    let token_line = yaml
+        .lines()
+        .find(|l| l.trim_start().starts_with("token:"))
+        .unwrap()
+        .to_string();
+    for user in ["    username: nobody\n", "    token: wrong\n"] {
+        let anon = yaml.replace(&format!("{token_line}\n"), user);
+        let c = client_from(&anon).await;
+        match Api::<ConfigMap>::namespaced(c, "default")
+            .list(&ListParams::default())
+            .await
+            .unwrap_err()
+        {
+            kube::Error::Api(st) => assert_eq!(
+                (st.code, st.reason.as_str(), st.message.as_str()),
+                (401, "Unauthorized", "Unauthorized")
+            ),
+            other => panic!("expected 401, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn library_socket_mode_accepts_client_certificates() {
+    let sb = kube_sandbox::Sandbox::builder().build();
+    let served = sb.serve_tls("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let c = client_from(&served.kubeconfig_yaml_client_cert()).await;
+    let names: Vec<String> = Api::<k8s_openapi::api::core::v1::Namespace>::all(c)
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|n| n.metadata.name.unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        vec!["default", "kube-node-lease", "kube-public", "kube-system"]
+    );
+    // The same store is visible in-process.
+    assert_eq!(sb.objects("", "namespaces").len(), 4);
+    served.shutdown().await;
+}
+
+#[tokio::test]
+async fn holds_a_thousand_objects_and_serves_hundreds_of_requests_per_second() {
+    let s = start();
+    let c = client_from(&std::fs::read_to_string(&s.kubeconfig).unwrap()).await;
+    let api: Api<ConfigMap> = Api::namespaced(c, "default");
+    let t0 = Instant::now();
+    let results: Vec<_> = futures::stream::iter(0..1000)
+        .map(|i| {
+            let api = api.clone();
+            async move {
+                let cm: ConfigMap = serde_json::from_value(serde_json::json!({"metadata": {"name": format!("cm-{i:04}"), "labels": {"batch": (i % 10).to_string()}}, "data": {"i": i.to_string()}})).unwrap();
+                api.create(&PostParams::default(), &cm).await
+            }
+        })
+        .buffer_unordered(8)
+        .collect()
+        .await;
+    let create_time = t0.elapsed();
+    assert!(
+        results.iter().all(Result::is_ok),
+        "{:?}",
+        results.iter().find(|r| r.is_err())
+    );
+    let list = api.list(&ListParams::default()).await.unwrap();
+    assert_eq!(list.items.len(), 1000);
+    let page = api.list(&ListParams::default().limit(300)).await.unwrap();
+    assert_eq!(
+        (page.items.len(), page.metadata.remaining_item_count),
+        (300, Some(700))
+    );
+    let batch = api
+        .list(&ListParams::default().labels("batch=3"))
+        .await
+        .unwrap();
+    assert_eq!(batch.items.len(), 100);
+
+    let n = 600;
+    let t1 = Instant::now();
+    let gets: Vec<_> = futures::stream::iter(0..n)
+        .map(|i| {
+            let api = api.clone();
+            async move { api.get(&format!("cm-{:04}", i % 1000)).await }
+        })
+        .buffer_unordered(8)
+        .collect()
+        .await;
+    let get_time = t1.elapsed();
+    assert!(gets.iter().all(Result::is_ok));
+    let create_rps = 1000.0 / create_time.as_secs_f64();
+    let get_rps = n as f64 / get_time.as_secs_f64();
+    eprintln!(
+        "1000 creates in {create_time:?} ({create_rps:.0}/s); {n} gets in {get_time:?} ({get_rps:.0}/s) over TLS, 8 in flight"
+    );
+    // Very generous bound: the debug build on 2 cores does far more.
+    assert!(get_rps > 50.0, "{get_rps:.0} requests/s");
+}
