@@ -473,8 +473,16 @@ fn check_proxy(url: &str) -> Result<(), Error> {
 }
 
 /// Checks the settings without connecting (kubeconfig files are read): returns every problem
-/// found, each naming its setting. Values still unknown to the caller should be left unset.
+/// found, each naming its setting. [`check_inline`] followed by [`check_source`].
 pub fn check(settings: &Settings, env: &Environment) -> Vec<Error> {
+    let mut problems = check_inline(settings);
+    problems.extend(check_source(settings, env));
+    problems
+}
+
+/// Checks the settings that need no file: host, PEM blocks, client certificate pairs, TLS,
+/// proxy and exec. Usable when the file-related settings are not known yet.
+pub fn check_inline(settings: &Settings) -> Vec<Error> {
     let mut problems = Vec::new();
     if let Some(host) = &settings.host
         && let Err(e) = normalise_host(host)
@@ -528,6 +536,13 @@ pub fn check(settings: &Settings, env: &Environment) -> Vec<Error> {
             problems.push(Error::InvalidExecApiVersion(version.clone()));
         }
     }
+    problems
+}
+
+/// Checks where the connection comes from: conflicting path settings, unreadable kubeconfig
+/// files, and a context that is not in them (or has no file to be looked up in).
+pub fn check_source(settings: &Settings, env: &Environment) -> Vec<Error> {
+    let mut problems = Vec::new();
     match resolve_source(settings, env) {
         Ok(Source::Files { paths, setting }) => {
             if let Err(e) = load_files(&paths, setting)
