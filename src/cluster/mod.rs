@@ -1,6 +1,7 @@
 //! Kubernetes access through kube-rs: client construction, server-side apply, dry-run, waits and
 //! discovery. Knows nothing of Terraform; never depends on other modules of this crate.
 pub mod apply;
+pub mod health;
 pub mod objects;
 pub mod status;
 pub mod wait;
