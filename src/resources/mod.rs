@@ -1,2 +1,9 @@
 //! One file per Terraform resource and data source type: the only place where the Flux domain
 //! meets cluster and Git I/O, and where leaf errors become diagnostics.
+//!
+//! - [`common`]: the provider-data seam ([`common::ClusterAccess`]), timeouts, error
+//!   diagnostics, and the apply/wait/delete machinery for objects the Flux Operator reconciles.
+
+pub mod common;
+pub mod flux_instance;
+pub mod flux_instance_model;

@@ -1,0 +1,538 @@
+//! The `flux_instance` resource: the FluxInstance `flux` and, through the Flux Operator, the
+//! Flux installation. Plan normalises, diffs field by field, turns installation drift into a
+//! pending reconcile, refuses or warns about hazards and validates with a server-side dry-run;
+//! apply is a forced server-side apply followed by a watch until Ready; destroy follows the
+//! deletion policy.
+//!
+//! Lives in `resources/`: may use `framework`, `flux`, `cluster`, never `provider`.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::future::join_all;
+use kube::api::DynamicObject;
+
+use crate::cluster::objects::{Cluster, ObjectRef};
+use crate::cluster::wait::{WaitOutcome, deployment_available};
+use crate::flux::hazards::{self, InstanceChange};
+use crate::flux::instance::{API_VERSION, FluxInstance, KIND};
+use crate::flux::normalize::validate_spec;
+use crate::flux::operator::DEPLOYMENT_NAME;
+use crate::framework::diagnostics::Diagnostics;
+use crate::framework::model::{Value, to_raw};
+use crate::framework::path::AttrPath;
+use crate::framework::resource::{ApplyError, Context, PlanChange, Planned, Resource};
+use crate::framework::schema::Schema;
+use crate::resources::common::{
+    self, ClusterAccess, DeletionPolicy, Operation, ReconcileWait, api_field_to_path, apply_error,
+    cluster_for_apply, cluster_if_known, cluster_ref,
+};
+use crate::resources::flux_instance_model::{
+    HEALTHY, InstanceModel, ModelError, SPEC_ATTRIBUTES, live_model, model_object, model_spec,
+    schema, validate_enums,
+};
+
+/// Default for every `timeouts` value.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+/// The attributes whose change means a new object generation or annotations to apply.
+const DESIRED_EXTRA: [&str; 4] = [
+    "reconcile_every",
+    "reconcile_artifact_every",
+    "reconcile_timeout",
+    "suspend",
+];
+
+/// The `flux_instance` resource.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FluxInstanceResource;
+
+/// The FluxInstance's reference.
+pub fn instance_ref(namespace: &str, name: &str) -> ObjectRef {
+    ObjectRef::new(API_VERSION, KIND, Some(namespace), name)
+}
+
+fn model_ref(model: &InstanceModel) -> ObjectRef {
+    instance_ref(
+        model
+            .namespace
+            .as_known()
+            .map_or("flux-system", String::as_str),
+        model.name.as_known().map_or("flux", String::as_str),
+    )
+}
+
+/// Whether what we write to the object differs between two models (spec and annotations).
+fn desired_changed(prior: &InstanceModel, planned: &InstanceModel) -> bool {
+    let (Ok(a), Ok(b)) = (to_raw(prior), to_raw(planned)) else {
+        return true;
+    };
+    SPEC_ATTRIBUTES
+        .iter()
+        .chain(DESIRED_EXTRA.iter())
+        .any(|name| {
+            let after = b.get_attr(name).cloned().unwrap_or_default();
+            !after.is_wholly_known()
+                || !a
+                    .get_attr(name)
+                    .cloned()
+                    .unwrap_or_default()
+                    .semantically_eq(&after)
+        })
+}
+
+fn to_dynamic(object: &FluxInstance) -> Result<DynamicObject, Diagnostics> {
+    object
+        .to_json()
+        .and_then(|json| {
+            serde_json::from_value(json)
+                .map_err(|e| crate::flux::instance::InstanceError::Decode(e.to_string()))
+        })
+        .map_err(|e| {
+            Diagnostics::from_error("Provider Bug: Cannot Encode FluxInstance", e.to_string())
+        })
+}
+
+fn from_dynamic(object: &DynamicObject) -> Result<FluxInstance, Diagnostics> {
+    serde_json::to_value(object)
+        .map_err(|e| e.to_string())
+        .and_then(|json| FluxInstance::from_json(json).map_err(|e| e.to_string()))
+        .map_err(|e| Diagnostics::from_error("Unreadable FluxInstance", format!("{e}.")))
+}
+
+fn spec_error(error: &ModelError) -> Diagnostics {
+    Diagnostics::from_error("Invalid FluxInstance Spec", format!("{error}."))
+}
+
+/// Reads the live FluxInstance; `None` when it, its namespace or its CRD is gone.
+async fn get_live(
+    cluster: &Cluster,
+    object: &ObjectRef,
+) -> Result<Option<FluxInstance>, Diagnostics> {
+    let found = cluster
+        .get(object)
+        .await
+        .map_err(|e| apply_error("Cannot Read The FluxInstance", &e))?;
+    found.as_ref().map(from_dynamic).transpose()
+}
+
+/// `Healthy`, or which inventory objects are missing or (Deployments) not Available.
+pub async fn installation_status(
+    cluster: &Cluster,
+    live: &FluxInstance,
+) -> Result<String, Diagnostics> {
+    let suspended = live.reconcile_annotations().is_ok_and(|a| a.is_disabled());
+    let Some(inventory) = live.status.as_ref().and_then(|s| s.inventory.as_ref()) else {
+        return Ok(HEALTHY.to_owned());
+    };
+    if suspended {
+        return Ok(HEALTHY.to_owned());
+    }
+    let refs = inventory.object_refs().unwrap_or_default();
+    let checks = refs.iter().map(|object| async move {
+        let found = cluster.get(&cluster_ref(object)).await?;
+        let problem = match found {
+            None => Some("missing"),
+            Some(d)
+                if object.kind == "Deployment"
+                    && deployment_available(Some(&d)) != WaitOutcome::Done =>
+            {
+                Some("not available")
+            }
+            Some(_) => None,
+        };
+        Ok::<_, crate::cluster::apply::ApplyError>(
+            problem.map(|p| format!("{} {} {p}", object.kind, object_name(object))),
+        )
+    });
+    let mut problems = Vec::new();
+    for result in join_all(checks).await {
+        if let Some(problem) =
+            result.map_err(|e| apply_error("Cannot Check The Flux Installation", &e))?
+        {
+            problems.push(problem);
+        }
+    }
+    Ok(if problems.is_empty() {
+        HEALTHY.to_owned()
+    } else {
+        format!("Drifted: {}", problems.join(", "))
+    })
+}
+
+fn object_name(object: &crate::flux::object::ObjectRef) -> String {
+    match &object.namespace {
+        Some(ns) => format!("{ns}/{}", object.name),
+        None => object.name.clone(),
+    }
+}
+
+/// The namespace the Flux Operator runs in, if it is installed.
+async fn operator_namespace(
+    cluster: &Cluster,
+    namespace: &str,
+) -> Result<Option<String>, Diagnostics> {
+    let here = ObjectRef::new("apps/v1", "Deployment", Some(namespace), DEPLOYMENT_NAME);
+    let read = |e| apply_error("Cannot Find The Flux Operator", &e);
+    if cluster.get(&here).await.map_err(read)?.is_some() {
+        return Ok(Some(namespace.to_owned()));
+    }
+    let all = cluster
+        .list(
+            "apps/v1",
+            "Deployment",
+            None,
+            "app.kubernetes.io/name=flux-operator",
+        )
+        .await
+        .map_err(read)?;
+    Ok(all
+        .into_iter()
+        .find(|d| d.metadata.name.as_deref() == Some(DEPLOYMENT_NAME))
+        .and_then(|d| d.metadata.namespace))
+}
+
+/// Hazards and the server-side dry-run, when the spec and the cluster are known.
+async fn check_plan(
+    ctx: &mut Context<impl ClusterAccess>,
+    planned: &InstanceModel,
+    prior: Option<&InstanceModel>,
+) -> Result<(), Diagnostics> {
+    let desired = match model_object(planned) {
+        Ok(object) => object,
+        Err(ModelError::Unknown) => return Ok(()),
+        Err(e) => return Err(spec_error(&e)),
+    };
+    let cluster = cluster_if_known(ctx.data()?.as_ref()).await?;
+    let namespace = desired.metadata.namespace.clone().unwrap_or_default();
+    let name = desired.metadata.name.clone().unwrap_or_default();
+    let (live, operator_ns) = match &cluster {
+        Some(cluster) => (
+            get_live(cluster, &instance_ref(&namespace, &name)).await?,
+            operator_namespace(cluster, &namespace).await?,
+        ),
+        None => (None, None),
+    };
+    // Without a live object (or a cluster), the prior state stands in for it.
+    let from_prior = prior.and_then(|p| {
+        let mut object = model_object(p).ok()?;
+        let revision = p.last_applied_revision.as_known().cloned();
+        object.status = Some(crate::flux::instance::FluxInstanceStatus {
+            last_applied_revision: revision.filter(|r| !r.is_empty()),
+            ..Default::default()
+        });
+        Some(object)
+    });
+    let change = InstanceChange {
+        name: &name,
+        namespace: &namespace,
+        operator_namespace: operator_ns.as_deref(),
+        desired: &desired.spec,
+        live: live.as_ref().or(from_prior.as_ref()),
+    };
+    let mut errors = Diagnostics::new();
+    for hazard in hazards::instance_hazards(&change) {
+        let path = api_field_to_path(&hazard.field);
+        let detail = format!("{}.", hazard.detail);
+        match (hazard.severity, path) {
+            (hazards::Severity::Error, Some(p)) => errors.error_at(p, hazard.summary, detail),
+            (hazards::Severity::Error, None) => errors.error(hazard.summary, detail),
+            (hazards::Severity::Warning, Some(p)) => ctx.warn_at(p, hazard.summary, detail),
+            (hazards::Severity::Warning, None) => ctx.warn(hazard.summary, detail),
+        }
+    }
+    if errors.has_errors() {
+        return Err(errors);
+    }
+    if let Some(cluster) = cluster {
+        match cluster.dry_run_apply(&to_dynamic(&desired)?).await {
+            Ok(_) | Err(crate::cluster::apply::ApplyError::NotServed { .. }) => {}
+            Err(e) => return Err(apply_error("FluxInstance Rejected By The API Server", &e)),
+        }
+    }
+    Ok(())
+}
+
+/// The planned state with the computed values it can know, and the drift warning.
+fn plan_computed(
+    ctx: &mut Context<impl ClusterAccess>,
+    mut planned: InstanceModel,
+    prior: Option<&InstanceModel>,
+) -> InstanceModel {
+    planned.id = match (planned.namespace.as_known(), planned.name.as_known()) {
+        (Some(ns), Some(name)) => Value::Known(format!("{ns}/{name}")),
+        _ => Value::Unknown,
+    };
+    let Some(prior) = prior else {
+        return planned;
+    };
+    let suspended = planned.suspend.as_known() == Some(&true);
+    let drifted = prior
+        .installation_status
+        .as_known()
+        .is_some_and(|s| s != HEALTHY);
+    let not_ready = prior.ready.as_known() == Some(&false);
+    if desired_changed(prior, &planned) {
+        planned.ready = if suspended {
+            Value::Unknown
+        } else {
+            Value::Known(true)
+        };
+        planned.flux_version = Value::Unknown;
+        planned.last_applied_revision = Value::Unknown;
+        planned.component_images = Value::Unknown;
+        planned.inventory_entries = Value::Unknown;
+        planned.installation_status = Value::Known(HEALTHY.to_owned());
+    } else if !suspended && (drifted || not_ready) {
+        let what = prior
+            .installation_status
+            .as_known()
+            .cloned()
+            .unwrap_or_default();
+        ctx.warn_at(
+            AttrPath::attr("installation_status"),
+            "Flux Installation Will Be Reconciled",
+            format!(
+                "The installation is not healthy ({}). Apply will ask the Flux Operator to \
+                 reconcile the FluxInstance and wait until it is Ready again.",
+                if drifted {
+                    what
+                } else {
+                    "the FluxInstance is not Ready".to_owned()
+                }
+            ),
+        );
+        planned.ready = Value::Known(true);
+        planned.installation_status = Value::Known(HEALTHY.to_owned());
+        planned.last_applied_revision = Value::Unknown;
+        planned.component_images = Value::Unknown;
+        planned.inventory_entries = Value::Unknown;
+    }
+    planned
+}
+
+/// The planned value when known, else the fresh one, else `fallback`.
+fn pick<T: Clone>(planned: &Value<T>, fresh: Value<T>, fallback: T) -> Value<T> {
+    match planned {
+        Value::Known(v) => Value::Known(v.clone()),
+        _ => fresh.or(Value::Known(fallback)),
+    }
+}
+
+/// The state after apply: the planned configuration with the computed values read back.
+async fn state_after(cluster: &Cluster, planned: &InstanceModel) -> InstanceModel {
+    let mut state = planned.clone();
+    let live = get_live(cluster, &model_ref(planned)).await.ok().flatten();
+    let fresh = match &live {
+        Some(live) => live_model(live, planned, HEALTHY.to_owned()).ok(),
+        None => None,
+    };
+    let fresh = fresh.unwrap_or_default();
+    let reference = model_ref(planned);
+    state.id = Value::Known(format!(
+        "{}/{}",
+        reference.namespace.unwrap_or_default(),
+        reference.name
+    ));
+    state.ready = pick(&planned.ready, fresh.ready, false);
+    state.flux_version = pick(&planned.flux_version, fresh.flux_version, String::new());
+    state.last_applied_revision = pick(
+        &planned.last_applied_revision,
+        fresh.last_applied_revision,
+        String::new(),
+    );
+    state.installation_status = pick(
+        &planned.installation_status,
+        fresh.installation_status,
+        String::new(),
+    );
+    state.component_images = pick(
+        &planned.component_images,
+        fresh.component_images,
+        Vec::new(),
+    );
+    state.inventory_entries = pick(&planned.inventory_entries, fresh.inventory_entries, 0);
+    state
+}
+
+/// Apply, reconcile request when planned, wait; returns the new state.
+async fn apply_and_wait(
+    ctx: &mut Context<impl ClusterAccess>,
+    prior: Option<&InstanceModel>,
+    planned: InstanceModel,
+    operation: Operation,
+) -> Result<InstanceModel, ApplyError<InstanceModel>> {
+    let cluster = cluster_for_apply(ctx.data()?.as_ref()).await?;
+    let timeout = common::timeout(&planned.timeouts, operation, DEFAULT_TIMEOUT)?;
+    let object = model_object(&planned).map_err(|e| spec_error(&e))?;
+    let reference = model_ref(&planned);
+    let applied = cluster
+        .apply(&to_dynamic(&object)?)
+        .await
+        .map_err(|e| apply_error("FluxInstance Apply Failed", &e))?;
+    let reconcile = prior.is_some_and(|p| {
+        !desired_changed(p, &planned)
+            && (p
+                .installation_status
+                .as_known()
+                .is_some_and(|s| s != HEALTHY)
+                || p.ready.as_known() == Some(&false))
+    });
+    let requested = if reconcile && planned.suspend.as_known() != Some(&true) {
+        Some(common::request_reconcile(&cluster, &reference).await?)
+    } else {
+        None
+    };
+    let wait = ReconcileWait {
+        object: &reference,
+        min_generation: applied.metadata.generation.unwrap_or(0),
+        requested_at: requested.as_deref(),
+        timeout,
+    };
+    let result = common::wait_reconciled(&cluster, &wait, ctx.cancellation()).await;
+    let state = state_after(&cluster, &planned).await;
+    match result {
+        Ok(_) => Ok(state),
+        Err(failure) => {
+            let mut partial = state;
+            partial.ready = Value::Known(false);
+            Err(ApplyError {
+                diagnostics: common::wait_failure_diagnostics(&failure, "FluxInstance"),
+                partial_state: Some(partial),
+            })
+        }
+    }
+}
+
+#[async_trait]
+impl<D: ClusterAccess> Resource<D> for FluxInstanceResource {
+    type Model = InstanceModel;
+
+    fn type_name(&self) -> &'static str {
+        "flux_instance"
+    }
+
+    fn schema(&self) -> Schema {
+        schema()
+    }
+
+    async fn validate(
+        &self,
+        _ctx: &mut Context<D>,
+        config: InstanceModel,
+    ) -> Result<(), Diagnostics> {
+        let mut out = validate_enums(&config);
+        if out.has_errors() {
+            return Err(out);
+        }
+        if let Ok(spec) = model_spec(&config) {
+            for violation in validate_spec(&spec) {
+                let path = api_field_to_path(&format!("spec.{}", violation.field));
+                let detail = format!("{}.", violation.message);
+                match path {
+                    Some(p) => out.error_at(p, "Invalid FluxInstance Spec", detail),
+                    None => out.error("Invalid FluxInstance Spec", detail),
+                }
+            }
+        }
+        if out.has_errors() { Err(out) } else { Ok(()) }
+    }
+
+    async fn plan(
+        &self,
+        ctx: &mut Context<D>,
+        change: PlanChange<InstanceModel>,
+    ) -> Result<Planned<InstanceModel>, Diagnostics> {
+        let planned = plan_computed(ctx, change.proposed, change.prior.as_ref());
+        check_plan(ctx, &planned, change.prior.as_ref()).await?;
+        let replace = match &change.prior {
+            Some(prior) if prior.namespace != planned.namespace || prior.name != planned.name => {
+                vec![AttrPath::attr("namespace"), AttrPath::attr("name")]
+            }
+            _ => Vec::new(),
+        };
+        Ok(Planned {
+            state: planned,
+            requires_replace: replace,
+        })
+    }
+
+    async fn create(
+        &self,
+        ctx: &mut Context<D>,
+        planned: InstanceModel,
+        _config: InstanceModel,
+    ) -> Result<InstanceModel, ApplyError<InstanceModel>> {
+        apply_and_wait(ctx, None, planned, Operation::Create).await
+    }
+
+    async fn read(
+        &self,
+        ctx: &mut Context<D>,
+        state: InstanceModel,
+    ) -> Result<Option<InstanceModel>, Diagnostics> {
+        let Some(cluster) = cluster_if_known(ctx.data()?.as_ref()).await? else {
+            return Ok(Some(state));
+        };
+        let Some(live) = get_live(&cluster, &model_ref(&state)).await? else {
+            return Ok(None);
+        };
+        let status = installation_status(&cluster, &live).await?;
+        live_model(&live, &state, status).map(Some)
+    }
+
+    async fn update(
+        &self,
+        ctx: &mut Context<D>,
+        prior: InstanceModel,
+        planned: InstanceModel,
+        _config: InstanceModel,
+    ) -> Result<InstanceModel, ApplyError<InstanceModel>> {
+        apply_and_wait(ctx, Some(&prior), planned, Operation::Update).await
+    }
+
+    async fn delete(
+        &self,
+        ctx: &mut Context<D>,
+        prior: InstanceModel,
+    ) -> Result<(), ApplyError<InstanceModel>> {
+        let cluster = cluster_for_apply(ctx.data()?.as_ref()).await?;
+        let timeout = common::timeout(&prior.timeouts, Operation::Delete, DEFAULT_TIMEOUT)?;
+        let policy = prior
+            .deletion_policy
+            .as_known()
+            .and_then(|p| DeletionPolicy::parse(p))
+            .unwrap_or(DeletionPolicy::Uninstall);
+        let cancel = ctx.cancellation().clone();
+        let mut warnings = Diagnostics::new();
+        let result = common::delete_reconciled(
+            &cluster,
+            &model_ref(&prior),
+            policy,
+            timeout,
+            &cancel,
+            &mut warnings,
+        )
+        .await;
+        ctx.diagnostics.extend(warnings);
+        result.map_err(ApplyError::from)
+    }
+
+    async fn import(&self, _ctx: &mut Context<D>, id: &str) -> Result<InstanceModel, Diagnostics> {
+        let Some((namespace, name)) = id
+            .split_once('/')
+            .filter(|(ns, n)| !ns.is_empty() && !n.is_empty())
+        else {
+            return Err(Diagnostics::from_error(
+                "Invalid Import ID",
+                format!("Expected \"<namespace>/flux\", e.g. \"flux-system/flux\"; got {id:?}."),
+            ));
+        };
+        Ok(InstanceModel {
+            id: Value::Known(id.to_owned()),
+            name: Value::Known(name.to_owned()),
+            namespace: Value::Known(namespace.to_owned()),
+            deletion_policy: Value::Known("uninstall".to_owned()),
+            ..InstanceModel::default()
+        })
+    }
+}
