@@ -561,3 +561,197 @@ impl CloneWithoutInsecure for Auth {
         a
     }
 }
+
+#[test]
+fn logs_at_trace_level_carry_no_secret() {
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Buffer {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    let buffer = Buffer::default();
+    let writer = buffer.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let server = GitHttpServer::start(
+        GitRepos::new(),
+        HttpServerOptions {
+            basic: Some((USER.to_owned(), PASSWORD.to_owned())),
+            bearer: Some(TOKEN.to_owned()),
+            tls: false,
+        },
+    );
+    server.repos().create_with_history("fleet", "main", 3, 2);
+    tracing::subscriber::with_default(subscriber, || {
+        for auth in [
+            basic(PASSWORD),
+            bearer(TOKEN),
+            basic("wrong-password-42"),
+            bearer("tok_wrong_999999"),
+        ] {
+            if let Ok(mut co) = open(&server, "fleet", "main", &auth) {
+                co.apply_changes(
+                    &[FileChange::write(
+                        p("x"),
+                        format!("{:?}\n", std::time::SystemTime::now()),
+                    )],
+                    "x",
+                    &author(),
+                )
+                .unwrap();
+            }
+        }
+    });
+    let logs = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        logs.contains("pushed") && logs.contains("git operation failed"),
+        "{logs}"
+    );
+    for secret in [PASSWORD, TOKEN, "wrong-password-42", "tok_wrong_999999"] {
+        assert!(!logs.contains(secret), "{secret} in logs:\n{logs}");
+    }
+}
+
+#[test]
+fn cancellation_stops_a_transfer_in_progress() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let server = Arc::new(basic_server());
+    let repos = server.repos().clone();
+    let path = repos.create_empty("big");
+    // 8 MiB of incompressible data, so that the pack takes a while to stream.
+    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+    let data: Vec<u8> = (0..8 * 1024 * 1024)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed >> 24) as u8
+        })
+        .collect();
+    let work = tempfile::tempdir().unwrap();
+    git(work.path(), &["init", "-q", "-b", "main"]);
+    std::fs::write(work.path().join("blob.bin"), &data).unwrap();
+    git(work.path(), &["add", "blob.bin"]);
+    git(
+        work.path(),
+        &[
+            "-c",
+            "user.name=a",
+            "-c",
+            "user.email=a@b",
+            "commit",
+            "-q",
+            "-m",
+            "big",
+        ],
+    );
+    git(work.path(), &["push", "-q", path.to_str().unwrap(), "main"]);
+
+    // Cancelled before starting: nothing is contacted.
+    let cancel = Arc::new(AtomicBool::new(true));
+    let options = Options {
+        cancel: Some(cancel.clone()),
+        ..Options::default()
+    };
+    assert!(matches!(
+        open(&server, "big", "main", &basic(PASSWORD)).map(|_| ()),
+        Ok(())
+    ));
+    let served = server.requests().len();
+    assert!(matches!(
+        Checkout::open(&server.url("big"), "main", &basic(PASSWORD), &options),
+        Err(Error::Cancelled)
+    ));
+    assert_eq!(server.requests().len(), served);
+
+    // Cancelled as soon as the ref advertisement has been served, before the pack arrives.
+    cancel.store(false, Ordering::SeqCst);
+    let watcher = {
+        let cancel = cancel.clone();
+        let server = server.clone();
+        std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline {
+                if server.requests()[served..]
+                    .iter()
+                    .any(|r| r.uri.contains("info/refs") && r.status == 200)
+                {
+                    cancel.store(true, Ordering::SeqCst);
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        })
+    };
+    let result = Checkout::open(&server.url("big"), "main", &basic(PASSWORD), &options);
+    watcher.join().unwrap();
+    assert!(matches!(result, Err(Error::Cancelled)), "{result:?}");
+}
+
+#[test]
+fn push_rejections_other_than_races_are_not_retried() {
+    let server = basic_server();
+    let repos = server.repos().clone();
+    let path = repos.create_with_history("fleet", "main", 2, 1);
+    let hook = path.join("hooks/pre-receive");
+    std::fs::write(&hook, "#!/bin/sh\necho 'branch is protected' >&2\nexit 1\n").unwrap();
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let tip = repos.tip("fleet", "main");
+    let mut co = open(&server, "fleet", "main", &basic(PASSWORD)).unwrap();
+    let err = co
+        .apply_changes(&[FileChange::write(p("a"), "a\n")], "A", &author())
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "pushing to branch \"main\" of {} failed: the server rejected the update: refs/heads/main: pre-receive hook declined",
+            server.url("fleet")
+        )
+    );
+    assert_eq!(repos.tip("fleet", "main"), tip);
+    let pushes = server
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.uri.ends_with("/git-receive-pack"))
+        .count();
+    assert_eq!(pushes, 1);
+}
+
+#[test]
+fn retries_are_bounded() {
+    let server = basic_server();
+    let repos = server.repos().clone();
+    repos.create_with_history("fleet", "main", 2, 1);
+    let options = Options {
+        max_push_attempts: 1,
+        ..Options::default()
+    };
+    let mut co = Checkout::open(&server.url("fleet"), "main", &basic(PASSWORD), &options).unwrap();
+    let theirs = repos.push_as_someone_else("fleet", "main", "t", "t\n", "Theirs");
+    let err = co
+        .apply_changes(&[FileChange::write(p("a"), "a\n")], "A", &author())
+        .unwrap_err();
+    assert!(matches!(err, Error::Push { .. }), "{err:?}");
+    assert!(
+        err.to_string().starts_with(&format!(
+            "pushing to branch \"main\" of {} failed: still rejected after 1 attempts (the branch keeps moving): ",
+            server.url("fleet")
+        )),
+        "{err}"
+    );
+    assert_eq!(repos.tip("fleet", "main"), Some(theirs));
+}

@@ -106,6 +106,11 @@ impl Checkout {
         self.head.map(CommitId::from_oid)
     }
 
+    /// The repository URL (it never carries a password).
+    pub fn url(&self) -> String {
+        self.session.url()
+    }
+
     /// The branch.
     pub fn branch(&self) -> &str {
         &self.session.branch
@@ -462,4 +467,26 @@ fn is_retryable(status: &str) -> bool {
     ]
     .iter()
     .any(|s| status.contains(s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_retryable;
+
+    #[test]
+    fn retryable_rejections() {
+        let cases = [
+            ("refs/heads/main: non-fast-forward", true),
+            ("refs/heads/main: fetch first", true),
+            ("refs/heads/main: failed to update ref", true),
+            ("refs/heads/main: cannot lock ref 'refs/heads/main'", true),
+            ("refs/heads/main: stale info", true),
+            ("refs/heads/main: pre-receive hook declined", false),
+            ("refs/heads/main: protected branch hook declined", false),
+            ("refs/heads/main: permission denied", false),
+        ];
+        for (status, want) in cases {
+            assert_eq!(is_retryable(status), want, "{status}");
+        }
+    }
 }

@@ -33,7 +33,20 @@
 //!   `~/.ssh/known_hosts` is never read.
 //! - Before libgit2 connects, a plain TCP connection with [`Options::connect_timeout`] checks
 //!   that the server is reachable, so an unreachable host fails fast and clearly (libgit2's own
-//!   connect timeout is process-global).
+//!   connect timeout is process-global, and setting it needs `unsafe`).
+//! - Pushing from the shallow clone works against `git http-backend` and against
+//!   `git-receive-pack` over OpenSSH (both covered by `tests/git_http.rs` and
+//!   `tests/git_ssh.rs`): the pushed pack only needs objects on top of the fetched tip. A push
+//!   retry fetches the new tip with depth 1 as well, so no full clone is ever needed.
+//! - libssh2 (through git2) handles ed25519, ECDSA and RSA keys in OpenSSH or PEM format,
+//!   encrypted or not. A wrong passphrase is reported by libssh2 as an unusable key, and
+//!   surfaces as [`Error::Auth`] saying so.
+//!
+//! Limits: no HTTP proxy support (libgit2 is not given proxy options, and the reachability check
+//! connects directly); a server that accepts the connection and then stalls without sending
+//! data is only interrupted by cancelling ([`Options::cancel`] is checked in the progress
+//! callbacks, which a silent server never triggers), so callers should also bound the
+//! operation by their own timeout.
 
 mod auth;
 mod checkout;
