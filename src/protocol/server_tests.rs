@@ -1266,3 +1266,79 @@ fn diagnostics_convert_with_and_without_paths() {
         AttrPath::attr("a").then_key("k").then_index(2)
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Logging
+
+#[derive(Clone, Default)]
+struct LogBuffer(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
+    type Writer = LogBuffer;
+    fn make_writer(&'a self) -> LogBuffer {
+        self.clone()
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn logs_name_the_rpc_and_type_but_never_values() {
+    use tracing_subscriber::layer::SubscriberExt;
+    let buffer = LogBuffer::default();
+    let subscriber = tracing_subscriber::registry()
+        .with(crate::logging::layer(tracing::Level::TRACE, buffer.clone()));
+    let _default = tracing::subscriber::set_default(subscriber);
+
+    let mut h = start().await;
+    let config = thing(Mp::Nil, "visible-name", Mp::from("s3cr3t-value"), Mp::Nil);
+    h.client
+        .plan_resource_change(pb::plan_resource_change::Request {
+            type_name: "test_thing".to_owned(),
+            prior_state: mp(Mp::Nil),
+            proposed_new_state: mp(config.clone()),
+            config: mp(config),
+            client_capabilities: write_only_allowed(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+
+    let output = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    let lines: Vec<serde_json::Value> = output
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let rpc_lines: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|line| line["tf_rpc"] == "PlanResourceChange")
+        .collect();
+    assert!(
+        rpc_lines.iter().any(|line| line["@message"] == "received"
+            && line["tf_type"] == "test_thing"
+            && line["@level"] == "debug"),
+        "{output}"
+    );
+    assert!(
+        rpc_lines
+            .iter()
+            .any(|line| line["@message"] == "decoded" && line["shape"].is_string()),
+        "{output}"
+    );
+    assert!(
+        !output.contains("s3cr3t-value"),
+        "a value was logged:\n{output}"
+    );
+    assert!(
+        !output.contains("visible-name"),
+        "a value was logged:\n{output}"
+    );
+}
