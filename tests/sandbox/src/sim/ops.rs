@@ -311,10 +311,17 @@ impl Kube {
         let (ar, caps) = self.resource(&r.api_version(), &r.kind).await?;
         let api = self.api(&ar, &caps, &r.namespace);
         let what = format!("{} to become ready", r.id());
-        let cond = move |o: Option<&DynamicObject>| {
-            o.and_then(|o| serde_json::to_value(o).ok())
-                .is_some_and(|v| ready(&v))
+        // List items of built-in kinds come without apiVersion/kind: set them from the ref.
+        let (api_version, kind) = (r.api_version(), r.kind.clone());
+        let typed = move |o: &DynamicObject| {
+            serde_json::to_value(o).ok().map(|mut v| {
+                v["apiVersion"] = Value::String(api_version.clone());
+                v["kind"] = Value::String(kind.clone());
+                v
+            })
         };
+        let typed2 = typed.clone();
+        let cond = move |o: Option<&DynamicObject>| o.and_then(&typed).is_some_and(|v| ready(&v));
         let got = tokio::time::timeout(timeout, await_condition(api, &r.name, cond))
             .await
             .map_err(|_| OpsError::Timeout(what.clone()))?
@@ -322,8 +329,7 @@ impl Kube {
                 what: what.clone(),
                 source,
             })?;
-        got.and_then(|o| serde_json::to_value(o).ok())
-            .ok_or(OpsError::Timeout(what))
+        got.as_ref().and_then(typed2).ok_or(OpsError::Timeout(what))
     }
 }
 

@@ -392,14 +392,16 @@ fn print(v: &Value) -> String {
     }
 }
 
-/// Renders every string (keys and values) of a JSON tree. A rendered value that reads as a YAML
-/// number or boolean becomes one, as it would after the operator's YAML round trip.
+/// Renders every string (keys and values) of a JSON tree. The operator renders the YAML form of
+/// each resource (`JSONToYAML`, where such strings are plain scalars) and reads the result back,
+/// so a rendered value is re-read as a YAML scalar: `3` becomes a number, `"a"` the string `a`,
+/// an empty result null.
 pub fn render_value(v: &Value, inputs: &Value) -> Result<Value, TemplateError> {
     Ok(match v {
         Value::String(s) if s.contains("<<") => {
             let r = render_str(s, inputs)?;
             match serde_saphyr::from_str::<Value>(&r) {
-                Ok(n @ (Value::Number(_) | Value::Bool(_))) => n,
+                Ok(scalar @ (Value::Number(_) | Value::Bool(_) | Value::String(_) | Value::Null)) => scalar,
                 _ => Value::String(r),
             }
         }
@@ -616,11 +618,13 @@ mod tests {
     fn renders_values_with_yaml_scalars() {
         let v = json!({"metadata": {"name": "<< inputs.name >>-cm", "labels": {"<< inputs.name >>": "x"}},
                        "spec": {"replicas": "<< inputs.replicas >>", "on": "<< inputs.enabled >>",
-                                "s": "<< inputs.replicas | quote >>"}});
+                                "s": "<< inputs.replicas | quote >>", "e": "<< inputs.empty >>",
+                                "m": "<< inputs.tags | toJson >>"}});
         assert_eq!(
             render_value(&v, &inputs()).unwrap(),
             json!({"metadata": {"name": "app1-cm", "labels": {"app1": "x"}},
-                   "spec": {"replicas": 3, "on": true, "s": "\"3\""}})
+                   "spec": {"replicas": 3, "on": true, "s": "3", "e": null,
+                            "m": "{\"team\":\"a\"}"}})
         );
     }
 

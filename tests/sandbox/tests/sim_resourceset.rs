@@ -1,0 +1,268 @@
+//! Operator-simulator tests for ResourceSet: rendering with inputs, apply with owner labels,
+//! inventory, pruning, dependsOn, wait, delete (prune versus orphan) and build failures.
+//! In-process sandbox.
+
+mod sim_support;
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, DeleteParams, DynamicObject};
+use serde_json::{Value, json};
+use sim_support::*;
+
+async fn setup() -> (kube_sandbox::Sandbox, kube::Client) {
+    let (sb, client) = sandbox(fast_config());
+    install_operator(&client).await;
+    let nss: Api<DynamicObject> =
+        Api::all_with(client.clone(), &ar("", "v1", "Namespace", "namespaces"));
+    apply(
+        &nss,
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "apps"}}),
+    )
+    .await;
+    (sb, client)
+}
+
+fn rset(name: &str, spec: Value) -> Value {
+    json!({"apiVersion": "fluxcd.controlplane.io/v1", "kind": "ResourceSet",
+           "metadata": {"name": name, "namespace": "apps"}, "spec": spec})
+}
+
+fn cm_spec(inputs: Value) -> Value {
+    json!({
+        "inputs": inputs,
+        "resources": [{"apiVersion": "v1", "kind": "ConfigMap",
+                       "metadata": {"name": "cm-<< inputs.name >>"},
+                       "data": {"name": "<< inputs.name | quote >>", "id": "<< inputs.id | quote >>"}}],
+        "resourcesTemplate": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: tpl-<< inputs.name >>\n  namespace: apps\ndata:\n  provider: << inputs.provider.kind >>/<< inputs.provider.name >>\n",
+    })
+}
+
+async fn configmap(client: &kube::Client, name: &str) -> Option<ConfigMap> {
+    Api::<ConfigMap>::namespaced(client.clone(), "apps")
+        .get_opt(name)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn renders_applies_and_prunes_with_inputs() {
+    let (_sb, client) = setup().await;
+    let rs = resourcesets(&client, "apps");
+    apply(
+        &rs,
+        rset("apps", cm_spec(json!([{"name": "a"}, {"name": "b"}]))),
+    )
+    .await;
+    let got = wait_for(&rs, "apps", ready).await;
+    assert_eq!(
+        got["metadata"]["finalizers"],
+        json!(["fluxcd.controlplane.io/finalizer"])
+    );
+    assert_eq!(
+        cond(&got, "Ready").unwrap()["reason"],
+        "ReconciliationSucceeded"
+    );
+    assert_eq!(
+        inventory_ids(&got),
+        [
+            "apps_cm-a__ConfigMap",
+            "apps_cm-b__ConfigMap",
+            "apps_tpl-a__ConfigMap",
+            "apps_tpl-b__ConfigMap"
+        ]
+    );
+    let rev = got["status"]["lastAppliedRevision"].as_str().unwrap();
+    assert!(rev.starts_with("sha256:") && rev.len() == 71, "{rev}");
+
+    let a = configmap(&client, "cm-a").await.unwrap();
+    let data = a.data.unwrap();
+    assert_eq!(data["name"], "a");
+    assert!(data["id"].parse::<u32>().is_ok(), "{data:?}");
+    let labels = a.metadata.labels.unwrap();
+    assert_eq!(labels["resourceset.fluxcd.controlplane.io/name"], "apps");
+    assert_eq!(
+        labels["resourceset.fluxcd.controlplane.io/namespace"],
+        "apps"
+    );
+    let managers: Vec<String> = a
+        .metadata
+        .managed_fields
+        .unwrap()
+        .into_iter()
+        .filter_map(|m| m.manager)
+        .collect();
+    assert_eq!(managers, ["flux-operator"]);
+    let tpl = configmap(&client, "tpl-b").await.unwrap();
+    assert_eq!(tpl.data.unwrap()["provider"], "ResourceSet/apps");
+
+    // Dropping an input prunes what it generated.
+    let updated = apply(&rs, rset("apps", cm_spec(json!([{"name": "a"}])))).await;
+    assert_eq!(updated["metadata"]["generation"], 2);
+    let got = wait_for(&rs, "apps", ready).await;
+    assert_eq!(
+        inventory_ids(&got),
+        ["apps_cm-a__ConfigMap", "apps_tpl-a__ConfigMap"]
+    );
+    assert!(configmap(&client, "cm-b").await.is_none());
+    assert!(configmap(&client, "tpl-b").await.is_none());
+    assert!(configmap(&client, "cm-a").await.is_some());
+    assert_ne!(got["status"]["lastAppliedRevision"].as_str().unwrap(), rev);
+}
+
+#[tokio::test]
+async fn waits_for_dependencies() {
+    let (_sb, client) = setup().await;
+    let rs = resourcesets(&client, "apps");
+    let mut second = rset("second", cm_spec(json!([{"name": "s"}])));
+    second["spec"]["dependsOn"] = json!([{"apiVersion": "fluxcd.controlplane.io/v1", "kind": "ResourceSet",
+                                          "name": "first", "ready": true}]);
+    apply(&rs, second).await;
+    let got = wait_for(&rs, "second", |o| {
+        cond(o, "Ready").is_some_and(|c| c["reason"] == "DependencyNotReady")
+    })
+    .await;
+    assert_eq!(
+        cond(&got, "Ready").unwrap()["message"],
+        "dependency fluxcd.controlplane.io/v1/ResourceSet/apps/first not found"
+    );
+    assert_eq!(cond(&got, "Ready").unwrap()["status"], "False");
+
+    let mut first = rset("first", cm_spec(json!([{"name": "f"}])));
+    first["metadata"]["annotations"] = json!({"sandbox.fluxrs.dev/fail": "BuildFailed:not yet"});
+    apply(&rs, first).await;
+    wait_for(&rs, "first", stalled).await;
+    let got = wait_for(&rs, "second", |o| {
+        cond(o, "Ready").is_some_and(|c| {
+            c["message"] == "dependency fluxcd.controlplane.io/v1/ResourceSet/apps/first not ready"
+        })
+    })
+    .await;
+    assert_eq!(cond(&got, "Ready").unwrap()["reason"], "DependencyNotReady");
+    assert!(configmap(&client, "cm-s").await.is_none());
+
+    apply(&rs, rset("first", cm_spec(json!([{"name": "f"}])))).await;
+    wait_for(&rs, "first", ready).await;
+    wait_for(&rs, "second", ready).await;
+    assert!(configmap(&client, "cm-s").await.is_some());
+}
+
+#[tokio::test]
+async fn wait_true_reports_ready_only_after_deployments_are_available() {
+    let (_sb, client) = setup().await;
+    let rs = resourcesets(&client, "apps");
+    let spec = json!({
+        "wait": true,
+        "resources": [{"apiVersion": "apps/v1", "kind": "Deployment",
+                       "metadata": {"name": "web", "namespace": "apps"},
+                       "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
+                                "template": {"metadata": {"labels": {"app": "web"}},
+                                             "spec": {"containers": [{"name": "web", "image": "nginx:1.27"}]}}}}],
+    });
+    apply(&rs, rset("web", spec)).await;
+    wait_for(&rs, "web", ready).await;
+    let d = deployments(&client, "apps").get("web").await.unwrap();
+    let available = d
+        .status
+        .unwrap()
+        .conditions
+        .unwrap()
+        .into_iter()
+        .any(|c| c.type_ == "Available" && c.status == "True");
+    assert!(available);
+}
+
+#[tokio::test]
+async fn delete_prunes_unless_disabled() {
+    let (_sb, client) = setup().await;
+    let rs = resourcesets(&client, "apps");
+    apply(&rs, rset("pruned", cm_spec(json!([{"name": "p"}])))).await;
+    let mut kept = rset("kept", cm_spec(json!([{"name": "k"}])));
+    kept["metadata"]["annotations"] = json!({"fluxcd.controlplane.io/prune": "disabled"});
+    apply(&rs, kept).await;
+    let mut orphan = rset("orphan", cm_spec(json!([{"name": "o"}])));
+    orphan["metadata"]["annotations"] = json!({"fluxcd.controlplane.io/reconcile": "disabled"});
+    apply(&rs, orphan).await;
+    wait_for(&rs, "pruned", ready).await;
+    wait_for(&rs, "kept", ready).await;
+    // Reconcile disabled from the start: nothing applied, no finalizer needed... but the
+    // finalizer is added before the annotation is read, as the operator does.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(configmap(&client, "cm-o").await.is_none());
+
+    for n in ["pruned", "kept", "orphan"] {
+        rs.delete(n, &DeleteParams::default()).await.unwrap();
+    }
+    for n in ["pruned", "kept", "orphan"] {
+        wait_gone(&rs, n).await;
+    }
+    assert!(configmap(&client, "cm-p").await.is_none());
+    assert!(configmap(&client, "tpl-p").await.is_none());
+    assert!(configmap(&client, "cm-k").await.is_some());
+    assert!(configmap(&client, "tpl-k").await.is_some());
+}
+
+#[tokio::test]
+async fn template_errors_stall_with_build_failed() {
+    let (_sb, client) = setup().await;
+    let rs = resourcesets(&client, "apps");
+    let spec = json!({"inputs": [{"name": "a"}],
+                      "resources": [{"apiVersion": "v1", "kind": "ConfigMap",
+                                     "metadata": {"name": "<< inputs.missing >>"}}]});
+    apply(&rs, rset("broken", spec)).await;
+    let got = wait_for(&rs, "broken", stalled).await;
+    let r = cond(&got, "Ready").unwrap();
+    assert_eq!(
+        (
+            r["status"].as_str(),
+            r["reason"].as_str(),
+            r["message"].as_str()
+        ),
+        (
+            Some("False"),
+            Some("BuildFailed"),
+            Some("template: map has no entry for key \"missing\"")
+        )
+    );
+}
+
+#[tokio::test]
+async fn static_input_providers_and_permute() {
+    let (_sb, client) = setup().await;
+    let rsip = Api::<DynamicObject>::namespaced_with(
+        client.clone(),
+        "apps",
+        &ar(
+            "fluxcd.controlplane.io",
+            "v1",
+            "ResourceSetInputProvider",
+            "resourcesetinputproviders",
+        ),
+    );
+    apply(
+        &rsip,
+        json!({"apiVersion": "fluxcd.controlplane.io/v1", "kind": "ResourceSetInputProvider",
+                        "metadata": {"name": "env", "namespace": "apps"},
+                        "spec": {"type": "Static", "defaultValues": {"env": "dev"}}}),
+    )
+    .await;
+    apply(
+        &rsip,
+        json!({"apiVersion": "fluxcd.controlplane.io/v1", "kind": "ResourceSetInputProvider",
+                        "metadata": {"name": "region", "namespace": "apps"},
+                        "spec": {"type": "Static", "defaultValues": {"region": "eu"}}}),
+    )
+    .await;
+    let rs = resourcesets(&client, "apps");
+    let spec = json!({
+        "inputsFrom": [{"kind": "ResourceSetInputProvider", "name": "env"},
+                       {"kind": "ResourceSetInputProvider", "name": "region"}],
+        "inputStrategy": {"name": "Permute"},
+        "resources": [{"apiVersion": "v1", "kind": "ConfigMap",
+                       "metadata": {"name": "<< inputs.env.env >>-<< inputs.region.region >>"}}],
+    });
+    apply(&rs, rset("perm", spec)).await;
+    let got = wait_for(&rs, "perm", ready).await;
+    assert_eq!(inventory_ids(&got), ["apps_dev-eu__ConfigMap"]);
+}
