@@ -120,6 +120,22 @@ async fn install_to_ready_with_components_inventory_and_sync() {
         rev.split_once('@').unwrap().1
     );
 
+    // `wait: true` (the CRD default): Ready only once every controller is Available.
+    for n in [
+        "source-controller",
+        "kustomize-controller",
+        "helm-controller",
+        "notification-controller",
+    ] {
+        let d = deployments(&client, "flux-system").get(n).await.unwrap();
+        let available = d
+            .status
+            .and_then(|s| s.conditions)
+            .unwrap_or_default()
+            .into_iter()
+            .any(|c| c.type_ == "Available" && c.status == "True");
+        assert!(available, "{n} not Available when the instance was Ready");
+    }
     assert_eq!(
         deployment_image(&client, "helm-controller").await,
         image("helm-controller", "v1.4.5")
@@ -571,5 +587,103 @@ async fn slow_readiness_lags_ready() {
     assert_eq!(
         cond(&got, "Ready").unwrap()["reason"],
         "ReconciliationSucceeded"
+    );
+}
+
+#[tokio::test]
+async fn ignores_instances_outside_the_operator_namespace() {
+    let (_sb, client) = sandbox(fast_config());
+    install_operator(&client).await;
+    let nss: Api<DynamicObject> =
+        Api::all_with(client.clone(), &ar("", "v1", "Namespace", "namespaces"));
+    apply(
+        &nss,
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "elsewhere"}}),
+    )
+    .await;
+    let other = fluxinstances(&client, "elsewhere");
+    let mut obj = instance("2.7.x");
+    obj["metadata"]["namespace"] = json!("elsewhere");
+    apply(&other, obj).await;
+    // The one in the operator's namespace is reconciled meanwhile.
+    let fi = fluxinstances(&client, "flux-system");
+    apply(&fi, instance("2.7.x")).await;
+    wait_for(&fi, "flux", ready).await;
+    let idle = serde_json::to_value(other.get("flux").await.unwrap()).unwrap();
+    assert_eq!(idle["metadata"].get("finalizers"), None);
+    assert_eq!(idle.get("status").and_then(|s| s.get("conditions")), None);
+    assert_eq!(
+        deployment_uid(&client, "elsewhere", "source-controller").await,
+        None
+    );
+}
+
+#[tokio::test]
+async fn finalizer_hangs_while_the_operator_is_gone() {
+    let (_sb, client) = sandbox(fast_config());
+    install_operator(&client).await;
+    let fi = fluxinstances(&client, "flux-system");
+    apply(&fi, instance("2.7.x")).await;
+    wait_for(&fi, "flux", ready).await;
+    deployments(&client, "flux-system")
+        .delete("flux-operator", &DeleteParams::default())
+        .await
+        .unwrap();
+    fi.delete("flux", &DeleteParams::default()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let stuck = serde_json::to_value(fi.get("flux").await.unwrap()).unwrap();
+    assert!(stuck["metadata"]["deletionTimestamp"].is_string());
+    assert_eq!(
+        stuck["metadata"]["finalizers"],
+        json!(["fluxcd.controlplane.io/finalizer"])
+    );
+    assert!(
+        deployment_uid(&client, "flux-system", "source-controller")
+            .await
+            .is_some()
+    );
+
+    // Reinstalling the operator lets the uninstall finish.
+    install_operator(&client).await;
+    wait_gone(&fi, "flux").await;
+    assert_eq!(
+        deployment_uid(&client, "flux-system", "source-controller").await,
+        None
+    );
+}
+
+#[tokio::test]
+async fn wait_false_does_not_wait_for_controllers() {
+    let (_sb, client) = {
+        let sb = kube_sandbox::Sandbox::builder()
+            .crd_established_delay(Duration::from_millis(50))
+            .deployment_available_delay(Duration::from_secs(3))
+            .operator_sim(fast_config())
+            .build();
+        let c = sb.client();
+        (sb, c)
+    };
+    install_operator(&client).await;
+    let fi = fluxinstances(&client, "flux-system");
+    let mut obj = instance("2.7.x");
+    obj["spec"]["wait"] = json!(false);
+    let started = std::time::Instant::now();
+    apply(&fi, obj).await;
+    wait_for(&fi, "flux", ready).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    let d = deployments(&client, "flux-system")
+        .get("source-controller")
+        .await
+        .unwrap();
+    assert!(
+        d.status
+            .and_then(|s| s.conditions)
+            .unwrap_or_default()
+            .iter()
+            .all(|c| c.type_ != "Available")
     );
 }
