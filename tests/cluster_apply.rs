@@ -2,6 +2,8 @@
 //! apply (creation, idempotence, forced ownership), dry-run, get/list/delete with every form of
 //! absence, annotation patches, finalizer removal and pinned discovery.
 
+#![allow(clippy::expect_used)] // Test helpers panic on setup failures.
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -126,19 +128,21 @@ async fn apply_creates_and_a_second_identical_apply_changes_nothing() {
         managers(&stored),
         vec![(FIELD_MANAGER.to_owned(), "Apply".to_owned())]
     );
-    let writes: Vec<(String, String, Option<String>, Option<String>, bool)> = sandbox
+    let writes: Vec<String> = sandbox
         .recorder()
         .writes()
         .into_iter()
-        .map(|r| (r.method, r.path, r.content_type, r.field_manager, r.force))
+        .map(|r| {
+            format!(
+                "{} {} {:?} fieldManager={:?} force={}",
+                r.method, r.path, r.content_type, r.field_manager, r.force
+            )
+        })
         .collect();
-    let apply = (
-        "PATCH".to_owned(),
-        "/api/v1/namespaces/default/configmaps/settings".to_owned(),
-        Some("application/apply-patch+yaml".to_owned()),
-        Some(FIELD_MANAGER.to_owned()),
-        true,
-    );
+    let apply = "PATCH /api/v1/namespaces/default/configmaps/settings \
+                 Some(\"application/apply-patch+yaml\") \
+                 fieldManager=Some(\"terraform-provider-flux\") force=true"
+        .to_owned();
     assert_eq!(writes, vec![apply.clone(), apply]);
 }
 

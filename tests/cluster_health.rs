@@ -1,6 +1,8 @@
 //! `cluster::health` against the in-process kube-sandbox: missing and unhealthy inventory
 //! objects, read with one request per kind and namespace.
 
+#![allow(clippy::expect_used)] // Test helpers panic on setup failures.
+
 use std::time::Duration;
 
 use kube::api::DynamicObject;

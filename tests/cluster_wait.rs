@@ -3,6 +3,8 @@
 //! watches, fail at once on `Stalled`, time out with the last observed state, and end promptly
 //! when cancelled.
 
+#![allow(clippy::expect_used)] // Test helpers panic on setup failures.
+
 use std::time::{Duration, Instant};
 
 use kube::api::{
