@@ -93,14 +93,14 @@ pub fn default_and_validate(
         match obj.pointer("/spec/selector") {
             None => errs.push(FieldError::required("spec.selector")),
             Some(sel) => {
-                if let Some(old_sel) = old.and_then(|o| o.pointer("/spec/selector")) {
-                    if old_sel != sel {
-                        errs.push(FieldError::invalid(
-                            "spec.selector",
-                            sel,
-                            "field is immutable",
-                        ));
-                    }
+                if let Some(old_sel) = old.and_then(|o| o.pointer("/spec/selector"))
+                    && old_sel != sel
+                {
+                    errs.push(FieldError::invalid(
+                        "spec.selector",
+                        sel,
+                        "field is immutable",
+                    ));
                 }
             }
         }
@@ -139,14 +139,14 @@ pub fn default_and_validate(
             }
         }
         set_default(obj, "", "type", json!("Opaque"));
-    } else if is(rt, "apiextensions.k8s.io", "customresourcedefinitions") {
-        if let Err(e) = registry::crd_info(obj) {
-            errs.push(FieldError {
-                reason: "FieldValueInvalid",
-                field: String::new(),
-                body: e.to_string(),
-            });
-        }
+    } else if is(rt, "apiextensions.k8s.io", "customresourcedefinitions")
+        && let Err(e) = registry::crd_info(obj)
+    {
+        errs.push(FieldError {
+            reason: "FieldValueInvalid",
+            field: String::new(),
+            body: e.to_string(),
+        });
     }
     if errs.is_empty() { Ok(()) } else { Err(errs) }
 }

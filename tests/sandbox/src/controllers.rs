@@ -71,17 +71,17 @@ fn on_event(inner: &Arc<Inner>, ev: &StoreEvent, scheduled: &mut HashSet<String>
                 let delay = inner.config.crd_established_delay;
                 tokio::spawn(async move {
                     tokio::time::sleep(delay).await;
-                    if let Some(inner) = weak.upgrade() {
-                        if let Some(rt) = inner.builtin("customresourcedefinitions") {
-                            let _ = inner.mutate(
-                                &rt,
-                                "",
-                                &name,
-                                Some("status"),
-                                APISERVER,
-                                crate::builtins::establish,
-                            );
-                        }
+                    if let Some(inner) = weak.upgrade()
+                        && let Some(rt) = inner.builtin("customresourcedefinitions")
+                    {
+                        let _ = inner.mutate(
+                            &rt,
+                            "",
+                            &name,
+                            Some("status"),
+                            APISERVER,
+                            crate::builtins::establish,
+                        );
                     }
                 });
             }
@@ -107,15 +107,15 @@ fn on_event(inner: &Arc<Inner>, ev: &StoreEvent, scheduled: &mut HashSet<String>
         let uid = s(obj, "/metadata/uid").to_string();
         if !uid.is_empty() {
             for (dgr, d) in dependents(inner, &uid) {
-                if let Some(rt) = inner.type_of(&dgr) {
-                    if !deleting(&d) {
-                        inner.delete_internal(
-                            &rt,
-                            s(&d, "/metadata/namespace"),
-                            s(&d, "/metadata/name"),
-                            None,
-                        );
-                    }
+                if let Some(rt) = inner.type_of(&dgr)
+                    && !deleting(&d)
+                {
+                    inner.delete_internal(
+                        &rt,
+                        s(&d, "/metadata/namespace"),
+                        s(&d, "/metadata/name"),
+                        None,
+                    );
                 }
             }
         }
@@ -125,12 +125,11 @@ fn on_event(inner: &Arc<Inner>, ev: &StoreEvent, scheduled: &mut HashSet<String>
             .and_then(Value::as_array)
         {
             for r in refs {
-                if let Some(ouid) = r.get("uid").and_then(Value::as_str) {
-                    if let Some((ogr, owner)) = find_uid(inner, ouid) {
-                        if deleting(&owner) {
-                            owner_finalizers(inner, &ogr, &owner);
-                        }
-                    }
+                if let Some(ouid) = r.get("uid").and_then(Value::as_str)
+                    && let Some((ogr, owner)) = find_uid(inner, ouid)
+                    && deleting(&owner)
+                {
+                    owner_finalizers(inner, &ogr, &owner);
                 }
             }
         }
@@ -138,22 +137,20 @@ fn on_event(inner: &Arc<Inner>, ev: &StoreEvent, scheduled: &mut HashSet<String>
     // Content of terminating namespaces and CRDs.
     if ev.kind == EventType::Deleted || deleting(obj) {
         let ns = s(obj, "/metadata/namespace");
-        if !ns.is_empty() {
-            if let Some(nrt) = inner.builtin("namespaces") {
-                if inner.read(&nrt, "", ns).is_some_and(|n| deleting(&n)) {
-                    ns_cleanup(inner, ns);
-                }
-            }
+        if !ns.is_empty()
+            && let Some(nrt) = inner.builtin("namespaces")
+            && inner.read(&nrt, "", ns).is_some_and(|n| deleting(&n))
+        {
+            ns_cleanup(inner, ns);
         }
         if ev.kind == EventType::Deleted && gr != CRD_GR {
             let crd_name = format!("{}.{}", ev.gr.1, ev.gr.0);
-            if let Some(crt) = inner.builtin("customresourcedefinitions") {
-                if inner
+            if let Some(crt) = inner.builtin("customresourcedefinitions")
+                && inner
                     .read(&crt, "", &crd_name)
                     .is_some_and(|c| deleting(&c))
-                {
-                    crd_cleanup(inner, &crd_name);
-                }
+            {
+                crd_cleanup(inner, &crd_name);
             }
         }
     }
@@ -217,15 +214,15 @@ fn owner_finalizers(inner: &Arc<Inner>, gr: &(String, String), owner: &Value) {
             });
         } else {
             for (dgr, d) in deps {
-                if let Some(drt) = inner.type_of(&dgr) {
-                    if !deleting(&d) {
-                        inner.delete_internal(
-                            &drt,
-                            s(&d, "/metadata/namespace"),
-                            s(&d, "/metadata/name"),
-                            Some("Foreground"),
-                        );
-                    }
+                if let Some(drt) = inner.type_of(&dgr)
+                    && !deleting(&d)
+                {
+                    inner.delete_internal(
+                        &drt,
+                        s(&d, "/metadata/namespace"),
+                        s(&d, "/metadata/name"),
+                        Some("Foreground"),
+                    );
                 }
             }
         }
@@ -253,38 +250,38 @@ fn crd_cleanup(inner: &Arc<Inner>, crd_name: &str) {
             );
         }
     }
-    if inner.read_all(&t).is_empty() {
-        if let Some(crt) = inner.builtin("customresourcedefinitions") {
-            let _ = inner.mutate(&crt, "", crd_name, None, APISERVER, |o| {
-                remove_finalizer(o, "customresourcecleanup.apiextensions.k8s.io")
-            });
-        }
+    if inner.read_all(&t).is_empty()
+        && let Some(crt) = inner.builtin("customresourcedefinitions")
+    {
+        let _ = inner.mutate(&crt, "", crd_name, None, APISERVER, |o| {
+            remove_finalizer(o, "customresourcecleanup.apiextensions.k8s.io")
+        });
     }
 }
 
 fn ns_cleanup(inner: &Arc<Inner>, ns: &str) {
     let content: Vec<((String, String), Value)> = inner.all_objects(Some(ns));
     for (gr, o) in &content {
-        if !deleting(o) {
-            if let Some(rt) = inner.type_of(gr) {
-                inner.delete_internal(&rt, ns, s(o, "/metadata/name"), None);
-            }
+        if !deleting(o)
+            && let Some(rt) = inner.type_of(gr)
+        {
+            inner.delete_internal(&rt, ns, s(o, "/metadata/name"), None);
         }
     }
-    if inner.all_objects(Some(ns)).is_empty() {
-        if let Some(nrt) = inner.builtin("namespaces") {
-            let _ = inner.mutate(&nrt, "", ns, None, KCM, |o| {
-                if o.pointer("/spec/finalizers")
-                    .and_then(Value::as_array)
-                    .is_some_and(|a| !a.is_empty())
-                {
-                    o["spec"]["finalizers"] = json!([]);
-                    true
-                } else {
-                    false
-                }
-            });
-        }
+    if inner.all_objects(Some(ns)).is_empty()
+        && let Some(nrt) = inner.builtin("namespaces")
+    {
+        let _ = inner.mutate(&nrt, "", ns, None, KCM, |o| {
+            if o.pointer("/spec/finalizers")
+                .and_then(Value::as_array)
+                .is_some_and(|a| !a.is_empty())
+            {
+                o["spec"]["finalizers"] = json!([]);
+                true
+            } else {
+                false
+            }
+        });
     }
 }
 

@@ -248,10 +248,10 @@ impl IntoResponse for ApiError {
                     header::CONTENT_TYPE,
                     HeaderValue::from_static("application/json"),
                 );
-                if let Some(s) = retry_after {
-                    if let Ok(h) = HeaderValue::from_str(&s.to_string()) {
-                        r.headers_mut().insert(header::RETRY_AFTER, h);
-                    }
+                if let Some(s) = retry_after
+                    && let Ok(h) = HeaderValue::from_str(&s.to_string())
+                {
+                    r.headers_mut().insert(header::RETRY_AFTER, h);
                 }
                 r
             }

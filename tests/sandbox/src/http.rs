@@ -368,10 +368,10 @@ fn dispatch(
         warn_unknown: validation != "Ignore",
         force: q.get("force") == Some("true"),
     };
-    if let Some(d) = q.get("dryRun") {
-        if d != "All" {
-            return ApiError::bad_request(format!("Invalid dry run value: {d:?}")).into_response();
-        }
+    if let Some(d) = q.get("dryRun")
+        && d != "All"
+    {
+        return ApiError::bad_request(format!("Invalid dry run value: {d:?}")).into_response();
     }
     let selectors = || -> Result<(LabelSelector, FieldSelector), ApiError> {
         let l = LabelSelector::parse(q.get("labelSelector").unwrap_or(""))
@@ -506,7 +506,10 @@ fn storage_hash(rt: &ResourceType) -> String {
 }
 
 /// Groups and their versions in preference order (built-in groups first, in a fixed order).
-fn groups(inner: &Inner) -> Vec<(String, Vec<(String, Vec<ResourceType>)>)> {
+/// Served types of one group: `(version, types)` in preference order.
+type GroupVersions = Vec<(String, Vec<ResourceType>)>;
+
+fn groups(inner: &Inner) -> Vec<(String, GroupVersions)> {
     let types = {
         let st = inner.lock();
         inner.served_types(&st)
@@ -762,17 +765,15 @@ fn event_for(
     if ev.gr != t.rt.gr() {
         return None;
     }
-    if t.rt.namespaced {
-        if let Some(ns) = &t.ns {
-            if ev
-                .object
-                .pointer("/metadata/namespace")
-                .and_then(Value::as_str)
-                != Some(ns.as_str())
-            {
-                return None;
-            }
-        }
+    if t.rt.namespaced
+        && let Some(ns) = &t.ns
+        && ev
+            .object
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            != Some(ns.as_str())
+    {
+        return None;
     }
     let m = |o: &Value| labels.matches(o) && fields.matches(o);
     let now = m(&ev.object);

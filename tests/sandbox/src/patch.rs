@@ -103,7 +103,7 @@ fn smp(doc: Option<&Value>, patch: &Value, names: &mut Vec<String>) -> Option<Va
                         })
                     };
                     let delete = it.get("$patch").and_then(Value::as_str) == Some("delete");
-                    match out.iter().position(|x| matches(x)) {
+                    match out.iter().position(matches) {
                         Some(i) if delete => {
                             out.remove(i);
                         }

@@ -110,11 +110,12 @@ fn replace_defaulted_nulls(schema: &Value, v: &mut Value) {
         let props = schema.get("properties").and_then(Value::as_object);
         for (k, cv) in m.iter_mut() {
             if let Some(s) = props.and_then(|p| p.get(k)) {
-                if cv.is_null() && s.get("nullable").and_then(Value::as_bool) != Some(true) {
-                    if let Some(d) = s.get("default") {
-                        *cv = d.clone();
-                        continue;
-                    }
+                if cv.is_null()
+                    && s.get("nullable").and_then(Value::as_bool) != Some(true)
+                    && let Some(d) = s.get("default")
+                {
+                    *cv = d.clone();
+                    continue;
                 }
                 replace_defaulted_nulls(s, cv);
             }
@@ -191,10 +192,10 @@ fn validate_at(s: &Value, v: &Value, path: &str, errs: &mut Vec<FieldError>) {
             return;
         }
     }
-    if let Some(allowed) = s.get("enum").and_then(Value::as_array) {
-        if !allowed.contains(v) {
-            errs.push(FieldError::not_supported(path, v, allowed));
-        }
+    if let Some(allowed) = s.get("enum").and_then(Value::as_array)
+        && !allowed.contains(v)
+    {
+        errs.push(FieldError::not_supported(path, v, allowed));
     }
     match v {
         Value::String(st) => {
@@ -209,23 +210,23 @@ fn validate_at(s: &Value, v: &Value, path: &str, errs: &mut Vec<FieldError>) {
                 }
             }
             let len = st.chars().count() as u64;
-            if let Some(max) = s.get("maxLength").and_then(Value::as_u64) {
-                if len > max {
-                    errs.push(FieldError {
-                        reason: "FieldValueTooLong",
-                        field: path.into(),
-                        body: format!("Too long: may not be more than {max} bytes"),
-                    });
-                }
+            if let Some(max) = s.get("maxLength").and_then(Value::as_u64)
+                && len > max
+            {
+                errs.push(FieldError {
+                    reason: "FieldValueTooLong",
+                    field: path.into(),
+                    body: format!("Too long: may not be more than {max} bytes"),
+                });
             }
-            if let Some(min) = s.get("minLength").and_then(Value::as_u64) {
-                if len < min {
-                    errs.push(FieldError::invalid(
-                        path,
-                        v,
-                        &format!("{path} in body should be at least {min} chars long"),
-                    ));
-                }
+            if let Some(min) = s.get("minLength").and_then(Value::as_u64)
+                && len < min
+            {
+                errs.push(FieldError::invalid(
+                    path,
+                    v,
+                    &format!("{path} in body should be at least {min} chars long"),
+                ));
             }
         }
         Value::Number(n) => {
@@ -262,23 +263,23 @@ fn validate_at(s: &Value, v: &Value, path: &str, errs: &mut Vec<FieldError>) {
             }
         }
         Value::Array(items) => {
-            if let Some(min) = s.get("minItems").and_then(Value::as_u64) {
-                if (items.len() as u64) < min {
-                    errs.push(FieldError::invalid(
-                        path,
-                        v,
-                        &format!("{path} in body should have at least {min} items"),
-                    ));
-                }
+            if let Some(min) = s.get("minItems").and_then(Value::as_u64)
+                && (items.len() as u64) < min
+            {
+                errs.push(FieldError::invalid(
+                    path,
+                    v,
+                    &format!("{path} in body should have at least {min} items"),
+                ));
             }
-            if let Some(max) = s.get("maxItems").and_then(Value::as_u64) {
-                if items.len() as u64 > max {
-                    errs.push(FieldError {
-                        reason: "FieldValueTooMany",
-                        field: path.into(),
-                        body: format!("Too many: {}: must have at most {max} items", items.len()),
-                    });
-                }
+            if let Some(max) = s.get("maxItems").and_then(Value::as_u64)
+                && items.len() as u64 > max
+            {
+                errs.push(FieldError {
+                    reason: "FieldValueTooMany",
+                    field: path.into(),
+                    body: format!("Too many: {}: must have at most {max} items", items.len()),
+                });
             }
             if let Some(is) = s.get("items") {
                 for (i, it) in items.iter().enumerate() {
@@ -312,10 +313,10 @@ fn schema_type_at<'a>(schema: &'a Value, path: &str) -> &'a str {
             Some(n) => cur = n,
             None => return "object",
         }
-        if seg.contains('[') {
-            if let Some(i) = cur.get("items") {
-                cur = i;
-            }
+        if seg.contains('[')
+            && let Some(i) = cur.get("items")
+        {
+            cur = i;
         }
     }
     cur.get("type").and_then(Value::as_str).unwrap_or("object")

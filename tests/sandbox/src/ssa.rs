@@ -763,7 +763,7 @@ pub fn track_update(
         let before = e.fields.len();
         let own = e.same_identity(manager, "Update", subresource);
         e.fields
-            .retain(|p| !removed.contains(p) && !(changed.contains(p) && !own));
+            .retain(|p| !removed.contains(p) && (own || !changed.contains(p)));
         // A field that turned into a subtree is no longer a leaf.
         e.fields.retain(|p| {
             !new_fs.iter().any(|q| q.len() > p.len() && q.starts_with(p)) || is_node_path(p)

@@ -336,10 +336,10 @@ impl Inner {
             return;
         };
         if removed {
-            if let Some(info) = st.crds.remove(&name) {
-                if let Some(t) = info.types.first() {
-                    st.objects.remove(&t.gr());
-                }
+            if let Some(info) = st.crds.remove(&name)
+                && let Some(t) = info.types.first()
+            {
+                st.objects.remove(&t.gr());
             }
             return;
         }
@@ -429,20 +429,20 @@ impl Inner {
         }
         let rt = &t.rt;
         let want = rt.api_version();
-        if let Some(av) = body.get("apiVersion").and_then(Value::as_str) {
-            if av != want {
-                return Err(ApiError::bad_request(format!(
-                    "the API version in the data ({av}) does not match the expected API version ({want})"
-                )));
-            }
+        if let Some(av) = body.get("apiVersion").and_then(Value::as_str)
+            && av != want
+        {
+            return Err(ApiError::bad_request(format!(
+                "the API version in the data ({av}) does not match the expected API version ({want})"
+            )));
         }
-        if let Some(k) = body.get("kind").and_then(Value::as_str) {
-            if k != rt.kind {
-                return Err(ApiError::bad_request(format!(
-                    "the kind in the data ({k}) does not match the expected kind ({})",
-                    rt.kind
-                )));
-            }
+        if let Some(k) = body.get("kind").and_then(Value::as_str)
+            && k != rt.kind
+        {
+            return Err(ApiError::bad_request(format!(
+                "the kind in the data ({k}) does not match the expected kind ({})",
+                rt.kind
+            )));
         }
         body["apiVersion"] = json!(want);
         body["kind"] = json!(rt.kind);
@@ -620,11 +620,11 @@ impl Inner {
                     break;
                 }
                 let mut o = Self::output(&t.rt, v);
-                if t.rt.builtin {
-                    if let Some(m) = o.as_object_mut() {
-                        m.remove("apiVersion");
-                        m.remove("kind");
-                    }
+                if t.rt.builtin
+                    && let Some(m) = o.as_object_mut()
+                {
+                    m.remove("apiVersion");
+                    m.remove("kind");
                 }
                 items.push(o);
             }
@@ -656,9 +656,9 @@ impl Inner {
         tracked: bool,
     ) -> Result<Reply, ApiError> {
         if t.rt.namespaced && t.ns.is_none() {
-            return Err(ApiError::method_not_allowed(format!(
-                "the server does not allow this method on the requested resource"
-            )));
+            return Err(ApiError::method_not_allowed(
+                "the server does not allow this method on the requested resource".to_string(),
+            ));
         }
         if t.sub.is_some() {
             return Err(ApiError::method_not_allowed(
@@ -725,10 +725,10 @@ impl Inner {
                 m.remove("managedFields");
             }
         }
-        if rt.status_subresource {
-            if let Some(m) = body.as_object_mut() {
-                m.remove("status");
-            }
+        if rt.status_subresource
+            && let Some(m) = body.as_object_mut()
+        {
+            m.remove("status");
         }
         let mut warnings = self.admit(t, None, &mut body, o)?;
         if !tracked {
@@ -781,10 +781,10 @@ impl Inner {
         let live = Self::get_obj(&st, &t.rt, &key)
             .cloned()
             .ok_or_else(|| ApiError::not_found(&err_target(&t.rt, &name)))?;
-        if let Some(rv) = meta(&body, "resourceVersion").filter(|r| !r.is_empty()) {
-            if Some(rv) != meta(&live, "resourceVersion") {
-                return Err(ApiError::stale(&err_target(&t.rt, &name)));
-            }
+        if let Some(rv) = meta(&body, "resourceVersion").filter(|r| !r.is_empty())
+            && Some(rv) != meta(&live, "resourceVersion")
+        {
+            return Err(ApiError::stale(&err_target(&t.rt, &name)));
         }
         let cand = self.candidate(t, &live, body);
         self.finish_update(&mut st, t, key, live, cand, o, false)
@@ -1032,10 +1032,10 @@ impl Inner {
                 self.create_locked(&mut st, &t2, merged, o, true)
             }
             Some(live) => {
-                if let Some(rv) = meta(&applied, "resourceVersion").filter(|r| !r.is_empty()) {
-                    if Some(rv) != meta(&live, "resourceVersion") {
-                        return Err(ApiError::stale(&err_target(rt, &name)));
-                    }
+                if let Some(rv) = meta(&applied, "resourceVersion").filter(|r| !r.is_empty())
+                    && Some(rv) != meta(&live, "resourceVersion")
+                {
+                    return Err(ApiError::stale(&err_target(rt, &name)));
                 }
                 let merged = ssa::apply(Some(&live), &applied, &req, Self::schema_of(rt))
                     .map_err(conflict)?;

@@ -1,6 +1,7 @@
 //! The standalone `kube-sandbox` binary: ready line, kubeconfig, authentication (401 without
 //! credentials; token and client certificate accepted), SIGTERM, holding 1,000 objects and the
 //! request rate it sustains over TLS. Timings are printed; the only timing bounds are generous.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Test helpers panic on setup failures.
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;

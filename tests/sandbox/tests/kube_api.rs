@@ -6,6 +6,7 @@
 //!
 //! Expected values come from the documented Kubernetes behaviour (API concepts, SSA and CRD
 //! pages) and the apiserver's error formats, not from the sandbox's code.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Test helpers panic on setup failures.
 
 #![recursion_limit = "512"]
 
@@ -568,10 +569,10 @@ async fn watch_resumes_from_a_resource_version_and_reports_expiry() {
     let mut init_done = 0;
     let deadline = Instant::now() + Duration::from_secs(10);
     while init_done < 2 && Instant::now() < deadline {
-        if let Ok(Some(ev)) = tokio::time::timeout(Duration::from_secs(5), w.next()).await {
-            if let Ok(watcher::Event::InitDone) = ev {
-                init_done += 1;
-            }
+        if let Ok(Some(ev)) = tokio::time::timeout(Duration::from_secs(5), w.next()).await
+            && let Ok(watcher::Event::InitDone) = ev
+        {
+            init_done += 1;
         }
     }
     assert_eq!(init_done, 2, "watcher relisted after 410");

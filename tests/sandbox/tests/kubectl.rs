@@ -2,6 +2,7 @@
 //! HTTPS, unmodified (default validation, aggregated discovery, server-side apply, watch-based
 //! wait). Expected outputs are kubectl's documented behaviour against a real cluster.
 //! Skipped (with a message) when `kubectl` is not on PATH.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Test helpers panic on setup failures.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};

@@ -1,4 +1,5 @@
 //! Smoke test of the in-process mode: the basic CRUD path through a real `kube::Client`.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Test helpers panic on setup failures.
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
