@@ -687,3 +687,89 @@ async fn wait_false_does_not_wait_for_controllers() {
             .all(|c| c.type_ != "Available")
     );
 }
+
+#[tokio::test]
+async fn drift_is_corrected_every_reconcile_interval() {
+    let (_sb, client) = sandbox(fast_config());
+    install_operator(&client).await;
+    let fi = fluxinstances(&client, "flux-system");
+    let mut obj = instance("2.7.x");
+    obj["metadata"]["annotations"] = json!({"fluxcd.controlplane.io/reconcileEvery": "1s"});
+    apply(&fi, obj).await;
+    wait_for(&fi, "flux", ready).await;
+    let old = deployment_uid(&client, "flux-system", "kustomize-controller")
+        .await
+        .unwrap();
+    deployments(&client, "flux-system")
+        .delete("kustomize-controller", &DeleteParams::default())
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(new) = deployment_uid(&client, "flux-system", "kustomize-controller").await {
+            assert_ne!(new, old);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not re-created by the periodic reconcile"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn removing_sync_and_components_garbage_collects_them() {
+    let (_sb, client) = sandbox(fast_config());
+    install_operator(&client).await;
+    let fi = fluxinstances(&client, "flux-system");
+    let mut obj = instance("2.7.x");
+    obj["spec"]["sync"] = json!({"kind": "GitRepository", "url": "https://git.example.com/fleet.git",
+                                 "ref": "refs/heads/main", "path": "clusters/dev"});
+    apply(&fi, obj).await;
+    let first = wait_for(&fi, "flux", ready).await;
+    assert!(inventory_ids(&first).contains(
+        &"flux-system_flux-system_kustomize.toolkit.fluxcd.io_Kustomization".to_string()
+    ));
+
+    // Like `kubectl edit`: drop `sync` and two components.
+    merge(
+        &fi,
+        "flux",
+        json!({"spec": {"sync": null, "components": ["source-controller", "kustomize-controller"]}}),
+    )
+    .await;
+    let second = wait_for(&fi, "flux", ready).await;
+    let ids = inventory_ids(&second);
+    assert!(
+        !ids.iter()
+            .any(|i| i.contains("Kustomization") || i.contains("GitRepository")),
+        "{ids:?}"
+    );
+    assert!(
+        !ids.iter()
+            .any(|i| i.contains("helm-controller") || i.contains("notification-controller")),
+        "{ids:?}"
+    );
+    let ks = Api::<DynamicObject>::namespaced_with(
+        client.clone(),
+        "flux-system",
+        &ar(
+            "kustomize.toolkit.fluxcd.io",
+            "v1",
+            "Kustomization",
+            "kustomizations",
+        ),
+    );
+    assert!(ks.get_opt("flux-system").await.unwrap().is_none());
+    assert_eq!(
+        deployment_uid(&client, "flux-system", "helm-controller").await,
+        None
+    );
+    assert!(
+        deployment_uid(&client, "flux-system", "source-controller")
+            .await
+            .is_some()
+    );
+    assert_eq!(second["status"]["components"].as_array().unwrap().len(), 2);
+}

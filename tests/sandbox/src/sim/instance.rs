@@ -77,7 +77,7 @@ pub(crate) struct Seen {
 pub struct Ctx {
     pub(crate) kube: Kube,
     pub(crate) config: SimConfig,
-    seen: Mutex<HashMap<String, Seen>>,
+    seen: Mutex<HashMap<String, (Seen, Instant)>>,
 }
 
 impl Ctx {
@@ -106,18 +106,37 @@ impl Ctx {
         }
     }
 
-    /// Whether the object changed (generation or annotations) since it was last settled.
+    /// Whether the object changed (generation or annotations) since it was last settled, or its
+    /// drift-correction interval (`fluxcd.controlplane.io/reconcileEvery`, default 1h) elapsed.
     pub(crate) fn needs_reconcile(&self, obj: &Value) -> bool {
         let now = self.seen_now(obj, true);
         let key = Self::seen_key(obj);
-        self.seen.lock().ok().and_then(|m| m.get(&key).cloned()) != Some(now)
+        match self.seen.lock().ok().and_then(|m| m.get(&key).cloned()) {
+            Some((seen, at)) => seen != now || at.elapsed() >= reconcile_every(obj),
+            None => true,
+        }
+    }
+
+    /// What to do when [`Self::needs_reconcile`] is false: wait for a change, or for the rest of
+    /// the drift-correction interval.
+    pub(crate) fn idle_action(&self, obj: &Value) -> Action {
+        let key = Self::seen_key(obj);
+        match self
+            .seen
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&key).map(|(_, at)| at.elapsed()))
+        {
+            Some(elapsed) => Action::requeue(reconcile_every(obj).saturating_sub(elapsed)),
+            None => Action::await_change(),
+        }
     }
 
     /// Records the outcome of a reconciliation.
     pub(crate) fn record(&self, obj: &Value, settled: bool) {
         let seen = self.seen_now(obj, settled);
         if let Ok(mut m) = self.seen.lock() {
-            m.insert(Self::seen_key(obj), seen);
+            m.insert(Self::seen_key(obj), (seen, Instant::now()));
         }
     }
 
@@ -229,6 +248,16 @@ fn annotations(obj: &Value) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
+/// Annotation setting the drift-correction interval.
+pub const RECONCILE_EVERY_ANNOTATION: &str = "fluxcd.controlplane.io/reconcileEvery";
+
+/// The drift-correction interval of an object (default 1h).
+pub(crate) fn reconcile_every(obj: &Value) -> Duration {
+    annotation(obj, RECONCILE_EVERY_ANNOTATION)
+        .and_then(status::parse_duration)
+        .unwrap_or(Duration::from_secs(3600))
+}
+
 /// `true` when reconciliation is disabled by annotation.
 pub(crate) fn reconcile_disabled(obj: &Value) -> bool {
     annotation(obj, RECONCILE_ANNOTATION) == Some("disabled")
@@ -327,8 +356,11 @@ async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Ctx>) -> Result<Action, Sim
         return Ok(Action::await_change());
     }
     let obj = ctx.ensure_finalizer(&me, obj).await?;
-    if reconcile_disabled(&obj) || !ctx.needs_reconcile(&obj) {
+    if reconcile_disabled(&obj) {
         return Ok(Action::await_change());
+    }
+    if !ctx.needs_reconcile(&obj) {
+        return Ok(ctx.idle_action(&obj));
     }
     reconcile_instance(&ctx, &me, &obj).await
 }
@@ -481,7 +513,7 @@ async fn reconcile_instance(ctx: &Ctx, me: &ObjectRef, obj: &Value) -> Result<Ac
     let settled = matches!(outcome, Outcome::Ready);
     finish(ctx, me, obj, outcome, Some(rev), started).await?;
     if settled {
-        Ok(Action::await_change())
+        Ok(Action::requeue(reconcile_every(obj)))
     } else {
         Ok(Action::requeue(ctx.config.retry_interval))
     }

@@ -23,7 +23,7 @@ use serde_json::{Map, Value, json};
 
 use super::instance::{
     ConstantBackoff, Ctx, REQUESTED_AT_ANNOTATION, SimError, generation, prune_disabled,
-    reconcile_disabled,
+    reconcile_disabled, reconcile_every,
 };
 use super::inventory::{ObjectRef, digest_objects, read_inventory};
 use super::ops::{annotation, condition as get_condition, finalizers, is_deleting, is_healthy};
@@ -109,8 +109,11 @@ async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Ctx>) -> Result<Action, Sim
         return Ok(Action::await_change());
     }
     let obj = ctx.ensure_finalizer(&me, obj).await?;
-    if reconcile_disabled(&obj) || !ctx.needs_reconcile(&obj) {
+    if reconcile_disabled(&obj) {
         return Ok(Action::await_change());
+    }
+    if !ctx.needs_reconcile(&obj) {
+        return Ok(ctx.idle_action(&obj));
     }
     reconcile_set(&ctx, &me, &obj).await
 }
@@ -418,7 +421,7 @@ async fn reconcile_set(ctx: &Ctx, me: &ObjectRef, obj: &Value) -> Result<Action,
         }
     }
     finish(ctx, me, obj, Ok(()), Some(digest), started).await?;
-    Ok(Action::await_change())
+    Ok(Action::requeue(reconcile_every(obj)))
 }
 
 /// Waits (bounded) for a kind to be served, when a CRD applied just before is not Established.

@@ -401,7 +401,9 @@ pub fn render_value(v: &Value, inputs: &Value) -> Result<Value, TemplateError> {
         Value::String(s) if s.contains("<<") => {
             let r = render_str(s, inputs)?;
             match serde_saphyr::from_str::<Value>(&r) {
-                Ok(scalar @ (Value::Number(_) | Value::Bool(_) | Value::String(_) | Value::Null)) => scalar,
+                Ok(
+                    scalar @ (Value::Number(_) | Value::Bool(_) | Value::String(_) | Value::Null),
+                ) => scalar,
                 _ => Value::String(r),
             }
         }
