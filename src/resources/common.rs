@@ -300,6 +300,23 @@ pub fn value_to_api_json(value: &RawValue) -> serde_json::Value {
     }
 }
 
+/// Whether every field of `desired` (an object as we apply it) has the same value in `live`
+/// (the object as stored, which also carries server defaults and other managers' fields). Lists
+/// must have the same length, elements compared in order; numbers compare by value.
+pub fn is_subset(desired: &serde_json::Value, live: &serde_json::Value) -> bool {
+    use serde_json::Value as J;
+    match (desired, live) {
+        (J::Object(want), J::Object(have)) => want
+            .iter()
+            .all(|(k, v)| v.is_null() || have.get(k).is_some_and(|h| is_subset(v, h))),
+        (J::Array(want), J::Array(have)) => {
+            want.len() == have.len() && want.iter().zip(have).all(|(w, h)| is_subset(w, h))
+        }
+        (J::Number(a), J::Number(b)) => a.as_f64() == b.as_f64(),
+        (a, b) => a == b,
+    }
+}
+
 /// A diagnostic for a failed request: the server's message quoted, attached to the attribute the
 /// Status causes name (one diagnostic per cause with a field), else to no attribute.
 pub fn apply_error(summary: &str, error: &ApplyError) -> Diagnostics {
@@ -407,6 +424,22 @@ pub async fn wait_reconciled(
     wait: &ReconcileWait<'_>,
     cancel: &CancellationToken,
 ) -> Result<DynamicObject, WaitFailure> {
+    wait_reconciled_through(cluster, wait, &[], cancel).await
+}
+
+/// [`wait_reconciled`], except that `Ready=False` with one of `keep_waiting` as its reason (a
+/// ResourceSet's `DependencyNotReady`, which the operator re-checks on its own) is not a failure:
+/// the wait goes on, and a timeout quotes the last reason and message.
+///
+/// # Errors
+///
+/// [`WaitFailure`].
+pub async fn wait_reconciled_through(
+    cluster: &Cluster,
+    wait: &ReconcileWait<'_>,
+    keep_waiting: &[&str],
+    cancel: &CancellationToken,
+) -> Result<DynamicObject, WaitFailure> {
     let kind = wait.object.kind.clone();
     let namespace = wait.object.namespace.clone().unwrap_or_default();
     let name = wait.object.name.clone();
@@ -427,6 +460,9 @@ pub async fn wait_reconciled(
         match &readiness {
             Readiness::Ready | Readiness::Disabled => WaitOutcome::Done,
             Readiness::Progressing { .. } => WaitOutcome::Pending,
+            Readiness::Failed { reason, .. } if keep_waiting.contains(&reason.as_str()) => {
+                WaitOutcome::Pending
+            }
             Readiness::Stalled { message, .. } | Readiness::Failed { message, .. } => {
                 let unhealthy = status::unhealthy_components(message);
                 WaitOutcome::Failed(status::summary(
@@ -563,7 +599,58 @@ pub async fn delete_reconciled(
     cancel: &CancellationToken,
     warnings: &mut Diagnostics,
 ) -> Result<(), Diagnostics> {
-    let namespace = object.namespace.clone().unwrap_or_default();
+    let namespace = object.namespace.clone();
+    delete_reconciled_with_operator(
+        cluster,
+        object,
+        namespace.as_deref(),
+        policy,
+        timeout,
+        cancel,
+        warnings,
+    )
+    .await
+}
+
+/// The namespace the Flux Operator's Deployment runs in, wherever that is (a ResourceSet may
+/// live in any namespace); `None` when it is not installed.
+///
+/// # Errors
+///
+/// A diagnostic quoting the API server.
+pub async fn find_operator_namespace(cluster: &Cluster) -> Result<Option<String>, Diagnostics> {
+    let name = crate::flux::operator::DEPLOYMENT_NAME;
+    let all = cluster
+        .list(
+            "apps/v1",
+            "Deployment",
+            None,
+            &format!("app.kubernetes.io/name={name}"),
+        )
+        .await
+        .map_err(|e| apply_error("Cannot Find The Flux Operator", &e))?;
+    Ok(all
+        .into_iter()
+        .find(|d| d.metadata.name.as_deref() == Some(name))
+        .and_then(|d| d.metadata.namespace))
+}
+
+/// [`delete_reconciled`] for an object outside the operator's namespace: whether the operator
+/// still runs is checked in `operator_namespace` (`None`: not installed, so the finalizer is
+/// released by the provider).
+///
+/// # Errors
+///
+/// Diagnostics quoting the API server or the wait.
+pub async fn delete_reconciled_with_operator(
+    cluster: &Cluster,
+    object: &ObjectRef,
+    operator_namespace: Option<&str>,
+    policy: DeletionPolicy,
+    timeout: Duration,
+    cancel: &CancellationToken,
+    warnings: &mut Diagnostics,
+) -> Result<(), Diagnostics> {
     if policy == DeletionPolicy::Orphan {
         let annotations =
             BTreeMap::from([(ANNOTATION_RECONCILE.to_owned(), Some("disabled".to_owned()))]);
@@ -582,7 +669,7 @@ pub async fn delete_reconciled(
     if deletion == Deletion::Gone {
         return Ok(());
     }
-    if !operator_running(cluster, &namespace).await? {
+    if !operator_alive(cluster, operator_namespace).await? {
         release_finalizer(cluster, object, warnings).await?;
     }
     match cluster.wait_for(object, timeout, cancel, wait::gone).await {
@@ -593,7 +680,7 @@ pub async fn delete_reconciled(
         )),
         Err(error) => {
             // The operator may have gone away while we waited.
-            if !operator_running(cluster, &namespace).await? {
+            if !operator_alive(cluster, operator_namespace).await? {
                 release_finalizer(cluster, object, warnings).await?;
                 return Ok(());
             }
@@ -605,6 +692,16 @@ pub async fn delete_reconciled(
                 ),
             ))
         }
+    }
+}
+
+async fn operator_alive(
+    cluster: &Cluster,
+    operator_namespace: Option<&str>,
+) -> Result<bool, Diagnostics> {
+    match operator_namespace {
+        Some(namespace) => operator_running(cluster, namespace).await,
+        None => Ok(false),
     }
 }
 
@@ -704,6 +801,18 @@ mod tests {
             map.remove("extra");
         }
         assert_eq!(value_to_api_json(&value), expected);
+    }
+
+    #[test]
+    fn subset_ignores_server_additions_but_not_changes() {
+        let desired = serde_json::json!({"spec": {"replicas": 1, "containers": [{"name": "m", "env": [{"name": "A", "value": "1"}]}]}});
+        let live = serde_json::json!({"spec": {"replicas": 1.0, "strategy": {}, "containers": [{"name": "m", "imagePullPolicy": "IfNotPresent", "env": [{"name": "A", "value": "1"}]}]}});
+        assert!(is_subset(&desired, &live));
+        let changed = serde_json::json!({"spec": {"replicas": 1, "containers": [{"name": "m", "env": [{"name": "A", "value": "2"}]}]}});
+        assert!(!is_subset(&desired, &changed));
+        let removed =
+            serde_json::json!({"spec": {"replicas": 1, "containers": [{"name": "m", "env": []}]}});
+        assert!(!is_subset(&desired, &removed));
     }
 
     #[test]

@@ -1,0 +1,567 @@
+//! The `flux_operator` resource: the Flux Operator installed from its release manifests (by
+//! version, URL or inline YAML) with the settings users change through its Helm values. Apply
+//! writes the CRDs first and waits until they are Established, then the rest in order, then
+//! waits until the Deployment is Available. The applied objects (CRDs by name) are kept in
+//! private state, so Read can tell when one was deleted or changed, which plans as a pending
+//! re-apply. Destroy keeps the CRDs and the namespace unless `delete_crds = true`.
+//!
+//! Lives in `resources/`: may use `framework`, `flux`, `cluster`, never `provider`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use kube::api::{DynamicObject, PropagationPolicy};
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+
+use crate::cluster::objects::{Cluster, ObjectRef};
+use crate::cluster::wait::{self, WaitOutcome};
+use crate::flux::operator::{self as op, OperatorSettings};
+use crate::framework::diagnostics::Diagnostics;
+use crate::framework::model::{Value, to_raw};
+use crate::framework::path::AttrPath;
+use crate::framework::resource::{ApplyError, Context, PlanChange, Planned, Resource};
+use crate::framework::schema::{Attribute, Nesting, Schema};
+use crate::framework::value::Type;
+use crate::resources::common::{
+    self, ClusterAccess, Operation, Timeouts, apply_error, cluster_for_apply, cluster_if_known,
+    is_subset, timeouts_block, value_to_api_json,
+};
+use crate::resources::common_fetch::fetch_text;
+
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+const HEALTHY: &str = "Healthy";
+/// The attributes whose change means re-applying the manifests.
+const INPUTS: [&str; 10] = [
+    "version",
+    "manifests_url",
+    "manifests",
+    "namespace",
+    "env",
+    "resources",
+    "tolerations",
+    "node_selector",
+    "image_repository",
+    "delete_crds",
+];
+
+/// The Terraform data of `flux_operator`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(default)]
+#[allow(missing_docs)]
+pub struct OperatorModel {
+    pub id: Value<String>,
+    pub version: Value<String>,
+    pub manifests_url: Value<String>,
+    pub manifests: Value<String>,
+    pub namespace: Value<String>,
+    pub env: Value<BTreeMap<String, String>>,
+    pub resources: Value<ResourcesModel>,
+    pub tolerations: Value<Vec<TolerationModel>>,
+    pub node_selector: Value<BTreeMap<String, String>>,
+    pub image_repository: Value<String>,
+    pub delete_crds: Value<bool>,
+    pub timeouts: Value<Timeouts>,
+    pub operator_version: Value<String>,
+    pub installation_status: Value<String>,
+}
+
+/// `resources`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(default)]
+#[allow(missing_docs)]
+pub struct ResourcesModel {
+    pub limits: Value<BTreeMap<String, String>>,
+    pub requests: Value<BTreeMap<String, String>>,
+}
+
+/// One of `tolerations`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(default)]
+#[allow(missing_docs)]
+pub struct TolerationModel {
+    pub key: Value<String>,
+    pub operator: Value<String>,
+    pub value: Value<String>,
+    pub effect: Value<String>,
+    pub toleration_seconds: Value<i64>,
+}
+
+/// What apply wrote, kept in private state: the non-CRD objects as applied, the CRD names.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+struct Applied {
+    objects: Vec<Json>,
+    crds: Vec<String>,
+}
+
+fn s(name: &str, description: &str) -> Attribute {
+    Attribute::string(name).optional().description(description)
+}
+
+/// The `flux_operator` schema.
+pub fn schema() -> Schema {
+    let map = |name: &str, d: &str| {
+        Attribute::new(name, Type::map(Type::String))
+            .optional()
+            .description(d)
+    };
+    let mut schema = Schema::new(0, "Installs and upgrades the [Flux Operator](https://fluxoperator.dev) from its release \
+         manifests: CRDs (waited for until Established), namespace, RBAC, ServiceAccount, \
+         Deployment (waited for until Available) and Service, all written with server-side apply. \
+         A version change is an in-place update; objects changed or deleted outside Terraform \
+         show as drift and are re-applied. Import with the namespace.", vec![
+        Attribute::string("id").computed().description("The namespace."),
+        s("version", "Operator release to install, e.g. `v0.58.1`: the release's `install.yaml` is downloaded from GitHub at apply. Exactly one of `version`, `manifests_url` and `manifests` must be set."),
+        s("manifests_url", "URL of an operator `install.yaml` (a mirror, or the `flux-operator/install.yaml` of a copied release)."),
+        s("manifests", "The operator's install manifests as YAML, e.g. `file(\"install.yaml\")`, for air-gapped installs."),
+        Attribute::string("namespace").default_value("flux-system").description("Namespace of the operator (its `RUNTIME_NAMESPACE`); the FluxInstance must live here. Default `flux-system`. Changing it replaces the operator."),
+        map("env", "Extra environment variables of the operator, e.g. `DEFAULT_SERVICE_ACCOUNT` for multi-tenancy or `REPORTING_INTERVAL`."),
+        Attribute::nested("resources", Nesting::Single, vec![
+            map("limits", "Resource limits, e.g. `{ cpu = \"2\", memory = \"1Gi\" }`."),
+            map("requests", "Resource requests, e.g. `{ cpu = \"100m\", memory = \"64Mi\" }`."),
+        ]).optional().description("Resource requests and limits of the operator container, replacing the manifests'."),
+        Attribute::nested("tolerations", Nesting::List, vec![
+            s("key", "Taint key."),
+            s("operator", "`Exists` or `Equal`."),
+            s("value", "Taint value."),
+            s("effect", "`NoSchedule`, `PreferNoSchedule` or `NoExecute`."),
+            Attribute::number("toleration_seconds").optional().description("How long a `NoExecute` taint is tolerated."),
+        ]).optional().description("Pod tolerations of the operator, replacing the manifests'."),
+        map("node_selector", "Node selector of the operator pod, replacing the manifests'."),
+        s("image_repository", "Image repository of the operator (a mirror); the manifests' tag or digest is kept."),
+        Attribute::bool("delete_crds").default_value(false).description("Delete the operator's CRDs on destroy. **This deletes every FluxInstance and ResourceSet in the cluster** (and with a FluxInstance, Flux). Default `false`: destroy keeps the CRDs and the namespace."),
+        Attribute::string("operator_version").computed().description("The operator version installed (the image tag)."),
+        Attribute::string("installation_status").computed().description("`Healthy`, or which operator objects are missing or were changed outside Terraform; a change of this value in a plan means apply re-applies them."),
+    ]);
+    schema.block = schema.block.with_block(timeouts_block("10m"));
+    schema
+}
+
+fn namespace_of(model: &OperatorModel) -> String {
+    model
+        .namespace
+        .as_known()
+        .cloned()
+        .unwrap_or_else(|| "flux-system".into())
+}
+
+fn decode<T: serde::de::DeserializeOwned>(
+    what: &'static str,
+    value: Result<crate::framework::value::RawValue, crate::framework::model::ModelError>,
+) -> Result<T, Diagnostics> {
+    value
+        .map_err(|e| e.to_string())
+        .and_then(|raw| serde_json::from_value(value_to_api_json(&raw)).map_err(|e| e.to_string()))
+        .map_err(|e| {
+            Diagnostics::from_error_at(
+                AttrPath::attr(what),
+                "Invalid Operator Setting",
+                format!("{e}."),
+            )
+        })
+}
+
+fn settings(model: &OperatorModel) -> Result<OperatorSettings, Diagnostics> {
+    Ok(OperatorSettings {
+        namespace: Some(namespace_of(model)),
+        env: model.env.as_known().cloned().unwrap_or_default(),
+        resources: match &model.resources {
+            Value::Known(r) => Some(decode("resources", to_raw(r))?),
+            _ => None,
+        },
+        tolerations: match &model.tolerations {
+            Value::Known(t) => Some(decode("tolerations", to_raw(t))?),
+            _ => None,
+        },
+        node_selector: model.node_selector.as_known().cloned(),
+        image_repository: model.image_repository.as_known().cloned(),
+    })
+}
+
+/// The customised objects to apply, from the configured source.
+async fn load(model: &OperatorModel) -> Result<Vec<Json>, Diagnostics> {
+    let (text, source) = if let Some(yaml) = model.manifests.as_known() {
+        (yaml.clone(), "manifests")
+    } else {
+        let (url, attr) = match (model.manifests_url.as_known(), model.version.as_known()) {
+            (Some(url), _) => (url.clone(), "manifests_url"),
+            (None, Some(version)) => (
+                op::manifest_url(version).map_err(|e| {
+                    Diagnostics::from_error_at(
+                        AttrPath::attr("version"),
+                        "Invalid Operator Version",
+                        format!("{e}."),
+                    )
+                })?,
+                "version",
+            ),
+            (None, None) => {
+                return Err(Diagnostics::from_error(
+                    "No Operator Manifests",
+                    "Set one of version, manifests_url or manifests.",
+                ));
+            }
+        };
+        let text = fetch_text(&url).await.map_err(|e| {
+            Diagnostics::from_error_at(
+                AttrPath::attr(attr),
+                "Cannot Download The Operator Manifests",
+                format!(
+                    "{e}. In an air-gapped cluster, set manifests = file(\"install.yaml\") instead."
+                ),
+            )
+        })?;
+        (text, attr)
+    };
+    let invalid = |e: op::OperatorError| {
+        Diagnostics::from_error_at(
+            AttrPath::attr(source),
+            "Invalid Operator Manifests",
+            format!("{e}."),
+        )
+    };
+    let objects = op::parse_manifests(&text).map_err(invalid)?;
+    op::customize(objects, &settings(model)?).map_err(invalid)
+}
+
+fn to_dynamic(object: &Json) -> Result<DynamicObject, Diagnostics> {
+    serde_json::from_value(object.clone())
+        .map_err(|e| Diagnostics::from_error("Invalid Operator Manifests", format!("{e}.")))
+}
+
+fn reference(object: &Json) -> Option<ObjectRef> {
+    let flux = crate::flux::object::ObjectRef::from_manifest(object).ok()?;
+    Some(common::cluster_ref(&flux))
+}
+
+fn crd_ref(name: &str) -> ObjectRef {
+    ObjectRef::new(
+        "apiextensions.k8s.io/v1",
+        "CustomResourceDefinition",
+        None,
+        name,
+    )
+}
+
+/// Applies everything in order and waits; returns what was applied.
+async fn install(
+    ctx: &Context<impl ClusterAccess>,
+    cluster: &Cluster,
+    model: &OperatorModel,
+    timeout: Duration,
+) -> Result<Applied, Diagnostics> {
+    let (crds, rest) = op::split_crds(load(model).await?);
+    let cancel = ctx.cancellation();
+    let failed = |e| apply_error("Flux Operator Apply Failed", &e);
+    let wait_failed =
+        |e: wait::WaitError| Diagnostics::from_error("Flux Operator Not Ready", format!("{e}."));
+    let mut names = Vec::new();
+    for crd in &crds {
+        let applied = cluster.apply(&to_dynamic(crd)?).await.map_err(failed)?;
+        names.push(applied.metadata.name.unwrap_or_default());
+    }
+    for name in &names {
+        cluster
+            .wait_for(&crd_ref(name), timeout, cancel, wait::crd_established)
+            .await
+            .map_err(wait_failed)?;
+    }
+    for object in &rest {
+        cluster.apply(&to_dynamic(object)?).await.map_err(failed)?;
+    }
+    let deployment = common::cluster_ref(&op::deployment_ref(&namespace_of(model)));
+    cluster
+        .wait_for(&deployment, timeout, cancel, wait::deployment_available)
+        .await
+        .map_err(wait_failed)?;
+    Ok(Applied {
+        objects: rest,
+        crds: names,
+    })
+}
+
+/// `Healthy`, or what is missing, changed or unavailable; `None` when nothing is left at all.
+async fn check(cluster: &Cluster, applied: &Applied) -> Result<Option<String>, Diagnostics> {
+    let mut problems = Vec::new();
+    let mut present = 0;
+    let read = |e| apply_error("Cannot Read The Flux Operator", &e);
+    for object in &applied.objects {
+        let Some(r) = reference(object) else { continue };
+        match cluster.get(&r).await.map_err(read)? {
+            None => problems.push(format!("{} {} missing", r.kind, r.name)),
+            Some(live) => {
+                present += 1;
+                let live_json = serde_json::to_value(&live).unwrap_or_default();
+                if !is_subset(object, &live_json) {
+                    problems.push(format!("{} {} changed", r.kind, r.name));
+                } else if r.kind == "Deployment"
+                    && wait::deployment_available(Some(&live)) != WaitOutcome::Done
+                {
+                    problems.push(format!("{} {} not available", r.kind, r.name));
+                }
+            }
+        }
+    }
+    for name in &applied.crds {
+        match cluster.get(&crd_ref(name)).await.map_err(read)? {
+            None => problems.push(format!("CustomResourceDefinition {name} missing")),
+            Some(_) => present += 1,
+        }
+    }
+    if present == 0 {
+        return Ok(None);
+    }
+    Ok(Some(if problems.is_empty() {
+        HEALTHY.to_owned()
+    } else {
+        format!("Drifted: {}", problems.join(", "))
+    }))
+}
+
+fn private_applied(bytes: &[u8]) -> Option<Applied> {
+    serde_json::from_slice(bytes).ok()
+}
+
+fn planned_version(model: &OperatorModel) -> Value<String> {
+    match model.version.as_known() {
+        Some(v) => op::normalize_version(v).map_or(Value::Unknown, Value::Known),
+        None => Value::Unknown,
+    }
+}
+
+async fn apply_op(
+    ctx: &mut Context<impl ClusterAccess>,
+    planned: OperatorModel,
+    operation: Operation,
+) -> Result<OperatorModel, ApplyError<OperatorModel>> {
+    let cluster = cluster_for_apply(ctx.data()?.as_ref()).await?;
+    let timeout = common::timeout(&planned.timeouts, operation, DEFAULT_TIMEOUT)?;
+    let previous = private_applied(&ctx.private);
+    let applied = install(ctx, &cluster, &planned, timeout).await?;
+    // Objects the new manifests no longer contain are removed (never the namespace or CRDs).
+    if let Some(previous) = previous {
+        let now: BTreeSet<ObjectRef> = applied.objects.iter().filter_map(reference).collect();
+        for old in previous.objects.iter().filter_map(reference) {
+            if !now.contains(&old) && old.kind != "Namespace" {
+                cluster
+                    .delete(&old, PropagationPolicy::Background)
+                    .await
+                    .map_err(|e| apply_error("Cannot Remove A Stale Operator Object", &e))?;
+            }
+        }
+    }
+    let mut state = planned;
+    state.id = Value::Known(namespace_of(&state));
+    state.operator_version =
+        Value::Known(op::operator_version(&applied.objects).unwrap_or_default());
+    state.installation_status = Value::Known(HEALTHY.into());
+    ctx.private = serde_json::to_vec(&applied).unwrap_or_default();
+    Ok(state)
+}
+
+/// The `flux_operator` resource.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FluxOperatorResource;
+
+#[async_trait]
+impl<D: ClusterAccess> Resource<D> for FluxOperatorResource {
+    type Model = OperatorModel;
+
+    fn type_name(&self) -> &'static str {
+        "flux_operator"
+    }
+
+    fn schema(&self) -> Schema {
+        schema()
+    }
+
+    async fn validate(
+        &self,
+        _ctx: &mut Context<D>,
+        config: OperatorModel,
+    ) -> Result<(), Diagnostics> {
+        let set = [&config.version, &config.manifests_url, &config.manifests];
+        if set.iter().any(|v| v.is_unknown()) {
+            return Ok(());
+        }
+        if set.iter().filter(|v| v.is_known()).count() != 1 {
+            return Err(Diagnostics::from_error(
+                "Operator Manifests Source",
+                "Set exactly one of version (a release such as \"v0.58.1\"), manifests_url, or manifests (the YAML itself).",
+            ));
+        }
+        if let Some(v) = config.version.as_known() {
+            op::normalize_version(v).map_err(|e| {
+                Diagnostics::from_error_at(
+                    AttrPath::attr("version"),
+                    "Invalid Operator Version",
+                    format!("{e}."),
+                )
+            })?;
+        }
+        Ok(())
+    }
+
+    async fn plan(
+        &self,
+        ctx: &mut Context<D>,
+        change: PlanChange<OperatorModel>,
+    ) -> Result<Planned<OperatorModel>, Diagnostics> {
+        let mut planned = change.proposed;
+        planned.id = planned.namespace.clone();
+        let Some(prior) = change.prior else {
+            planned.operator_version = planned_version(&planned);
+            return Ok(Planned::new(planned));
+        };
+        let (Ok(a), Ok(b)) = (to_raw(&prior), to_raw(&planned)) else {
+            return Ok(Planned::new(planned));
+        };
+        let changed = INPUTS.iter().any(|n| {
+            !a.get_attr(n)
+                .cloned()
+                .unwrap_or_default()
+                .semantically_eq(&b.get_attr(n).cloned().unwrap_or_default())
+        });
+        if changed {
+            planned.operator_version = planned_version(&planned);
+            planned.installation_status = Value::Known(HEALTHY.into());
+        } else if let Some(status) = prior
+            .installation_status
+            .as_known()
+            .filter(|s| *s != HEALTHY)
+        {
+            ctx.warn_at(AttrPath::attr("installation_status"), "Flux Operator Will Be Re-applied", format!("{status}. Apply re-applies the operator's manifests and waits until it is Available."));
+            planned.installation_status = Value::Known(HEALTHY.into());
+        }
+        let replace = if prior.namespace != planned.namespace {
+            vec![AttrPath::attr("namespace")]
+        } else {
+            Vec::new()
+        };
+        Ok(Planned {
+            state: planned,
+            requires_replace: replace,
+        })
+    }
+
+    async fn create(
+        &self,
+        ctx: &mut Context<D>,
+        planned: OperatorModel,
+        _config: OperatorModel,
+    ) -> Result<OperatorModel, ApplyError<OperatorModel>> {
+        apply_op(ctx, planned, Operation::Create).await
+    }
+
+    async fn read(
+        &self,
+        ctx: &mut Context<D>,
+        state: OperatorModel,
+    ) -> Result<Option<OperatorModel>, Diagnostics> {
+        let Some(cluster) = cluster_if_known(ctx.data()?.as_ref()).await? else {
+            return Ok(Some(state));
+        };
+        let namespace = namespace_of(&state);
+        let mut state = state;
+        state.id = Value::Known(namespace.clone());
+        let deployment = common::cluster_ref(&op::deployment_ref(&namespace));
+        let live = cluster
+            .get(&deployment)
+            .await
+            .map_err(|e| apply_error("Cannot Read The Flux Operator", &e))?;
+        let status = match private_applied(&ctx.private) {
+            Some(applied) => match check(&cluster, &applied).await? {
+                None => return Ok(None),
+                Some(status) => status,
+            },
+            None => match &live {
+                None => return Ok(None),
+                Some(d) if wait::deployment_available(Some(d)) == WaitOutcome::Done => {
+                    HEALTHY.to_owned()
+                }
+                Some(_) => format!("Drifted: Deployment {} not available", op::DEPLOYMENT_NAME),
+            },
+        };
+        if let Some(d) = &live {
+            let json = serde_json::to_value(d).unwrap_or_default();
+            if let Some(version) = op::operator_version(&[json]) {
+                if state.version.is_null()
+                    && state.manifests.is_null()
+                    && state.manifests_url.is_null()
+                {
+                    state.version = Value::Known(version.clone());
+                }
+                state.operator_version = Value::Known(version);
+            }
+        }
+        state.operator_version = state.operator_version.or(Value::Known(String::new()));
+        state.installation_status = Value::Known(status);
+        state.delete_crds = state.delete_crds.or(Value::Known(false));
+        Ok(Some(state))
+    }
+
+    async fn update(
+        &self,
+        ctx: &mut Context<D>,
+        _prior: OperatorModel,
+        planned: OperatorModel,
+        _config: OperatorModel,
+    ) -> Result<OperatorModel, ApplyError<OperatorModel>> {
+        apply_op(ctx, planned, Operation::Update).await
+    }
+
+    async fn delete(
+        &self,
+        ctx: &mut Context<D>,
+        prior: OperatorModel,
+    ) -> Result<(), ApplyError<OperatorModel>> {
+        let cluster = cluster_for_apply(ctx.data()?.as_ref()).await?;
+        let applied = match private_applied(&ctx.private) {
+            Some(applied) => applied,
+            None => {
+                let (crds, rest) = op::split_crds(load(&prior).await?);
+                let crds = crds
+                    .iter()
+                    .filter_map(|c| {
+                        c.pointer("/metadata/name")
+                            .and_then(Json::as_str)
+                            .map(str::to_owned)
+                    })
+                    .collect();
+                Applied {
+                    objects: rest,
+                    crds,
+                }
+            }
+        };
+        let mut order = applied.objects.clone();
+        if prior.delete_crds.as_known() == Some(&true) {
+            order.extend(applied.crds.iter().map(|name| serde_json::json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "metadata": {"name": name}})));
+        }
+        let refs = op::destroy_order(&order, true)
+            .map_err(|e| Diagnostics::from_error("Invalid Operator Manifests", format!("{e}.")))?;
+        for r in refs {
+            cluster
+                .delete(&common::cluster_ref(&r), PropagationPolicy::Background)
+                .await
+                .map_err(|e| apply_error("Flux Operator Delete Failed", &e))?;
+        }
+        Ok(())
+    }
+
+    async fn import(&self, _ctx: &mut Context<D>, id: &str) -> Result<OperatorModel, Diagnostics> {
+        if id.is_empty() || id.contains('/') {
+            return Err(Diagnostics::from_error(
+                "Invalid Import ID",
+                format!("Expected the operator's namespace, e.g. \"flux-system\"; got {id:?}."),
+            ));
+        }
+        Ok(OperatorModel {
+            id: Value::Known(id.into()),
+            namespace: Value::Known(id.into()),
+            delete_crds: Value::Known(false),
+            ..OperatorModel::default()
+        })
+    }
+}
