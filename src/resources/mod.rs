@@ -7,3 +7,6 @@
 pub mod common;
 pub mod flux_instance;
 pub mod flux_instance_model;
+pub mod common_fetch;
+pub mod flux_instance_data;
+pub mod flux_operator;
