@@ -10,3 +10,4 @@ pub mod flux_instance_model;
 pub mod common_fetch;
 pub mod flux_instance_data;
 pub mod flux_operator;
+pub mod flux_resource_set;

@@ -1,0 +1,407 @@
+//! The `flux_resource_set` resource: a Flux Operator `ResourceSet`. Plan keeps equivalent open
+//! values (templates, inputs, resources) in their prior spelling, checks the API's rules with
+//! diagnostics naming the attributes, turns a not-ready ResourceSet into a pending reconcile and
+//! validates with a server-side dry-run; apply is a forced server-side apply followed by a watch
+//! until Ready (waiting through `DependencyNotReady` until the timeout); destroy follows the
+//! deletion policy. The apply/wait/delete machinery is [`crate::resources::common`]'s, shared
+//! with `flux_instance`.
+//!
+//! Lives in `resources/`: may use `framework`, `flux`, `cluster`, never `provider`.
+
+#[path = "flux_resource_set_model.rs"]
+pub mod model;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use kube::api::DynamicObject;
+
+use crate::cluster::objects::{Cluster, ObjectRef};
+use crate::flux::instance::API_VERSION;
+use crate::flux::resource_set::{KIND, ResourceSet};
+use crate::framework::diagnostics::Diagnostics;
+use crate::framework::model::{Value, to_raw};
+use crate::framework::path::{AttrPath, PathStep};
+use crate::framework::resource::{ApplyError, Context, PlanChange, Planned, Resource};
+use crate::framework::schema::Schema;
+use crate::resources::common::{
+    self, ClusterAccess, DeletionPolicy, Operation, ReconcileWait, apply_error, cluster_for_apply,
+    cluster_if_known,
+};
+use model::{
+    DESIRED_ATTRIBUTES, ResourceSetModel, SpecError, keep_equivalent_open_values, live_model,
+    model_object, set_status, validate_config,
+};
+
+/// Default for every `timeouts` value.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+/// `Ready=False` reasons apply waits through: the operator re-checks dependencies by itself.
+const KEEP_WAITING: [&str; 1] = ["DependencyNotReady"];
+
+/// The `flux_resource_set` resource.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FluxResourceSetResource;
+
+/// The ResourceSet's reference.
+pub fn resource_set_ref(namespace: &str, name: &str) -> ObjectRef {
+    ObjectRef::new(API_VERSION, KIND, Some(namespace), name)
+}
+
+fn model_ref(model: &ResourceSetModel) -> ObjectRef {
+    resource_set_ref(
+        model.namespace.as_known().map_or("", String::as_str),
+        model.name.as_known().map_or("", String::as_str),
+    )
+}
+
+/// Diagnostics whose paths name API fields (`depends_on`) renamed to our attributes.
+fn renamed(mut diagnostics: Diagnostics) -> Diagnostics {
+    for d in &mut diagnostics.0 {
+        if let Some(AttrPath(steps)) = &mut d.path
+            && let Some(PathStep::Attr(first)) = steps.first_mut()
+            && first == "depends_on"
+        {
+            *first = "dependencies".to_owned();
+        }
+    }
+    diagnostics
+}
+
+fn spec_error(error: &SpecError) -> Diagnostics {
+    match error {
+        SpecError::Shape { path, message } => {
+            Diagnostics::from_error_at(path.clone(), "Invalid ResourceSet", format!("{message}."))
+        }
+        SpecError::Unknown => Diagnostics::from_error("Invalid ResourceSet", format!("{error}.")),
+    }
+}
+
+/// Whether what we write to the object (spec and annotations) differs between two models.
+fn desired_changed(prior: &ResourceSetModel, planned: &ResourceSetModel) -> bool {
+    let (Ok(a), Ok(b)) = (to_raw(prior), to_raw(planned)) else {
+        return true;
+    };
+    DESIRED_ATTRIBUTES.iter().any(|name| {
+        let after = b.get_attr(name).cloned().unwrap_or_default();
+        !after.is_wholly_known()
+            || !a
+                .get_attr(name)
+                .cloned()
+                .unwrap_or_default()
+                .semantically_eq(&after)
+    })
+}
+
+fn to_dynamic(object: &ResourceSet) -> Result<DynamicObject, Diagnostics> {
+    object
+        .to_json()
+        .map_err(|e| e.to_string())
+        .and_then(|json| serde_json::from_value(json).map_err(|e| e.to_string()))
+        .map_err(|e| Diagnostics::from_error("Provider Bug: Cannot Encode ResourceSet", e))
+}
+
+/// Reads the live ResourceSet; `None` when it, its namespace or its CRD is gone.
+async fn get_live(
+    cluster: &Cluster,
+    object: &ObjectRef,
+) -> Result<Option<ResourceSet>, Diagnostics> {
+    let found = cluster
+        .get(object)
+        .await
+        .map_err(|e| apply_error("Cannot Read The ResourceSet", &e))?;
+    found
+        .map(|o| {
+            serde_json::to_value(&o)
+                .map_err(|e| e.to_string())
+                .and_then(|json| ResourceSet::from_json(json).map_err(|e| e.to_string()))
+                .map_err(|e| Diagnostics::from_error("Unreadable ResourceSet", format!("{e}.")))
+        })
+        .transpose()
+}
+
+/// The planned computed values and the pending-reconcile warning.
+fn plan_computed(
+    ctx: &mut Context<impl ClusterAccess>,
+    planned: &mut ResourceSetModel,
+    prior: Option<&ResourceSetModel>,
+) {
+    planned.id = match (planned.namespace.as_known(), planned.name.as_known()) {
+        (Some(ns), Some(name)) => format!("{ns}/{name}").into(),
+        _ => Value::Unknown,
+    };
+    let Some(prior) = prior else {
+        return;
+    };
+    let suspended = planned.suspend.as_known() == Some(&true);
+    let unknown_status = |planned: &mut ResourceSetModel| {
+        planned.ready = if suspended {
+            Value::Unknown
+        } else {
+            true.into()
+        };
+        planned.last_applied_revision = Value::Unknown;
+        planned.inventory = Value::Unknown;
+    };
+    if desired_changed(prior, planned) {
+        unknown_status(planned);
+    } else if !suspended && prior.ready.as_known() == Some(&false) {
+        ctx.warn_at(
+            AttrPath::attr("ready"),
+            "ResourceSet Will Be Reconciled",
+            "The ResourceSet is not Ready. Apply will ask the Flux Operator to reconcile it and \
+             wait until it is Ready again.",
+        );
+        unknown_status(planned);
+    }
+}
+
+/// The server-side dry-run, when the spec and the cluster are known. A namespace that does not
+/// exist yet (created in the same apply) or a CRD not installed yet is no error.
+async fn dry_run(
+    ctx: &mut Context<impl ClusterAccess>,
+    planned: &ResourceSetModel,
+) -> Result<(), Diagnostics> {
+    let object = match model_object(planned) {
+        Ok(object) => object,
+        Err(SpecError::Unknown) => return Ok(()),
+        Err(e) => return Err(spec_error(&e)),
+    };
+    let Some(cluster) = cluster_if_known(ctx.data()?.as_ref()).await? else {
+        return Ok(());
+    };
+    match cluster.dry_run_apply(&to_dynamic(&object)?).await {
+        Ok(_) | Err(crate::cluster::apply::ApplyError::NotServed { .. }) => Ok(()),
+        Err(e) if e.status().is_some_and(|s| s.code == 404) => Ok(()),
+        Err(e) => Err(renamed(apply_error(
+            "ResourceSet Rejected By The API Server",
+            &e,
+        ))),
+    }
+}
+
+/// The state after apply: the planned values, with the computed ones read back.
+async fn state_after(cluster: &Cluster, planned: &ResourceSetModel) -> ResourceSetModel {
+    let mut state = planned.clone();
+    let mut fresh = ResourceSetModel::default();
+    if let Ok(Some(live)) = get_live(cluster, &model_ref(planned)).await {
+        set_status(&mut fresh, &live);
+    }
+    if !state.ready.is_known() {
+        state.ready = fresh.ready.or(false.into());
+    }
+    if !state.last_applied_revision.is_known() {
+        state.last_applied_revision = fresh.last_applied_revision.or(String::new().into());
+    }
+    if !state.inventory.is_known() {
+        state.inventory = fresh.inventory.or(Vec::new().into());
+    }
+    state
+}
+
+/// Apply, reconcile request when planned, wait; returns the new state.
+async fn apply_and_wait(
+    ctx: &mut Context<impl ClusterAccess>,
+    prior: Option<&ResourceSetModel>,
+    planned: ResourceSetModel,
+    operation: Operation,
+) -> Result<ResourceSetModel, ApplyError<ResourceSetModel>> {
+    let cluster = cluster_for_apply(ctx.data()?.as_ref()).await?;
+    let timeout = common::timeout(&planned.timeouts, operation, DEFAULT_TIMEOUT)?;
+    let object = model_object(&planned).map_err(|e| spec_error(&e))?;
+    let reference = model_ref(&planned);
+    let applied = cluster
+        .apply(&to_dynamic(&object)?)
+        .await
+        .map_err(|e| renamed(apply_error("ResourceSet Apply Failed", &e)))?;
+    let suspended = planned.suspend.as_known() == Some(&true);
+    let reconcile =
+        prior.is_some_and(|p| !desired_changed(p, &planned) && p.ready.as_known() == Some(&false));
+    let requested = if reconcile && !suspended {
+        Some(common::request_reconcile(&cluster, &reference).await?)
+    } else {
+        None
+    };
+    let wait = ReconcileWait {
+        object: &reference,
+        min_generation: applied.metadata.generation.unwrap_or(0),
+        requested_at: requested.as_deref(),
+        timeout,
+    };
+    let result =
+        common::wait_reconciled_through(&cluster, &wait, &KEEP_WAITING, ctx.cancellation()).await;
+    let state = state_after(&cluster, &planned).await;
+    match result {
+        Ok(_) => Ok(state),
+        Err(failure) => {
+            let mut partial = state;
+            partial.ready = false.into();
+            Err(ApplyError {
+                diagnostics: common::wait_failure_diagnostics(&failure, "ResourceSet"),
+                partial_state: Some(partial),
+            })
+        }
+    }
+}
+
+impl FluxResourceSetResource {
+    async fn plan_typed(
+        &self,
+        ctx: &mut Context<impl ClusterAccess>,
+        prior: Option<ResourceSetModel>,
+        mut planned: ResourceSetModel,
+    ) -> Result<Planned<ResourceSetModel>, Diagnostics> {
+        if let Some(prior) = &prior {
+            keep_equivalent_open_values(&mut planned, prior);
+        }
+        let invalid = validate_config(&planned);
+        if invalid.has_errors() {
+            return Err(invalid);
+        }
+        plan_computed(ctx, &mut planned, prior.as_ref());
+        dry_run(ctx, &planned).await?;
+        let replace = match &prior {
+            Some(p) if p.namespace != planned.namespace || p.name != planned.name => {
+                vec![AttrPath::attr("namespace"), AttrPath::attr("name")]
+            }
+            _ => Vec::new(),
+        };
+        Ok(Planned {
+            state: planned,
+            requires_replace: replace,
+        })
+    }
+
+    async fn delete_typed(
+        &self,
+        ctx: &mut Context<impl ClusterAccess>,
+        prior: ResourceSetModel,
+    ) -> Result<(), Diagnostics> {
+        let cluster = cluster_for_apply(ctx.data()?.as_ref()).await?;
+        let timeout = common::timeout(&prior.timeouts, Operation::Delete, DEFAULT_TIMEOUT)?;
+        let policy = prior
+            .deletion_policy
+            .as_known()
+            .and_then(|p| DeletionPolicy::parse(p))
+            .unwrap_or(DeletionPolicy::Uninstall);
+        let operator_namespace = common::find_operator_namespace(&cluster).await?;
+        let cancel = ctx.cancellation().clone();
+        let mut warnings = Diagnostics::new();
+        let result = common::delete_reconciled_with_operator(
+            &cluster,
+            &model_ref(&prior),
+            operator_namespace.as_deref(),
+            policy,
+            timeout,
+            &cancel,
+            &mut warnings,
+        )
+        .await;
+        ctx.diagnostics.extend(warnings);
+        result
+    }
+}
+
+/// Parses the import ID `<namespace>/<name>`.
+///
+/// # Errors
+///
+/// A diagnostic showing the expected form.
+pub fn parse_import_id(id: &str) -> Result<(String, String), Diagnostics> {
+    id.split_once('/')
+        .filter(|(ns, name)| !ns.is_empty() && !name.is_empty() && !name.contains('/'))
+        .map(|(ns, name)| (ns.to_owned(), name.to_owned()))
+        .ok_or_else(|| {
+            Diagnostics::from_error(
+                "Invalid Import ID",
+                format!("Expected \"<namespace>/<name>\", e.g. \"tenants/team-a\"; got {id:?}."),
+            )
+        })
+}
+
+#[async_trait]
+impl<D: ClusterAccess> Resource<D> for FluxResourceSetResource {
+    type Model = ResourceSetModel;
+
+    fn type_name(&self) -> &'static str {
+        "flux_resource_set"
+    }
+
+    fn schema(&self) -> Schema {
+        model::schema()
+    }
+
+    async fn validate(
+        &self,
+        _ctx: &mut Context<D>,
+        config: ResourceSetModel,
+    ) -> Result<(), Diagnostics> {
+        let out = validate_config(&config);
+        if out.has_errors() { Err(out) } else { Ok(()) }
+    }
+
+    async fn plan(
+        &self,
+        ctx: &mut Context<D>,
+        change: PlanChange<ResourceSetModel>,
+    ) -> Result<Planned<ResourceSetModel>, Diagnostics> {
+        self.plan_typed(ctx, change.prior, change.proposed).await
+    }
+
+    async fn create(
+        &self,
+        ctx: &mut Context<D>,
+        planned: ResourceSetModel,
+        _config: ResourceSetModel,
+    ) -> Result<ResourceSetModel, ApplyError<ResourceSetModel>> {
+        apply_and_wait(ctx, None, planned, Operation::Create).await
+    }
+
+    async fn read(
+        &self,
+        ctx: &mut Context<D>,
+        state: ResourceSetModel,
+    ) -> Result<Option<ResourceSetModel>, Diagnostics> {
+        let Some(cluster) = cluster_if_known(ctx.data()?.as_ref()).await? else {
+            return Ok(Some(state));
+        };
+        match get_live(&cluster, &model_ref(&state)).await? {
+            None => Ok(None),
+            Some(live) => live_model(&live, &state).map(Some),
+        }
+    }
+
+    async fn update(
+        &self,
+        ctx: &mut Context<D>,
+        prior: ResourceSetModel,
+        planned: ResourceSetModel,
+        _config: ResourceSetModel,
+    ) -> Result<ResourceSetModel, ApplyError<ResourceSetModel>> {
+        apply_and_wait(ctx, Some(&prior), planned, Operation::Update).await
+    }
+
+    async fn delete(
+        &self,
+        ctx: &mut Context<D>,
+        prior: ResourceSetModel,
+    ) -> Result<(), ApplyError<ResourceSetModel>> {
+        self.delete_typed(ctx, prior)
+            .await
+            .map_err(ApplyError::from)
+    }
+
+    async fn import(
+        &self,
+        _ctx: &mut Context<D>,
+        id: &str,
+    ) -> Result<ResourceSetModel, Diagnostics> {
+        let (namespace, name) = parse_import_id(id)?;
+        Ok(ResourceSetModel {
+            id: id.to_owned().into(),
+            name: name.into(),
+            namespace: namespace.into(),
+            deletion_policy: "uninstall".to_owned().into(),
+            ..ResourceSetModel::default()
+        })
+    }
+}
