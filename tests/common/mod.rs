@@ -6,4 +6,5 @@
 
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod git_server;
 pub mod terraform;
