@@ -401,8 +401,9 @@ async fn cancellation_ends_a_wait_promptly() {
     cancel.cancel();
     let result = waiting.await.expect("task");
 
+    // Without cancellation the wait would sit in its watch for up to a minute.
     assert!(
-        cancelled_at.elapsed() < Duration::from_millis(200),
+        cancelled_at.elapsed() < Duration::from_millis(500),
         "took {:?}",
         cancelled_at.elapsed()
     );
