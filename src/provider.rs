@@ -23,6 +23,8 @@ use crate::framework::resource::{Context, DynDataSource, DynResource, Provider};
 use crate::framework::schema::{Attribute, Nesting, Schema};
 use crate::framework::server::Server;
 use crate::framework::service::ProviderService;
+use crate::resources::common::ClusterAccess;
+use crate::resources::flux_instance::FluxInstanceResource;
 
 /// The provider as a [`ProviderService`], ready to be served by the protocol layer.
 pub fn service() -> Arc<dyn ProviderService> {
@@ -731,6 +733,17 @@ impl ProviderData {
     }
 }
 
+#[async_trait]
+impl ClusterAccess for ProviderData {
+    fn cluster_known(&self) -> bool {
+        ProviderData::cluster_known(self)
+    }
+
+    async fn cluster(&self) -> Result<Cluster, Diagnostics> {
+        ProviderData::cluster(self).await
+    }
+}
+
 /// Validates the configuration and resolves what can be resolved. Unknown values are skipped
 /// (and reported in the result); problems are diagnostics at the attribute's path.
 fn resolve(config: &ProviderModel, env: &Environment) -> (ProviderData, Diagnostics) {
@@ -797,11 +810,17 @@ impl Provider for FluxProvider {
     }
 
     fn resources(&self) -> Vec<Box<dyn DynResource<ProviderData>>> {
-        Vec::new()
+        vec![
+            Box::new(FluxInstanceResource),
+            Box::new(crate::resources::flux_operator::FluxOperatorResource),
+            Box::new(crate::resources::flux_resource_set::FluxResourceSetResource),
+        ]
     }
 
     fn data_sources(&self) -> Vec<Box<dyn DynDataSource<ProviderData>>> {
-        Vec::new()
+        vec![Box::new(
+            crate::resources::flux_instance_data::FluxInstanceData,
+        )]
     }
 }
 

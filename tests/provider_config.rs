@@ -38,6 +38,15 @@ contexts:
 /// "Invalid data source" error of its own.
 const PROBE: &str = "data \"flux_validation_probe\" \"this\" {}\n";
 
+/// A minimal `flux_instance`: a resource that makes Terraform configure the provider and plan.
+const INSTANCE: &str = r#"resource "flux_instance" "this" {
+  distribution = {
+    version  = "2.x"
+    registry = "ghcr.io/fluxcd"
+  }
+}
+"#;
+
 /// The one error the probe itself causes.
 const PROBE_ERROR: &str = "Error: Invalid data source";
 
@@ -387,4 +396,36 @@ provider "flux" {
         .validate()
         .assert_failure()
         .assert_contains(&["Fix the provider setting kubernetes.cluster_ca_certificate."]);
+}
+
+#[test]
+fn a_kubernetes_host_unknown_until_apply_plans_without_error() {
+    let workspace = workspace_with(&format!(
+        r#"resource "terraform_data" "cluster" {{
+  input = "https://127.0.0.1:6443"
+}}
+
+provider "flux" {{
+  kubernetes = {{
+    host  = terraform_data.cluster.output
+    token = "t"
+  }}
+}}
+
+{INSTANCE}"#
+    ));
+    let plan = workspace.plan();
+    let output = plan.assert_changes();
+    output.assert_contains(&[
+        "flux_instance.this will be created",
+        "terraform_data.cluster will be created",
+        "Plan: 2 to add, 0 to change, 0 to destroy.",
+    ]);
+    for rpc in ["ConfigureProvider", "PlanResourceChange"] {
+        assert!(
+            output.provider_log.contains(&format!("tf_rpc={rpc}")),
+            "{rpc} was not called:\n{}",
+            output.provider_log
+        );
+    }
 }
