@@ -12,6 +12,7 @@
 //! - [`provider`]: the provider schema, configuration and the list of resources.
 
 pub mod cluster;
+pub mod docs;
 pub mod flux;
 pub mod framework;
 pub mod git;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use terraform_provider_flux::protocol::handshake;
-use terraform_provider_flux::{logging, provider};
+use terraform_provider_flux::{docs, logging, provider};
 
 const USAGE: &str = "\
 usage: terraform-provider-flux [--debug]
@@ -26,6 +26,13 @@ enum Command {
     Debug,
     /// Print usage.
     Help,
+    /// Hidden: regenerate the Registry documentation (`make docs`).
+    Docs {
+        /// Output directory (`docs`).
+        out: std::path::PathBuf,
+        /// Examples directory (`examples`).
+        examples: std::path::PathBuf,
+    },
 }
 
 impl Command {
@@ -34,6 +41,13 @@ impl Command {
             [] => Ok(Self::Serve),
             [flag] if flag == "--debug" || flag == "-debug" => Ok(Self::Debug),
             [flag] if flag == "--help" || flag == "-h" || flag == "help" => Ok(Self::Help),
+            [docs, rest @ ..] if docs == "docs" => match rest {
+                [o, out, e, examples] if o == "--out" && e == "--examples" => Ok(Self::Docs {
+                    out: out.into(),
+                    examples: examples.into(),
+                }),
+                _ => Err("usage: terraform-provider-flux docs --out DIR --examples DIR".into()),
+            },
             other => Err(format!("unexpected arguments: {}", other.join(" "))),
         }
     }
@@ -62,6 +76,16 @@ fn run(command: Command) -> anyhow::Result<()> {
         eprintln!("{USAGE}");
         return Ok(());
     }
+    if let Command::Docs { out, examples } = &command {
+        let summary = docs::generate(provider::service().schemas(), examples, out)?;
+        eprintln!(
+            "docs: {} written, {} unchanged, {} removed",
+            summary.written.len(),
+            summary.unchanged.len(),
+            summary.removed.len()
+        );
+        return Ok(());
+    }
     logging::init();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -70,7 +94,9 @@ fn run(command: Command) -> anyhow::Result<()> {
     let service = provider::service();
     let served = match command {
         Command::Debug => runtime.block_on(handshake::serve_debug(service)),
-        Command::Serve | Command::Help => runtime.block_on(handshake::serve(service)),
+        Command::Serve | Command::Help | Command::Docs { .. } => {
+            runtime.block_on(handshake::serve(service))
+        }
     };
     runtime.shutdown_timeout(Duration::from_millis(200));
     Ok(served?)
