@@ -158,21 +158,20 @@ fn on_event(inner: &Arc<Inner>, ev: &StoreEvent, scheduled: &mut HashSet<String>
 
 fn find_uid(inner: &Inner, uid: &str) -> Option<((String, String), Value)> {
     inner
-        .all_objects(None)
+        .objects_where(|o| s(o, "/metadata/uid") == uid)
         .into_iter()
-        .find(|(_, o)| s(o, "/metadata/uid") == uid)
+        .next()
 }
 
 fn dependents(inner: &Inner, uid: &str) -> Vec<((String, String), Value)> {
-    inner
-        .all_objects(None)
-        .into_iter()
-        .filter(|(_, o)| {
-            o.pointer("/metadata/ownerReferences")
-                .and_then(Value::as_array)
-                .is_some_and(|a| a.iter().any(|r| r["uid"] == json!(uid)))
-        })
-        .collect()
+    inner.objects_where(|o| {
+        o.pointer("/metadata/ownerReferences")
+            .and_then(Value::as_array)
+            .is_some_and(|a| {
+                a.iter()
+                    .any(|r| r.get("uid").and_then(Value::as_str) == Some(uid))
+            })
+    })
 }
 
 fn owner_finalizers(inner: &Arc<Inner>, gr: &(String, String), owner: &Value) {

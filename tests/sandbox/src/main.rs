@@ -94,6 +94,9 @@ async fn main() -> anyhow::Result<()> {
         }
         b = b.operator_sim(cfg);
     }
+    // Handlers first, so a signal sent right after the ready line is not missed.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     let sandbox = b.build();
     let served = sandbox.serve_tls(args.listen).await?;
     served
@@ -104,10 +107,9 @@ async fn main() -> anyhow::Result<()> {
         writeln!(out, "ready {}", served.url)?;
         out.flush()?;
     }
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
+        _ = int.recv() => {}
     }
     served.shutdown().await;
     Ok(())

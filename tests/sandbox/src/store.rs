@@ -1268,6 +1268,20 @@ impl Inner {
         out
     }
 
+    /// Stored objects matching `f` (evaluated under the lock; only matches are cloned).
+    pub(crate) fn objects_where(&self, f: impl Fn(&Value) -> bool) -> Vec<(Gr, Value)> {
+        let st = self.lock();
+        let mut out = Vec::new();
+        for (gr, m) in &st.objects {
+            for v in m.values() {
+                if f(v) {
+                    out.push((gr.clone(), v.clone()));
+                }
+            }
+        }
+        out
+    }
+
     /// The served type of a stored group/resource (storage version).
     pub(crate) fn type_of(&self, gr: &Gr) -> Option<ResourceType> {
         if let Some(t) = self

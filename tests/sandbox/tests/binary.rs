@@ -201,3 +201,138 @@ async fn holds_a_thousand_objects_and_serves_hundreds_of_requests_per_second() {
     // Very generous bound: the debug build on 2 cores does far more.
     assert!(get_rps > 50.0, "{get_rps:.0} requests/s");
 }
+
+#[tokio::test]
+async fn admin_endpoints_expose_the_recorder_and_set_faults() {
+    let s = start();
+    let c = client_from(&std::fs::read_to_string(&s.kubeconfig).unwrap()).await;
+    let api: Api<ConfigMap> = Api::namespaced(c.clone(), "default");
+    let req = |method: &str, path: &str, body: &str| {
+        axum::http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("content-type", "application/json")
+            .body(body.as_bytes().to_vec())
+            .unwrap()
+    };
+    c.request_text(req("DELETE", "/sandbox/requests", ""))
+        .await
+        .unwrap();
+    let cm: ConfigMap =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": "a"}})).unwrap();
+    api.create(
+        &PostParams {
+            dry_run: true,
+            field_manager: Some("plan".into()),
+        },
+        &cm,
+    )
+    .await
+    .unwrap();
+    api.create(
+        &PostParams {
+            dry_run: false,
+            field_manager: Some("apply".into()),
+        },
+        &cm,
+    )
+    .await
+    .unwrap();
+    let recorded: Vec<kube_sandbox::RecordedRequest> = serde_json::from_str(
+        &c.request_text(req("GET", "/sandbox/requests", ""))
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let summary: Vec<(String, String, bool, Option<String>, u16)> = recorded
+        .iter()
+        .map(|r| {
+            (
+                r.method.clone(),
+                r.path.clone(),
+                r.dry_run,
+                r.field_manager.clone(),
+                r.status,
+            )
+        })
+        .collect();
+    let path = "/api/v1/namespaces/default/configmaps".to_string();
+    assert_eq!(
+        summary,
+        vec![
+            ("POST".into(), path.clone(), true, Some("plan".into()), 201),
+            ("POST".into(), path, false, Some("apply".into()), 201),
+        ]
+    );
+
+    c.request_text(req("POST", "/sandbox/faults", r#"{"verb":"get","resource":"configmaps","times":1,"action":{"type":"error","code":503,"retryAfter":1}}"#))
+        .await
+        .unwrap();
+    let settings: kube_sandbox::FaultSettings = serde_json::from_str(
+        &c.request_text(req("GET", "/sandbox/faults", ""))
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(settings.rules.len(), 1);
+    // kube 5 clients built from a Config retry a 503 transparently (honouring Retry-After).
+    let t0 = Instant::now();
+    api.get("a").await.unwrap();
+    assert!(
+        t0.elapsed() >= Duration::from_millis(900),
+        "Retry-After honoured: {:?}",
+        t0.elapsed()
+    );
+    let statuses: Vec<u16> = serde_json::from_str::<Vec<kube_sandbox::RecordedRequest>>(
+        &c.request_text(req("GET", "/sandbox/requests", ""))
+            .await
+            .unwrap(),
+    )
+    .unwrap()
+    .iter()
+    .filter(|r| r.verb == "get")
+    .map(|r| r.status)
+    .collect();
+    assert_eq!(statuses, vec![503, 200]);
+    c.request_text(req("DELETE", "/sandbox/faults", ""))
+        .await
+        .unwrap();
+    let dump: serde_json::Value = serde_json::from_str(
+        &c.request_text(req("GET", "/sandbox/dump", ""))
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(
+        dump["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o["metadata"]["name"] == "a" && o["kind"] == "ConfigMap")
+    );
+}
+
+#[tokio::test]
+async fn connection_reset_fault_aborts_the_connection_in_socket_mode() {
+    let sb = kube_sandbox::Sandbox::builder().build();
+    let served = sb.serve_tls("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let c = client_from(&served.kubeconfig_yaml()).await;
+    let api: Api<ConfigMap> = Api::namespaced(c, "default");
+    sb.faults().add(
+        kube_sandbox::FaultRule::new(kube_sandbox::FaultAction::ResetConnection)
+            .verb("list")
+            .times(1),
+    );
+    match api.list(&ListParams::default()).await.unwrap_err() {
+        kube::Error::Api(st) => panic!("expected a transport error, got an API status {st:?}"),
+        other => eprintln!("reset surfaced as: {other}"),
+    }
+    assert!(
+        api.list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    served.shutdown().await;
+}

@@ -7,7 +7,6 @@
 //! Expected values come from the documented Kubernetes behaviour (API concepts, SSA and CRD
 //! pages) and the apiserver's error formats, not from the sandbox's code.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Test helpers panic on setup failures.
-
 #![recursion_limit = "512"]
 
 use futures::{StreamExt, TryStreamExt};
@@ -584,6 +583,53 @@ async fn watch_resumes_from_a_resource_version_and_reports_expiry() {
         .filter(|v| v == "list")
         .collect();
     assert_eq!(verbs.len(), 2);
+}
+
+#[tokio::test]
+async fn watch_cut_fault_ends_the_stream_and_the_watcher_resumes() {
+    let sb = Sandbox::builder().build();
+    let api: Api<ConfigMap> = Api::namespaced(sb.client(), "default");
+    let rv = api
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap();
+    for n in ["a", "b", "c"] {
+        api.create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": n}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    }
+    sb.faults().add(
+        FaultRule::new(FaultAction::WatchCut { after_events: 1 })
+            .verb("watch")
+            .times(1),
+    );
+    let cut: Vec<String> = api
+        .watch(&WatchParams::default().timeout(2), &rv)
+        .await
+        .unwrap()
+        .map(|e| format!("{:?}", e.map(|_| ())))
+        .collect()
+        .await;
+    assert_eq!(cut.len(), 1, "{cut:?}");
+    let all: Vec<String> = api
+        .watch(&WatchParams::default().timeout(1), &rv)
+        .await
+        .unwrap()
+        .filter_map(|e| {
+            futures::future::ready(match e.unwrap() {
+                WatchEvent::Added(o) => Some(o.name_any()),
+                _ => None,
+            })
+        })
+        .collect()
+        .await;
+    assert_eq!(all, vec!["a", "b", "c"]);
 }
 
 #[tokio::test]
