@@ -302,10 +302,8 @@ fn plan_computed(
             ),
         );
         planned.ready = Value::Known(true);
+        // The same spec renders the same revision, images and inventory: they keep their values.
         planned.installation_status = Value::Known(HEALTHY.to_owned());
-        planned.last_applied_revision = Value::Unknown;
-        planned.component_images = Value::Unknown;
-        planned.inventory_entries = Value::Unknown;
     }
     planned
 }

@@ -293,7 +293,8 @@ async fn check(cluster: &Cluster, applied: &Applied) -> Result<Option<String>, D
             Some(live) => {
                 present += 1;
                 let live_json = serde_json::to_value(&live).unwrap_or_default();
-                if !is_subset(object, &live_json) {
+                // The namespace is shared: the FluxInstance relabels it, which is not drift.
+                if r.kind != "Namespace" && !is_subset(object, &live_json) {
                     problems.push(format!("{} {} changed", r.kind, r.name));
                 } else if r.kind == "Deployment"
                     && wait::deployment_available(Some(&live)) != WaitOutcome::Done
