@@ -16,7 +16,8 @@ use crate::framework::schema::{Attribute, AttributeType, Block, Nesting, Schema}
 use crate::framework::value::RawValue;
 
 /// The callback of [`walk_mut`]: path, schema, value (mutable) and the configuration value there.
-pub type AttributeVisitor<'f> = dyn FnMut(&AttrPath, &Attribute, &mut RawValue, Option<&RawValue>) + 'f;
+pub type AttributeVisitor<'f> =
+    dyn FnMut(&AttrPath, &Attribute, &mut RawValue, Option<&RawValue>) + 'f;
 
 /// Visits every attribute of `block` present in `value` (depth first, parent before children),
 /// with its path, its schema, its value (mutable) and the value at the same place in `config`
@@ -673,6 +674,75 @@ mod tests {
         assert_eq!(
             prefer_prior(None, "a: 1".into(), StringFormat::Yaml),
             "a: 1".to_string()
+        );
+    }
+
+    #[test]
+    fn write_only_under_list_and_map_nesting() {
+        let schema = Schema::new(
+            0,
+            "S.",
+            vec![
+                Attribute::nested(
+                    "users",
+                    Nesting::List,
+                    vec![
+                        Attribute::string("name").description("n"),
+                        Attribute::string("password").write_only().description("p"),
+                    ],
+                )
+                .description("u"),
+                Attribute::nested(
+                    "keys",
+                    Nesting::Map,
+                    vec![Attribute::string("secret").write_only().description("s")],
+                )
+                .description("k"),
+            ],
+        );
+        let value = obj(vec![
+            (
+                "users",
+                RawValue::List(vec![
+                    obj(vec![("name", s("a")), ("password", s("pa"))]),
+                    obj(vec![("name", s("b")), ("password", RawValue::Null)]),
+                ]),
+            ),
+            (
+                "keys",
+                RawValue::Map(
+                    [("k1".to_string(), obj(vec![("secret", s("x"))]))]
+                        .into_iter()
+                        .collect(),
+                ),
+            ),
+        ]);
+        assert_eq!(
+            configured_write_only(&schema, &value),
+            vec![
+                AttrPath::attr("users").then_index(0).then_attr("password"),
+                AttrPath::attr("keys").then_key("k1").then_attr("secret"),
+            ]
+        );
+        assert_eq!(
+            null_write_only(&schema, value),
+            obj(vec![
+                (
+                    "users",
+                    RawValue::List(vec![
+                        obj(vec![("name", s("a")), ("password", RawValue::Null)]),
+                        obj(vec![("name", s("b")), ("password", RawValue::Null)]),
+                    ]),
+                ),
+                (
+                    "keys",
+                    RawValue::Map(
+                        [("k1".to_string(), obj(vec![("secret", RawValue::Null)]))]
+                            .into_iter()
+                            .collect(),
+                    ),
+                ),
+            ])
         );
     }
 }
