@@ -897,6 +897,25 @@ mod tests {
         );
     }
 
+    #[test]
+    fn every_served_schema_follows_the_house_rules() {
+        let server = Server::new(FluxProvider);
+        let schemas = server.schemas();
+        let mut problems = Vec::new();
+        for (kind, map) in [
+            ("resource", &schemas.resources),
+            ("data source", &schemas.data_sources),
+        ] {
+            for (name, schema) in map {
+                for problem in schema.lint() {
+                    problems.push(format!("{kind} {name}: {problem}"));
+                }
+            }
+        }
+        assert_eq!(problems, Vec::<String>::new());
+        assert!(schemas.capabilities.plan_destroy);
+    }
+
     fn s(text: &str) -> RawValue {
         RawValue::from(text)
     }
