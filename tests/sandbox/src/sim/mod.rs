@@ -24,6 +24,7 @@ pub mod inventory;
 pub mod ops;
 pub mod resourceset;
 pub mod status;
+pub mod sync;
 pub mod template;
 pub mod version;
 
@@ -177,6 +178,6 @@ impl Default for SimConfig {
 pub fn spawn(client: kube::Client, config: SimConfig) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let ctx = Arc::new(instance::Ctx::new(client, config));
-        futures::join!(instance::run(ctx.clone()), resourceset::run(ctx));
+        futures::join!(instance::run(ctx.clone()), resourceset::run(ctx.clone()), sync::run(ctx));
     })
 }
