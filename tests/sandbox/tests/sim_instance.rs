@@ -2,6 +2,9 @@
 //! versus orphan, adoption of a classic bootstrap install, re-creation after a requested
 //! reconcile, operator gating and scripted failures. In-process sandbox.
 
+// Test helpers panic on failure, like the tests themselves.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod sim_support;
 
 use std::time::Duration;

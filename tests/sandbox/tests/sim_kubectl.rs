@@ -3,6 +3,9 @@
 //! status, delete through the finalizer. Skipped (with a note on stderr) when `kubectl` is not
 //! on PATH.
 
+// Test helpers panic on failure, like the tests themselves.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};

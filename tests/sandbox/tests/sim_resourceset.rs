@@ -2,6 +2,9 @@
 //! inventory, pruning, dependsOn, wait, delete (prune versus orphan) and build failures.
 //! In-process sandbox.
 
+// Test helpers panic on failure, like the tests themselves.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod sim_support;
 
 use std::time::Duration;
@@ -265,4 +268,41 @@ async fn static_input_providers_and_permute() {
     apply(&rs, rset("perm", spec)).await;
     let got = wait_for(&rs, "perm", ready).await;
     assert_eq!(inventory_ids(&got), ["apps_dev-eu__ConfigMap"]);
+}
+
+#[tokio::test]
+async fn ready_expr_replaces_the_ready_check() {
+    let (_sb, client) = setup().await;
+    let rs = resourcesets(&client, "apps");
+    let crd_dep = |expr: &str| {
+        json!([{"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+                "name": "fluxinstances.fluxcd.controlplane.io", "ready": true, "readyExpr": expr}])
+    };
+    let mut ok_rs = rset("expr-ok", cm_spec(json!([{"name": "x"}])));
+    ok_rs["spec"]["dependsOn"] = crd_dep(
+        "status.conditions.filter(e, e.type == 'Established').all(e, e.status == 'True') && status.storedVersions.exists(e, e == 'v1')",
+    );
+    apply(&rs, ok_rs).await;
+    wait_for(&rs, "expr-ok", ready).await;
+
+    let mut never = rset("expr-never", cm_spec(json!([{"name": "y"}])));
+    never["spec"]["dependsOn"] = crd_dep("status.storedVersions.exists(e, e == 'v2')");
+    apply(&rs, never).await;
+    let got = wait_for(&rs, "expr-never", |o| {
+        cond(o, "Ready").is_some_and(|c| c["reason"] == "DependencyNotReady")
+    })
+    .await;
+    assert_eq!(
+        cond(&got, "Ready").unwrap()["message"],
+        "dependency apiextensions.k8s.io/v1/CustomResourceDefinition/fluxinstances.fluxcd.controlplane.io not ready"
+    );
+
+    let mut invalid = rset("expr-invalid", cm_spec(json!([{"name": "z"}])));
+    invalid["spec"]["dependsOn"] = crd_dep("status.conditions.filter(");
+    apply(&rs, invalid).await;
+    let got = wait_for(&rs, "expr-invalid", stalled).await;
+    assert_eq!(
+        cond(&got, "Ready").unwrap()["reason"],
+        "InvalidCELExpression"
+    );
 }

@@ -4,8 +4,11 @@
 //! Static ResourceSetInputProviders whose `defaultValues` are one input set), server-side apply
 //! with the owner labels, inventory and garbage collection, `wait`, and pruning on delete.
 //!
-//! Not simulated: `readyExpr` (only the Ready condition is checked), non-Static input
-//! providers, `serviceAccountName` impersonation, the `copyFrom`/`checksumFrom`/
+//! `dependsOn[].readyExpr` is evaluated with the `cel` crate (through `kube_cel`), the
+//! dependency's top-level fields bound as variables (`status.conditions.filter(...)`); a parse
+//! error stalls with `InvalidCELExpression`.
+//!
+//! Not simulated: non-Static input providers, `serviceAccountName` impersonation, the `copyFrom`/`checksumFrom`/
 //! `convertKubeConfigFrom` annotations, and the template functions listed in [`super::template`].
 
 use std::sync::Arc;
@@ -119,7 +122,7 @@ async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Ctx>) -> Result<Action, Sim
 }
 
 /// Checks `dependsOn`; `Err(message)` names the first dependency that is missing or not ready.
-async fn check_dependencies(ctx: &Ctx, obj: &Value) -> Result<Result<(), String>, SimError> {
+async fn check_dependencies(ctx: &Ctx, obj: &Value) -> Result<DepCheck, SimError> {
     let own_ns = obj["metadata"]["namespace"].as_str().unwrap_or_default();
     for dep in obj["spec"]["dependsOn"]
         .as_array()
@@ -147,22 +150,85 @@ async fn check_dependencies(ctx: &Ctx, obj: &Value) -> Result<Result<(), String>
             }
         };
         let Some(live) = live else {
-            return Ok(Err(format!(
+            return Ok(DepCheck::NotReady(format!(
                 "dependency {api_version}/{kind}/{shown} not found"
             )));
         };
+        let shown = match live["metadata"]["namespace"].as_str() {
+            Some(ns) if !ns.is_empty() => format!("{ns}/{name}"),
+            _ => name.to_string(),
+        };
         if dep["ready"].as_bool() == Some(true) {
-            let ready = get_condition(&live, READY).is_some_and(|c| c["status"] == "True")
-                || (kind == "CustomResourceDefinition"
-                    && get_condition(&live, "Established").is_some_and(|c| c["status"] == "True"));
+            let ready = match dep["readyExpr"].as_str() {
+                Some(expr) => match ready_expr(expr, &live) {
+                    Ok(r) => r,
+                    Err(message) => return Ok(DepCheck::InvalidExpr(message)),
+                },
+                None => {
+                    get_condition(&live, READY).is_some_and(|c| c["status"] == "True")
+                        || (kind == "CustomResourceDefinition"
+                            && get_condition(&live, "Established")
+                                .is_some_and(|c| c["status"] == "True"))
+                }
+            };
             if !ready {
-                return Ok(Err(format!(
+                return Ok(DepCheck::NotReady(format!(
                     "dependency {api_version}/{kind}/{shown} not ready"
                 )));
             }
         }
     }
-    Ok(Ok(()))
+    Ok(DepCheck::Ready)
+}
+
+/// Outcome of the `dependsOn` check.
+enum DepCheck {
+    Ready,
+    NotReady(String),
+    InvalidExpr(String),
+}
+
+fn to_cel(v: &Value) -> kube_cel::cel::Value {
+    use kube_cel::cel::Value as C;
+    match v {
+        Value::Null => C::Null,
+        Value::Bool(b) => C::Bool(*b),
+        Value::Number(n) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => C::Int(i),
+            (None, Some(u)) => C::UInt(u),
+            _ => C::Float(n.as_f64().unwrap_or_default()),
+        },
+        Value::String(s) => C::String(Arc::new(s.clone())),
+        Value::Array(a) => C::List(Arc::new(a.iter().map(to_cel).collect())),
+        Value::Object(m) => {
+            let map: std::collections::HashMap<String, C> =
+                m.iter().map(|(k, v)| (k.clone(), to_cel(v))).collect();
+            map.into()
+        }
+    }
+}
+
+/// Evaluates a `readyExpr` with the dependency's top-level fields (`apiVersion`, `kind`,
+/// `metadata`, `spec`, `status`, ...) as variables. A compile error is `Err` (the operator's
+/// `InvalidCELExpression`); an evaluation error or a non-boolean result is "not ready".
+fn ready_expr(expr: &str, live: &Value) -> Result<bool, String> {
+    let program = kube_cel::cel::Program::compile(expr)
+        .map_err(|e| format!("failed to parse CEL expression '{expr}': {e}"))?;
+    let mut ctx = kube_cel::cel::Context::default();
+    if let Some(m) = live.as_object() {
+        for (k, v) in m {
+            ctx.add_variable_from_value(k.clone(), to_cel(v));
+        }
+    }
+    for k in ["metadata", "spec", "status"] {
+        if live.get(k).is_none() {
+            ctx.add_variable_from_value(k, to_cel(&json!({})));
+        }
+    }
+    Ok(matches!(
+        program.execute(&ctx),
+        Ok(kube_cel::cel::Value::Bool(true))
+    ))
 }
 
 /// Input sets: inline `inputs` and Static `inputsFrom` providers, combined by `inputStrategy`.
@@ -265,7 +331,20 @@ async fn reconcile_set(ctx: &Ctx, me: &ObjectRef, obj: &Value) -> Result<Action,
     let gen_ = generation(obj);
     let failures = ctx.config.script.failures_for("ResourceSet", obj);
 
-    if let Err(message) = check_dependencies(ctx, obj).await? {
+    let dep_check = check_dependencies(ctx, obj).await?;
+    if let DepCheck::InvalidExpr(message) = dep_check {
+        finish(
+            ctx,
+            me,
+            obj,
+            Err(("InvalidCELExpression", message, true)),
+            None,
+            started,
+        )
+        .await?;
+        return Ok(Action::await_change());
+    }
+    if let DepCheck::NotReady(message) = dep_check {
         let conds = [
             condition(
                 RECONCILING,
