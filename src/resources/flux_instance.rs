@@ -28,8 +28,8 @@ use crate::resources::common::{
     cluster_for_apply, cluster_if_known, cluster_ref,
 };
 use crate::resources::flux_instance_model::{
-    HEALTHY, InstanceModel, ModelError, SPEC_ATTRIBUTES, live_model, model_object, model_spec,
-    schema, validate_enums,
+    HEALTHY, InstanceModel, ModelError, SPEC_ATTRIBUTES, live_model, model_object, schema,
+    validate_enums,
 };
 
 /// Default for every `timeouts` value.
@@ -191,6 +191,19 @@ async fn operator_namespace(
         .and_then(|d| d.metadata.namespace))
 }
 
+/// The CRD's rules checked locally, for plans that cannot ask the API server.
+fn local_validation(spec: &crate::flux::instance::FluxInstanceSpec) -> Result<(), Diagnostics> {
+    let mut out = Diagnostics::new();
+    for violation in validate_spec(spec) {
+        let detail = format!("{}: {}.", violation.field, violation.message);
+        match api_field_to_path(&format!("spec.{}", violation.field)) {
+            Some(p) => out.error_at(p, "Invalid FluxInstance Spec", detail),
+            None => out.error("Invalid FluxInstance Spec", detail),
+        }
+    }
+    if out.has_errors() { Err(out) } else { Ok(()) }
+}
+
 /// Hazards and the server-side dry-run, when the spec and the cluster are known.
 async fn check_plan(
     ctx: &mut Context<impl ClusterAccess>,
@@ -243,13 +256,15 @@ async fn check_plan(
     if errors.has_errors() {
         return Err(errors);
     }
-    if let Some(cluster) = cluster {
-        match cluster.dry_run_apply(&to_dynamic(&desired)?).await {
-            Ok(_) | Err(crate::cluster::apply::ApplyError::NotServed { .. }) => {}
-            Err(e) => return Err(apply_error("FluxInstance Rejected By The API Server", &e)),
-        }
+    // The API server is the authority when it can be asked; otherwise the same rules locally.
+    let Some(cluster) = cluster else {
+        return local_validation(&desired.spec);
+    };
+    match cluster.dry_run_apply(&to_dynamic(&desired)?).await {
+        Ok(_) => Ok(()),
+        Err(crate::cluster::apply::ApplyError::NotServed { .. }) => local_validation(&desired.spec),
+        Err(e) => Err(apply_error("FluxInstance Rejected By The API Server", &e)),
     }
-    Ok(())
 }
 
 /// The planned state with the computed values it can know, and the drift warning.
@@ -421,16 +436,6 @@ impl<D: ClusterAccess> Resource<D> for FluxInstanceResource {
         let mut out = validate_enums(&config);
         if out.has_errors() {
             return Err(out);
-        }
-        if let Ok(spec) = model_spec(&config) {
-            for violation in validate_spec(&spec) {
-                let path = api_field_to_path(&format!("spec.{}", violation.field));
-                let detail = format!("{}.", violation.message);
-                match path {
-                    Some(p) => out.error_at(p, "Invalid FluxInstance Spec", detail),
-                    None => out.error("Invalid FluxInstance Spec", detail),
-                }
-            }
         }
         if out.has_errors() { Err(out) } else { Ok(()) }
     }

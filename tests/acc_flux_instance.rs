@@ -1,0 +1,322 @@
+//! Acceptance tests of `flux_operator` + `flux_instance` + the `flux_instance` data source: the
+//! real `terraform` driving the built provider against the standalone `kube-sandbox serve
+//! --operator-sim` (TLS, token kubeconfig), asserting both the state (`terraform show -json`)
+//! and the cluster (`kubectl`), and the sandbox's request recorder.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+mod common;
+#[path = "fixtures/flux_instance/sandbox.rs"]
+mod sandbox;
+
+use common::terraform::{REQUIRED_PROVIDERS, Workspace};
+use sandbox::{OPERATOR_INSTALL, Sandbox, is_persisted_write};
+use serde_json::Value;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_terraform-provider-flux");
+
+/// The seed example's shape: version 2.7.x, the four core components, a `cluster` block and a
+/// GitRepository sync with URL, ref, path and pull secret. `extra` goes inside the instance.
+fn config(version: &str, components: &str, size: &str, extra: &str) -> String {
+    format!(
+        r#"{REQUIRED_PROVIDERS}
+provider "flux" {{
+  kubernetes = {{ config_path = "kubeconfig" }}
+}}
+
+resource "flux_operator" "this" {{
+  manifests = file("operator-install.yaml")
+}}
+
+resource "flux_instance" "this" {{
+  depends_on   = [flux_operator.this]
+  distribution = {{ version = "{version}" }}
+  components   = [{components}]
+  cluster      = {{ size = "{size}", multitenant = false }}
+  sync = {{
+    kind        = "GitRepository"
+    url         = "https://git.example/fleet.git"
+    ref         = "refs/heads/main"
+    path        = "clusters/prod"
+    pull_secret = "flux-system"
+  }}
+  {extra}
+}}
+"#
+    )
+}
+
+const CORE: &str =
+    r#""source-controller", "kustomize-controller", "helm-controller", "notification-controller""#;
+
+fn workspace(sandbox: &Sandbox) -> Workspace {
+    let ws = Workspace::new(BINARY);
+    ws.write_file("kubeconfig", &sandbox.kubeconfig_yaml());
+    ws.write_file("operator-install.yaml", OPERATOR_INSTALL);
+    ws
+}
+
+fn resource<'a>(state: &'a Value, address: &str) -> &'a Value {
+    state["values"]["root_module"]["resources"]
+        .as_array()
+        .and_then(|rs| rs.iter().find(|r| r["address"] == address))
+        .map(|r| &r["values"])
+        .unwrap_or_else(|| panic!("{address} not in state: {state}"))
+}
+
+fn instance(sandbox: &Sandbox) -> Value {
+    sandbox
+        .get_json(&["fluxinstance", "flux", "-n", "flux-system"])
+        .expect("the FluxInstance exists")
+}
+
+fn ready_for_generation(object: &Value) -> bool {
+    let generation = object["metadata"]["generation"].as_i64();
+    object["status"]["conditions"].as_array().is_some_and(|cs| {
+        cs.iter().any(|c| {
+            c["type"] == "Ready"
+                && c["status"] == "True"
+                && c["observedGeneration"].as_i64() == generation
+        })
+    })
+}
+
+/// Seconds between two recorder timestamps (RFC 3339 with microseconds, same day).
+fn seconds_between(a: &str, b: &str) -> f64 {
+    let secs = |t: &str| {
+        let clock = t.split('T').nth(1).unwrap().trim_end_matches('Z');
+        let parts: Vec<f64> = clock.split(':').map(|p| p.parse().unwrap()).collect();
+        parts[0] * 3600.0 + parts[1] * 60.0 + parts[2]
+    };
+    secs(b) - secs(a)
+}
+
+/// How long after the simulator's last `Ready=True` status write the provider read the instance
+/// back (the end of its wait), from the recorder.
+fn ready_to_return_latency(requests: &[Value]) -> Option<f64> {
+    let path = "/apis/fluxcd.controlplane.io/v1/namespaces/flux-system/fluxinstances/flux";
+    let ready_index = requests.iter().rposition(|r| {
+        r["path"] == format!("{path}/status")
+            && r["body"]
+                .as_str()
+                .is_some_and(|b| b.contains("ReconciliationSucceeded"))
+    })?;
+    let read_back = requests[ready_index..]
+        .iter()
+        .find(|r| r["path"] == path && r["method"] == "GET")?;
+    Some(seconds_between(
+        requests[ready_index]["time"].as_str()?,
+        read_back["time"].as_str()?,
+    ))
+}
+
+#[test]
+fn seed_install_drift_and_in_place_update() {
+    let sandbox = Sandbox::start();
+    let ws = workspace(&sandbox);
+
+    // (1) Operator plus a seed-shaped instance: apply succeeds with the instance Ready.
+    ws.write_config(&config("2.7.x", CORE, "medium", ""));
+    sandbox.clear_requests();
+    ws.apply().assert_success();
+    let latency = ready_to_return_latency(&sandbox.requests());
+    println!("apply returned {latency:?} s after the simulator set Ready (recorder timestamps)");
+    assert!(latency.is_some_and(|s| s < 1.0), "latency {latency:?}");
+    let live = instance(&sandbox);
+    assert!(ready_for_generation(&live), "{live}");
+    assert_eq!(live["spec"]["cluster"]["size"], "medium");
+    let state = ws.show_json();
+    let values = resource(&state, "flux_instance.this");
+    assert_eq!(values["ready"], true);
+    assert_eq!(values["installation_status"], "Healthy");
+    assert!(
+        values["flux_version"]
+            .as_str()
+            .unwrap()
+            .starts_with("v2.7."),
+        "{values}"
+    );
+    assert_eq!(values["component_images"].as_array().unwrap().len(), 4);
+    assert_eq!(
+        resource(&state, "flux_operator.this")["operator_version"],
+        "v0.58.1"
+    );
+    assert!(
+        sandbox
+            .get_json(&["deployment", "flux-operator", "-n", "flux-system"])
+            .is_some()
+    );
+
+    // The second plan is empty, and plan makes no writes other than dry-runs.
+    sandbox.clear_requests();
+    ws.plan().assert_no_changes();
+    let writes: Vec<Value> = sandbox
+        .requests()
+        .into_iter()
+        .filter(is_persisted_write)
+        .collect();
+    assert_eq!(writes, Vec::<Value>::new());
+
+    // (2) Spec drift made with kubectl shows on exactly that field; apply restores it.
+    sandbox.kubectl(&[
+        "-n", "flux-system", "patch", "fluxinstance", "flux", "--type", "merge", "-p",
+        r#"{"spec":{"cluster":{"size":"large"},"components":["source-controller","kustomize-controller","helm-controller"]}}"#,
+    ]);
+    let plan = ws.plan();
+    let out = plan.assert_changes();
+    out.assert_contains(&[
+        r#"~ size = "large" -> "medium""#,
+        r#"+ "notification-controller","#,
+        "Plan: 0 to add, 1 to change, 0 to destroy.",
+    ]);
+    assert!(!out.combined().contains("~ sync"), "{}", out.combined());
+    ws.apply().assert_success();
+    assert_eq!(instance(&sandbox)["spec"]["cluster"]["size"], "medium");
+    ws.plan().assert_no_changes();
+
+    // (3) A controller Deployment deleted by hand is a pending reconcile; apply brings it back.
+    sandbox.kubectl(&[
+        "-n",
+        "flux-system",
+        "delete",
+        "deployment",
+        "source-controller",
+    ]);
+    let plan = ws.plan();
+    plan.assert_changes().assert_contains(&[
+        r#"~ installation_status = "Drifted: Deployment flux-system/source-controller missing" -> "Healthy""#,
+        "Flux Installation Will Be Reconciled",
+    ]);
+    ws.apply().assert_success();
+    assert!(
+        sandbox
+            .get_json(&["deployment", "source-controller", "-n", "flux-system"])
+            .is_some()
+    );
+    ws.plan().assert_no_changes();
+
+    // (4) A version bump within the minor plus a component change: one in-place update that
+    // waits for the new generation.
+    let before = instance(&sandbox)["metadata"]["generation"]
+        .as_i64()
+        .unwrap();
+    ws.write_config(&config(
+        "2.7.x",
+        &format!(r#"{CORE}, "image-reflector-controller""#),
+        "medium",
+        "",
+    ));
+    ws.plan()
+        .assert_changes()
+        .assert_contains(&["Plan: 0 to add, 1 to change, 0 to destroy."]);
+    ws.apply().assert_success().assert_contains(&["1 changed"]);
+    let live = instance(&sandbox);
+    assert_eq!(live["metadata"]["generation"].as_i64().unwrap(), before + 1);
+    assert!(ready_for_generation(&live), "{live}");
+    assert!(
+        sandbox
+            .get_json(&[
+                "deployment",
+                "image-reflector-controller",
+                "-n",
+                "flux-system"
+            ])
+            .is_some()
+    );
+    ws.plan().assert_no_changes();
+}
+
+#[test]
+fn hazards_and_api_validation_fail_at_plan() {
+    let sandbox = Sandbox::start();
+    let ws = workspace(&sandbox);
+    ws.write_config(&config("2.7.x", CORE, "medium", ""));
+    ws.apply().assert_success();
+
+    // A minor downgrade.
+    ws.write_config(&config("2.6.x", CORE, "medium", ""));
+    ws.plan()
+        .assert_error()
+        .assert_contains(&["Flux minor version downgrade"]);
+    // A name the operator will not honour.
+    ws.write_config(&config("2.7.x", CORE, "medium", r#"name = "other""#));
+    ws.plan()
+        .assert_error()
+        .assert_contains(&["Unsupported FluxInstance name"]);
+    // A namespace other than the operator's.
+    ws.write_config(&config(
+        "2.7.x",
+        CORE,
+        "medium",
+        r#"namespace = "elsewhere""#,
+    ));
+    ws.plan()
+        .assert_error()
+        .assert_contains(&["FluxInstance outside the operator's namespace"]);
+    // A sync.name change.
+    ws.write_config(&config("2.7.x", CORE, "medium", "").replace(
+        r#"pull_secret = "flux-system""#,
+        "pull_secret = \"flux-system\"\n    name = \"renamed\"",
+    ));
+    ws.plan()
+        .assert_error()
+        .assert_contains(&["sync.name cannot change"]);
+    // Removing sync warns.
+    let without_sync = config("2.7.x", CORE, "medium", "");
+    let start = without_sync.find("  sync = {").unwrap();
+    let end = without_sync[start..].find("  }\n").unwrap() + start + 4;
+    ws.write_config(&format!(
+        "{}{}",
+        &without_sync[..start],
+        &without_sync[end..]
+    ));
+    ws.plan()
+        .assert_changes()
+        .assert_contains(&["Warning: Removing sync"]);
+    // An interval the CRD rejects fails at plan, quoting the rule.
+    ws.write_config(&config("2.7.x", CORE, "medium", "").replace(
+        r#"pull_secret = "flux-system""#,
+        "pull_secret = \"flux-system\"\n    interval = \"1 minute\"",
+    ));
+    ws.plan().assert_error().assert_contains(&[
+        "FluxInstance Rejected By The API Server",
+        "The Kubernetes API server rejected spec.sync.interval",
+        "1 minute",
+    ]);
+    // Nothing of that reached the cluster.
+    assert_eq!(instance(&sandbox)["spec"]["sync"]["interval"], "1m");
+}
+
+#[test]
+fn unknown_kubernetes_host_plans_without_a_request() {
+    // No simulator: a bare API server makes no requests of its own, so any request is ours.
+    let sandbox = Sandbox::start_with(&[]);
+    let ws = workspace(&sandbox);
+    ws.write_config(&format!(
+        r#"{REQUIRED_PROVIDERS}
+resource "terraform_data" "cluster" {{
+  input = "{url}"
+}}
+
+provider "flux" {{
+  kubernetes = {{
+    host     = terraform_data.cluster.output
+    insecure = true
+    token    = "unused"
+  }}
+}}
+
+resource "flux_instance" "this" {{
+  distribution = {{ version = "2.7.x" }}
+}}
+"#,
+        url = sandbox.url
+    ));
+    sandbox.clear_requests();
+    let plan = ws.plan();
+    plan.assert_changes().assert_contains(&[
+        "flux_instance.this will be created",
+        "Plan: 2 to add, 0 to change, 0 to destroy.",
+    ]);
+    assert_eq!(sandbox.requests(), Vec::<Value>::new());
+}
