@@ -1,0 +1,759 @@
+//! Acceptance tests of `flux_resource_set`: the real `terraform` CLI drives the provider binary
+//! against the standalone `kube-sandbox` binary (TLS, token kubeconfig, `--operator-sim`), and
+//! every effect is checked twice: in Terraform's state and in the cluster through the real
+//! `kubectl`.
+//!
+//! The sandbox binary must be built first: `cargo build -p kube-sandbox --bin kube-sandbox`
+//! (the tests panic with that instruction when it is missing).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::terraform::{Output, REQUIRED_PROVIDERS, Workspace};
+use serde_json::{Value, json};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_terraform-provider-flux");
+const OPERATOR_INSTALL: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/sandbox/fixtures/operator-install.yaml"
+);
+const FIXTURES: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/flux_resource_set"
+);
+const OWNER_NAME: &str = "resourceset.fluxcd.controlplane.io/name";
+const OWNER_NAMESPACE: &str = "resourceset.fluxcd.controlplane.io/namespace";
+
+// ---------------------------------------------------------------------------------------------
+// The standalone sandbox (to move to tests/common once a shared helper exists there)
+// ---------------------------------------------------------------------------------------------
+
+struct Sandbox {
+    child: Child,
+    kubeconfig: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn sandbox_binary() -> PathBuf {
+    let path = Path::new(BINARY).with_file_name("kube-sandbox");
+    assert!(
+        path.is_file(),
+        "{} is missing: build it with `cargo build -p kube-sandbox --bin kube-sandbox`",
+        path.display()
+    );
+    path
+}
+
+/// Starts `kube-sandbox serve --operator-sim` and installs the Flux Operator fixture with kubectl.
+fn start() -> Sandbox {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    let mut child = Command::new(sandbox_binary())
+        .args(["serve", "--operator-sim", "--kubeconfig"])
+        .arg(&kubeconfig)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.starts_with("ready https://127.0.0.1:"), "{line:?}");
+    let sandbox = Sandbox {
+        child,
+        kubeconfig,
+        dir,
+    };
+    sandbox.ok(&["apply", "--server-side", "-f", OPERATOR_INSTALL]);
+    sandbox.ok(&[
+        "wait",
+        "--for=condition=Available",
+        "-n",
+        "flux-system",
+        "deployment/flux-operator",
+        "--timeout=60s",
+    ]);
+    sandbox
+}
+
+impl Sandbox {
+    fn kubectl(&self, args: &[&str]) -> std::process::Output {
+        Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(args)
+            .env_remove("KUBECONFIG")
+            .env("HOME", self.dir.path())
+            .output()
+            .expect("kubectl on PATH")
+    }
+
+    #[track_caller]
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The object as JSON, or `None` when kubectl says NotFound.
+    fn get(&self, kind: &str, namespace: Option<&str>, name: &str) -> Option<Value> {
+        let mut args = vec!["get", kind, name, "-o", "json"];
+        if let Some(ns) = namespace {
+            args.extend(["-n", ns]);
+        }
+        let out = self.kubectl(&args);
+        if out.status.success() {
+            return Some(serde_json::from_slice(&out.stdout).unwrap());
+        }
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("NotFound"), "kubectl get {kind} {name}: {err}");
+        None
+    }
+
+    /// Waits until the object is gone (namespaces terminate asynchronously).
+    #[track_caller]
+    fn assert_gone(&self, kind: &str, namespace: Option<&str>, name: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.get(kind, namespace, name).is_some() {
+            assert!(
+                Instant::now() < deadline,
+                "{kind} {namespace:?}/{name} still exists"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn workspace(&self) -> Workspace {
+        Workspace::new(BINARY)
+    }
+
+    fn provider_block(&self) -> String {
+        format!(
+            "{REQUIRED_PROVIDERS}\nprovider \"flux\" {{\n  kubernetes = {{\n    config_path = \"{}\"\n  }}\n}}\n",
+            self.kubeconfig.display()
+        )
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Configurations and assertions
+// ---------------------------------------------------------------------------------------------
+
+/// A tenant's template: one ConfigMap per input. `replicas` is quoted, so it renders a string.
+const TEMPLATE: &str = r#"<<-EOT
+    apiVersion: v1
+    kind: ConfigMap
+    metadata:
+      name: << inputs.tenant >>-settings
+      namespace: << inputs.tenant >>
+    data:
+      replicas: "<< inputs.replicas >>"
+      env: << inputs.env >>
+  EOT"#;
+
+/// The same template, reformatted: keys reordered, flow style, a comment, a leading `---`.
+const TEMPLATE_REFORMATTED: &str = r#"<<-EOT
+    ---
+    # settings of one tenant
+    kind: ConfigMap
+    apiVersion: v1
+    metadata: {namespace: << inputs.tenant >>, name: << inputs.tenant >>-settings}
+    data:
+      env: << inputs.env >>
+      replicas:   "<< inputs.replicas >>"
+  EOT"#;
+
+fn tenant(name: &str, replicas: i64, env: &str) -> String {
+    format!("{{ tenant = \"{name}\", replicas = {replicas}, env = \"{env}\" }}")
+}
+
+/// Two object templates in HCL (Namespace, ServiceAccount) plus the template string.
+fn tenants_config(sandbox: &Sandbox, inputs: &[String], template: &str, extra: &str) -> String {
+    format!(
+        r#"{provider}
+resource "flux_resource_set" "tenants" {{
+  name      = "tenants"
+  namespace = "flux-system"
+  inputs    = [{inputs}]
+  resources = [
+    {{
+      apiVersion = "v1"
+      kind       = "Namespace"
+      metadata   = {{ name = "<< inputs.tenant >>" }}
+    }},
+    {{
+      apiVersion = "v1"
+      kind       = "ServiceAccount"
+      metadata = {{
+        name      = "flux"
+        namespace = "<< inputs.tenant >>"
+        labels    = {{ "toolkit.fluxcd.io/tenant" = "<< inputs.tenant >>" }}
+      }}
+    }},
+  ]
+  resources_template = {template}
+  {extra}
+  timeouts {{
+    create = "60s"
+    update = "60s"
+    delete = "60s"
+  }}
+}}
+"#,
+        provider = sandbox.provider_block(),
+        inputs = inputs.join(", "),
+    )
+}
+
+/// The same configuration with every key in a different order and the objects given through
+/// `yamldecode` instead of HCL.
+fn tenants_config_respelled(sandbox: &Sandbox, inputs: &[&str]) -> String {
+    format!(
+        r#"{provider}
+resource "flux_resource_set" "tenants" {{
+  namespace = "flux-system"
+  name      = "tenants"
+  resources_template = {template}
+  resources = [
+    yamldecode("{{kind: Namespace, metadata: {{name: '<< inputs.tenant >>'}}, apiVersion: v1}}"),
+    yamldecode(<<-EOT
+      metadata:
+        labels:
+          toolkit.fluxcd.io/tenant: "<< inputs.tenant >>"
+        namespace: "<< inputs.tenant >>"
+        name: flux
+      kind: ServiceAccount
+      apiVersion: v1
+    EOT
+    ),
+  ]
+  inputs = [{inputs}]
+  timeouts {{
+    delete = "60s"
+    update = "60s"
+    create = "60s"
+  }}
+}}
+"#,
+        provider = sandbox.provider_block(),
+        template = TEMPLATE_REFORMATTED,
+        inputs = inputs.join(", "),
+    )
+}
+
+fn state_resource(workspace: &Workspace, address: &str) -> Value {
+    let state = workspace.show_json();
+    state["values"]["root_module"]["resources"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|r| r["address"] == address)
+        .map(|r| r["values"].clone())
+        .unwrap_or_else(|| panic!("{address} not in state: {state}"))
+}
+
+/// `kind namespace/name` of every inventory entry in state, sorted.
+fn inventory(values: &Value) -> Vec<String> {
+    let mut out: Vec<String> = values["inventory"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            format!(
+                "{} {} {}/{}",
+                e["api_version"].as_str().unwrap(),
+                e["kind"].as_str().unwrap(),
+                e["namespace"].as_str().unwrap(),
+                e["name"].as_str().unwrap()
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn tenant_objects(tenants: &[&str]) -> Vec<String> {
+    let mut out: Vec<String> = tenants
+        .iter()
+        .flat_map(|t| {
+            [
+                format!("v1 ConfigMap {t}/{t}-settings"),
+                format!("v1 Namespace /{t}"),
+                format!("v1 ServiceAccount {t}/flux"),
+            ]
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// (uid, resourceVersion) of every generated object of `tenants`, by `kind namespace/name`.
+fn versions(sandbox: &Sandbox, tenants: &[&str]) -> BTreeMap<String, (String, String)> {
+    let mut out = BTreeMap::new();
+    for t in tenants {
+        for (kind, ns, name) in [
+            ("namespace", None, t.to_string()),
+            ("serviceaccount", Some(*t), "flux".to_string()),
+            ("configmap", Some(*t), format!("{t}-settings")),
+        ] {
+            let object = sandbox
+                .get(kind, ns, &name)
+                .unwrap_or_else(|| panic!("{kind} {ns:?}/{name} missing"));
+            let meta = &object["metadata"];
+            assert_eq!(
+                (
+                    &meta["labels"][OWNER_NAME],
+                    &meta["labels"][OWNER_NAMESPACE]
+                ),
+                (&json!("tenants"), &json!("flux-system")),
+                "owner labels on {kind} {name}"
+            );
+            out.insert(
+                format!("{kind} {}/{name}", ns.unwrap_or_default()),
+                (
+                    meta["uid"].as_str().unwrap().to_owned(),
+                    meta["resourceVersion"].as_str().unwrap().to_owned(),
+                ),
+            );
+        }
+    }
+    out
+}
+
+/// Plans to a file and returns the attribute paths of `address` whose planned value differs
+/// from the prior one, and those that become unknown.
+fn planned_changes(workspace: &Workspace, address: &str) -> (Vec<String>, Vec<String>) {
+    workspace
+        .run(&[
+            "plan",
+            "-input=false",
+            "-lock=false",
+            "-no-color",
+            "-out=tfplan",
+        ])
+        .assert_success();
+    let shown = workspace.run(&["show", "-json", "tfplan"]);
+    shown.assert_success();
+    let plan: Value = serde_json::from_str(&shown.stdout).unwrap();
+    let change = plan["resource_changes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["address"] == address)
+        .map(|c| c["change"].clone())
+        .unwrap_or_else(|| panic!("no change for {address}: {plan}"));
+    let mut changed = Vec::new();
+    diff_paths("", &change["before"], &change["after"], &mut changed);
+    let mut unknown = Vec::new();
+    unknown_paths("", &change["after_unknown"], &mut unknown);
+    changed.retain(|p| !unknown.iter().any(|u| p.starts_with(u.as_str())));
+    (changed, unknown)
+}
+
+fn diff_paths(path: &str, before: &Value, after: &Value, out: &mut Vec<String>) {
+    match (before, after) {
+        (Value::Object(b), Value::Object(a)) => {
+            let keys: std::collections::BTreeSet<&String> = b.keys().chain(a.keys()).collect();
+            for k in keys {
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                diff_paths(
+                    &p,
+                    b.get(k).unwrap_or(&Value::Null),
+                    a.get(k).unwrap_or(&Value::Null),
+                    out,
+                );
+            }
+        }
+        (Value::Array(b), Value::Array(a)) if a.len() == b.len() => {
+            for (i, (x, y)) in b.iter().zip(a).enumerate() {
+                diff_paths(&format!("{path}[{i}]"), x, y, out);
+            }
+        }
+        (b, a) if b != a => out.push(path.to_owned()),
+        _ => {}
+    }
+}
+
+fn unknown_paths(path: &str, marks: &Value, out: &mut Vec<String>) {
+    match marks {
+        Value::Bool(true) => out.push(path.to_owned()),
+        Value::Object(m) => {
+            for (k, v) in m {
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                unknown_paths(&p, v, out);
+            }
+        }
+        Value::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                unknown_paths(&format!("{path}[{i}]"), v, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[track_caller]
+fn assert_applied(output: &Output) {
+    output.assert_success();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn tenants_apply_update_prune_reformat_drift_and_uninstall() {
+    let sandbox = start();
+    let workspace = sandbox.workspace();
+    let address = "flux_resource_set.tenants";
+
+    // Create: two inputs, three templates (one of them a template string).
+    let a = tenant("team-a", 1, "dev");
+    let b = tenant("team-b", 2, "prod");
+    workspace.write_config(&tenants_config(
+        &sandbox,
+        &[a.clone(), b.clone()],
+        TEMPLATE,
+        "",
+    ));
+    assert_applied(&workspace.apply());
+    let values = state_resource(&workspace, address);
+    assert_eq!(values["ready"], json!(true));
+    assert_eq!(values["id"], json!("flux-system/tenants"));
+    assert_eq!(inventory(&values), tenant_objects(&["team-a", "team-b"]));
+    assert!(
+        values["last_applied_revision"]
+            .as_str()
+            .is_some_and(|r| !r.is_empty()),
+        "{values}"
+    );
+    let before = versions(&sandbox, &["team-a", "team-b"]);
+    let settings = sandbox
+        .get("configmap", Some("team-b"), "team-b-settings")
+        .unwrap();
+    assert_eq!(settings["data"], json!({"replicas": "2", "env": "prod"}));
+    let live = sandbox
+        .get("resourceset", Some("flux-system"), "tenants")
+        .unwrap();
+    assert_eq!(
+        live["spec"]["inputs"],
+        json!([
+            {"tenant": "team-a", "replicas": 1, "env": "dev"},
+            {"tenant": "team-b", "replicas": 2, "env": "prod"}
+        ])
+    );
+    workspace.plan().assert_no_changes();
+
+    // One input field changes: exactly that field in the plan, exactly its objects updated.
+    let b3 = tenant("team-b", 3, "prod");
+    workspace.write_config(&tenants_config(
+        &sandbox,
+        &[a.clone(), b3.clone()],
+        TEMPLATE,
+        "",
+    ));
+    let (changed, unknown) = planned_changes(&workspace, address);
+    assert_eq!(changed, ["inputs[1].replicas"]);
+    assert_eq!(unknown, ["inventory", "last_applied_revision"]);
+    assert_applied(&workspace.apply());
+    let after = versions(&sandbox, &["team-a", "team-b"]);
+    let updated: Vec<&String> = before
+        .iter()
+        .filter(|(k, v)| after.get(*k) != Some(*v))
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(updated, ["configmap team-b/team-b-settings"]);
+    assert!(
+        before.iter().all(|(k, (uid, _))| after[k].0 == *uid),
+        "no object was recreated"
+    );
+    let settings = sandbox
+        .get("configmap", Some("team-b"), "team-b-settings")
+        .unwrap();
+    assert_eq!(settings["data"], json!({"replicas": "3", "env": "prod"}));
+    workspace.plan().assert_no_changes();
+
+    // Reformatted template, reordered keys, objects spelled with yamldecode: no changes.
+    workspace.write_config(&tenants_config_respelled(&sandbox, &[&a, &b3]));
+    workspace.plan().assert_no_changes();
+
+    // Drift made with kubectl on the spec shows in the plan; apply restores it.
+    sandbox.ok(&[
+        "patch",
+        "resourceset",
+        "tenants",
+        "-n",
+        "flux-system",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"inputs":[{"tenant":"team-a","replicas":1,"env":"dev"},{"tenant":"team-b","replicas":9,"env":"prod"}]}}"#,
+    ]);
+    let (changed, _) = planned_changes(&workspace, address);
+    assert_eq!(changed, ["inputs[1].replicas"]);
+    assert_applied(&workspace.apply());
+    let live = sandbox
+        .get("resourceset", Some("flux-system"), "tenants")
+        .unwrap();
+    assert_eq!(live["spec"]["inputs"][1]["replicas"], json!(3));
+    workspace.plan().assert_no_changes();
+
+    // Removing an input prunes its objects; the other tenant's stay untouched.
+    let kept = versions(&sandbox, &["team-b"]);
+    workspace.write_config(&tenants_config(&sandbox, &[b3.clone()], TEMPLATE, ""));
+    assert_applied(&workspace.apply());
+    sandbox.assert_gone("configmap", Some("team-a"), "team-a-settings");
+    sandbox.assert_gone("serviceaccount", Some("team-a"), "flux");
+    sandbox.assert_gone("namespace", None, "team-a");
+    assert_eq!(versions(&sandbox, &["team-b"]), kept);
+    let values = state_resource(&workspace, address);
+    assert_eq!(inventory(&values), tenant_objects(&["team-b"]));
+    workspace.plan().assert_no_changes();
+
+    // Destroy with the default `uninstall` prunes everything the ResourceSet generated.
+    workspace.destroy().assert_success();
+    sandbox.assert_gone("resourceset", Some("flux-system"), "tenants");
+    sandbox.assert_gone("configmap", Some("team-b"), "team-b-settings");
+    sandbox.assert_gone("namespace", None, "team-b");
+}
+
+#[test]
+fn dependency_not_ready_fails_on_timeout_then_converges() {
+    let sandbox = start();
+    sandbox.ok(&["apply", "-f", &format!("{FIXTURES}/gate-provider.yaml")]);
+    let workspace = sandbox.workspace();
+    let config = format!(
+        r#"{provider}
+resource "flux_resource_set" "gated" {{
+  name      = "gated"
+  namespace = "flux-system"
+  inputs    = [{{ name = "gated-config" }}]
+  resources = [{{
+    apiVersion = "v1"
+    kind       = "ConfigMap"
+    metadata   = {{ name = "<< inputs.name >>", namespace = "flux-system" }}
+    data       = {{ ready = "yes" }}
+  }}]
+  dependencies = [{{
+    api_version = "fluxcd.controlplane.io/v1"
+    kind        = "ResourceSetInputProvider"
+    name        = "gate"
+    ready       = true
+  }}]
+  timeouts {{
+    create = "3s"
+  }}
+}}
+"#,
+        provider = sandbox.provider_block()
+    );
+    workspace.write_config(&config);
+    let started = Instant::now();
+    let failed = workspace.apply();
+    failed.assert_failure();
+    failed.assert_contains(&["DependencyNotReady", "timed out after 3s"]);
+    assert!(
+        started.elapsed() >= Duration::from_secs(3),
+        "apply waited for the timeout"
+    );
+    assert!(
+        sandbox
+            .get("configmap", Some("flux-system"), "gated-config")
+            .is_none()
+    );
+    let values = state_resource(&workspace, "flux_resource_set.gated");
+    assert_eq!(values["ready"], json!(false));
+
+    // The dependency becomes ready: applying again converges.
+    sandbox.ok(&[
+        "patch",
+        "resourcesetinputprovider",
+        "gate",
+        "-n",
+        "flux-system",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"conditions":[{"type":"Ready","status":"True","reason":"Succeeded","message":"ready","lastTransitionTime":"2026-01-01T00:00:00Z","observedGeneration":1}]}}"#,
+    ]);
+    assert_applied(&workspace.apply());
+    let values = state_resource(&workspace, "flux_resource_set.gated");
+    assert_eq!(values["ready"], json!(true));
+    let generated = sandbox
+        .get("configmap", Some("flux-system"), "gated-config")
+        .unwrap();
+    assert_eq!(generated["data"], json!({"ready": "yes"}));
+    workspace.plan().assert_no_changes();
+
+    // steps together with resources fails at plan, naming both attributes.
+    workspace.write_config(&config.replace(
+        "  dependencies = [{",
+        "  steps = [{ name = \"one\", resources_template = \"kind: ConfigMap\" }]\n  dependencies = [{",
+    ));
+    let plan = workspace.plan();
+    let output = plan.assert_error();
+    output.assert_contains(&[
+        "Invalid ResourceSet",
+        "steps is mutually exclusive with resources and resourcesTemplate",
+        "`steps`, `resources`",
+    ]);
+}
+
+#[test]
+fn import_by_cli_and_by_import_block_plans_empty_then_orphan_keeps_objects() {
+    let sandbox = start();
+    sandbox.ok(&[
+        "apply",
+        "--server-side",
+        "-f",
+        &format!("{FIXTURES}/imported.yaml"),
+    ]);
+    sandbox.ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "-n",
+        "flux-system",
+        "resourceset/imported",
+        "--timeout=30s",
+    ]);
+
+    // import {} + -generate-config-out: the generated configuration plans no change.
+    let generated = sandbox.workspace();
+    generated.write_config(&format!(
+        "{}\nimport {{\n  to = flux_resource_set.imported\n  id = \"flux-system/imported\"\n}}\n",
+        sandbox.provider_block()
+    ));
+    let planned = generated.plan_with(&["-generate-config-out=generated.tf"]);
+    planned
+        .output()
+        .assert_contains(&["1 to import, 0 to add, 0 to change, 0 to destroy"]);
+    let hcl = std::fs::read_to_string(generated.path().join("generated.tf")).unwrap();
+    assert!(hcl.contains("<< inputs.app >>"), "{hcl}");
+    assert_applied(&generated.apply());
+    generated.plan().assert_no_changes();
+    let values = state_resource(&generated, "flux_resource_set.imported");
+    assert_eq!(
+        inventory(&values),
+        [
+            "v1 ConfigMap flux-system/alpha-config",
+            "v1 ConfigMap flux-system/beta-config"
+        ]
+    );
+
+    // terraform import with a hand-written configuration.
+    let cli = sandbox.workspace();
+    cli.write_config(&format!(
+        r#"{provider}
+resource "flux_resource_set" "imported" {{
+  name      = "imported"
+  namespace = "flux-system"
+  inputs    = [{{ app = "alpha", size = 1 }}, {{ app = "beta", size = 2 }}]
+  resources_template = <<-EOT
+    apiVersion: v1
+    kind: ConfigMap
+    metadata:
+      name: << inputs.app >>-config
+      namespace: flux-system
+    data:
+      size: "<< inputs.size >>"
+  EOT
+  deletion_policy = "orphan"
+}}
+"#,
+        provider = sandbox.provider_block()
+    ));
+    cli.import("flux_resource_set.imported", "flux-system/imported")
+        .assert_success();
+    // deletion_policy is Terraform's own setting: the only change is recording it.
+    let (changed, unknown) = planned_changes(&cli, "flux_resource_set.imported");
+    assert_eq!(changed, ["deletion_policy"]);
+    assert_eq!(unknown, Vec::<String>::new());
+    assert_applied(&cli.apply());
+    cli.plan().assert_no_changes();
+
+    // Destroy with `orphan`: the ResourceSet goes, what it generated stays.
+    cli.destroy().assert_success();
+    sandbox.assert_gone("resourceset", Some("flux-system"), "imported");
+    for app in ["alpha", "beta"] {
+        let object = sandbox
+            .get("configmap", Some("flux-system"), &format!("{app}-config"))
+            .unwrap_or_else(|| panic!("{app}-config was deleted"));
+        assert_eq!(object["metadata"]["labels"][OWNER_NAME], json!("imported"));
+    }
+}
+
+#[test]
+fn five_hundred_inputs_plan_and_apply() {
+    let sandbox = start();
+    let workspace = sandbox.workspace();
+    let inputs: Vec<String> = (0..500)
+        .map(|i| format!("{{ app = \"app-{i:03}\", index = {i} }}"))
+        .collect();
+    workspace.write_config(&format!(
+        r#"{provider}
+resource "flux_resource_set" "many" {{
+  name      = "many"
+  namespace = "flux-system"
+  inputs    = [{inputs}]
+  resources_template = <<-EOT
+    apiVersion: v1
+    kind: ConfigMap
+    metadata:
+      name: << inputs.app >>
+      namespace: flux-system
+    data:
+      index: "<< inputs.index >>"
+  EOT
+  timeouts {{
+    create = "5m"
+  }}
+}}
+"#,
+        provider = sandbox.provider_block(),
+        inputs = inputs.join(",\n    ")
+    ));
+    let t0 = Instant::now();
+    workspace.plan().assert_changes();
+    let plan_time = t0.elapsed();
+    let t1 = Instant::now();
+    assert_applied(&workspace.apply());
+    let apply_time = t1.elapsed();
+    let t2 = Instant::now();
+    workspace.plan().assert_no_changes();
+    let replan_time = t2.elapsed();
+    eprintln!(
+        "500 inputs: first plan {plan_time:?}, apply {apply_time:?}, plan after apply {replan_time:?}"
+    );
+    let values = state_resource(&workspace, "flux_resource_set.many");
+    assert_eq!(values["inventory"].as_array().map(Vec::len), Some(500));
+    let last = sandbox
+        .get("configmap", Some("flux-system"), "app-499")
+        .unwrap();
+    assert_eq!(last["data"], json!({"index": "499"}));
+}
