@@ -23,6 +23,7 @@ use crate::framework::resource::{Context, DynDataSource, DynResource, Provider};
 use crate::framework::schema::{Attribute, Nesting, Schema};
 use crate::framework::server::Server;
 use crate::framework::service::ProviderService;
+use crate::git::Secret;
 use crate::resources::common::ClusterAccess;
 use crate::resources::flux_instance::FluxInstanceResource;
 
@@ -438,8 +439,8 @@ fn git_settings(model: &Value<GitModel>) -> (Option<GitSettings>, Vec<AttrPath>,
         let p = |name: &str| git_path(&["http", name]);
         GitHttpSettings {
             username: r.take(p("username"), &h.username),
-            password: r.take(p("password"), &h.password).map(Secret),
-            bearer_token: r.take(p("bearer_token"), &h.bearer_token).map(Secret),
+            password: r.take(p("password"), &h.password).map(Secret::new),
+            bearer_token: r.take(p("bearer_token"), &h.bearer_token).map(Secret::new),
             certificate_authority: r.take(p("certificate_authority"), &h.certificate_authority),
             allow_insecure_http: r
                 .take(p("allow_insecure_http"), &h.allow_insecure_http)
@@ -450,8 +451,8 @@ fn git_settings(model: &Value<GitModel>) -> (Option<GitSettings>, Vec<AttrPath>,
         let p = |name: &str| git_path(&["ssh", name]);
         GitSshSettings {
             username: r.take(p("username"), &s.username),
-            private_key: r.take(p("private_key"), &s.private_key).map(Secret),
-            password: r.take(p("password"), &s.password).map(Secret),
+            private_key: r.take(p("private_key"), &s.private_key).map(Secret::new),
+            password: r.take(p("password"), &s.password).map(Secret::new),
             known_hosts: r.take(p("known_hosts"), &s.known_hosts),
         }
     });
@@ -575,23 +576,6 @@ fn bad_known_hosts_line(known_hosts: &str) -> Option<usize> {
 // ---------------------------------------------------------------------------------------------
 // Provider data
 // ---------------------------------------------------------------------------------------------
-
-/// A secret string: `Debug` never shows it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// The secret value.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
 
 /// The provider's `git` settings as configured (credentials redacted in `Debug`).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -744,6 +728,36 @@ impl ClusterAccess for ProviderData {
     }
 }
 
+impl crate::resources::flux_bootstrap_git_model::GitAccess for ProviderData {
+    fn git_known(&self) -> bool {
+        matches!(self.git, Configured::Known(_))
+    }
+
+    fn git_config(
+        &self,
+    ) -> Result<crate::resources::flux_bootstrap_git_model::GitConfig, Diagnostics> {
+        use crate::resources::flux_bootstrap_git_model::{GitConfig, SshConfig};
+        let g = self.git_settings()?;
+        let http = g.http.clone().unwrap_or_default();
+        Ok(GitConfig {
+            http_username: http.username,
+            http_password: http.password,
+            bearer_token: http.bearer_token,
+            certificate_authority: http.certificate_authority,
+            allow_insecure_http: http.allow_insecure_http,
+            ssh: g.ssh.clone().map(|s| SshConfig {
+                username: s.username,
+                private_key: s.private_key,
+                passphrase: s.password,
+                known_hosts: s.known_hosts,
+            }),
+            author_name: g.author_name().to_owned(),
+            author_email: g.author_email.clone(),
+            commit_message_appendix: g.commit_message_appendix.clone(),
+        })
+    }
+}
+
 /// Validates the configuration and resolves what can be resolved. Unknown values are skipped
 /// (and reported in the result); problems are diagnostics at the attribute's path.
 fn resolve(config: &ProviderModel, env: &Environment) -> (ProviderData, Diagnostics) {
@@ -814,6 +828,7 @@ impl Provider for FluxProvider {
             Box::new(FluxInstanceResource),
             Box::new(crate::resources::flux_operator::FluxOperatorResource),
             Box::new(crate::resources::flux_resource_set::FluxResourceSetResource),
+            Box::new(crate::resources::flux_bootstrap_git::FluxBootstrapGitResource),
         ]
     }
 
@@ -1185,13 +1200,13 @@ mod tests {
         let settings = GitSettings {
             http: Some(GitHttpSettings {
                 username: Some("git".into()),
-                password: Some(Secret("pat-123".into())),
-                bearer_token: Some(Secret("bearer-456".into())),
+                password: Some(Secret::new("pat-123")),
+                bearer_token: Some(Secret::new("bearer-456")),
                 ..GitHttpSettings::default()
             }),
             ssh: Some(GitSshSettings {
-                private_key: Some(Secret("key-789".into())),
-                password: Some(Secret("pass-000".into())),
+                private_key: Some(Secret::new("key-789")),
+                password: Some(Secret::new("pass-000")),
                 ..GitSshSettings::default()
             }),
             ..GitSettings::default()
