@@ -90,7 +90,7 @@ pub struct TolerationModel {
 
 /// What apply wrote, kept in private state: the non-CRD objects as applied, the CRD names.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
-struct Applied {
+pub(crate) struct Applied {
     objects: Vec<Json>,
     crds: Vec<String>,
 }
@@ -99,23 +99,18 @@ fn s(name: &str, description: &str) -> Attribute {
     Attribute::string(name).optional().description(description)
 }
 
-/// The `flux_operator` schema.
-pub fn schema() -> Schema {
+/// The operator settings (everything but the namespace and what `flux_operator` adds around
+/// them), shared with `flux_bootstrap_git`'s nested `operator` attribute.
+pub(crate) fn settings_attributes() -> Vec<Attribute> {
     let map = |name: &str, d: &str| {
         Attribute::new(name, Type::map(Type::String))
             .optional()
             .description(d)
     };
-    let mut schema = Schema::new(0, "Installs and upgrades the [Flux Operator](https://fluxoperator.dev) from its release \
-         manifests: CRDs (waited for until Established), namespace, RBAC, ServiceAccount, \
-         Deployment (waited for until Available) and Service, all written with server-side apply. \
-         A version change is an in-place update; objects changed or deleted outside Terraform \
-         show as drift and are re-applied. Import with the namespace.", vec![
-        Attribute::string("id").computed().description("The namespace."),
+    vec![
         s("version", "Operator release to install, e.g. `v0.58.1`: the release's `install.yaml` is downloaded from GitHub at apply. Exactly one of `version`, `manifests_url` and `manifests` must be set."),
         s("manifests_url", "URL of an operator `install.yaml` (a mirror, or the `flux-operator/install.yaml` of a copied release)."),
         s("manifests", "The operator's install manifests as YAML, e.g. `file(\"install.yaml\")`, for air-gapped installs."),
-        Attribute::string("namespace").default_value("flux-system").description("Namespace of the operator (its `RUNTIME_NAMESPACE`); the FluxInstance must live here. Default `flux-system`. Changing it replaces the operator."),
         map("env", "Extra environment variables of the operator, e.g. `DEFAULT_SERVICE_ACCOUNT` for multi-tenancy or `REPORTING_INTERVAL`."),
         Attribute::nested("resources", Nesting::Single, vec![
             map("limits", "Resource limits, e.g. `{ cpu = \"2\", memory = \"1Gi\" }`."),
@@ -130,10 +125,27 @@ pub fn schema() -> Schema {
         ]).optional().description("Pod tolerations of the operator, replacing the manifests'."),
         map("node_selector", "Node selector of the operator pod, replacing the manifests'."),
         s("image_repository", "Image repository of the operator (a mirror); the manifests' tag or digest is kept."),
+    ]
+}
+
+/// The `flux_operator` schema.
+pub fn schema() -> Schema {
+    let mut attributes = vec![Attribute::string("id").computed().description("The namespace.")];
+    let mut settings = settings_attributes();
+    let rest = settings.split_off(3);
+    attributes.extend(settings);
+    attributes.push(Attribute::string("namespace").default_value("flux-system").description("Namespace of the operator (its `RUNTIME_NAMESPACE`); the FluxInstance must live here. Default `flux-system`. Changing it replaces the operator."));
+    attributes.extend(rest);
+    attributes.extend([
         Attribute::bool("delete_crds").default_value(false).description("Delete the operator's CRDs on destroy. **This deletes every FluxInstance and ResourceSet in the cluster** (and with a FluxInstance, Flux). Default `false`: destroy keeps the CRDs and the namespace."),
         Attribute::string("operator_version").computed().description("The operator version installed (the image tag)."),
         Attribute::string("installation_status").computed().description("`Healthy`, or which operator objects are missing or were changed outside Terraform; a change of this value in a plan means apply re-applies them."),
     ]);
+    let mut schema = Schema::new(0, "Installs and upgrades the [Flux Operator](https://fluxoperator.dev) from its release \
+         manifests: CRDs (waited for until Established), namespace, RBAC, ServiceAccount, \
+         Deployment (waited for until Available) and Service, all written with server-side apply. \
+         A version change is an in-place update; objects changed or deleted outside Terraform \
+         show as drift and are re-applied. Import with the namespace.", attributes);
     schema.block = schema.block.with_block(timeouts_block("10m"));
     schema
 }
@@ -245,7 +257,7 @@ fn crd_ref(name: &str) -> ObjectRef {
 }
 
 /// Applies everything in order and waits; returns what was applied.
-async fn install(
+pub(crate) async fn install(
     ctx: &Context<impl ClusterAccess>,
     cluster: &Cluster,
     model: &OperatorModel,

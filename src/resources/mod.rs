@@ -5,6 +5,9 @@
 //!   diagnostics, and the apply/wait/delete machinery for objects the Flux Operator reconciles.
 
 pub mod common;
+pub mod flux_bootstrap_git;
+pub mod flux_bootstrap_git_import;
+pub mod flux_bootstrap_git_model;
 pub mod flux_instance;
 pub mod flux_instance_model;
 pub mod common_fetch;

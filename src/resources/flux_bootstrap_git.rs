@@ -1,0 +1,885 @@
+//! The `flux_bootstrap_git` resource: Git-backed self-management of a Flux installation.
+//!
+//! Apply checks Git first (clone, push access) so nothing changes in the cluster when the
+//! repository cannot be written; then commits the FluxInstance manifest and its
+//! `kustomization.yaml` under `<path>/flux-system/` (one commit, none when nothing changed),
+//! installs the Flux Operator when it is not running, writes the sync Secret, applies the
+//! FluxInstance whose `sync` points at the same repository, and waits until the instance is Ready
+//! and the sync Kustomization applied the pushed commit. Read fetches the committed files
+//! (shallow) and reads the cluster; plan is pure (no Git or cluster access), so unknown provider
+//! settings plan without contacting anything. Destroy (`uninstall`) deletes the FluxInstance
+//! first — the operator removes Flux, so nothing is left to prune the FluxInstance — then
+//! removes the owned files from Git in one commit; `orphan` changes nothing.
+//!
+//! Lives in `resources/`: may use `framework`, `flux`, `cluster`, `git`, never `provider`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use kube::api::{DynamicObject, PropagationPolicy};
+
+use crate::cluster::objects::{Cluster, ObjectRef};
+use crate::cluster::wait::{WaitError, WaitOutcome};
+use crate::flux::bootstrap::{revision_has_commit, sync_secret};
+use crate::flux::instance::ANNOTATION_REQUESTED_AT;
+use crate::flux::render::parse_instance_manifest;
+use crate::flux::version::FluxVersion;
+use crate::framework::diagnostics::Diagnostics;
+use crate::framework::model::{Value, to_raw};
+use crate::framework::path::AttrPath;
+use crate::framework::resource::{ApplyError, Context, PlanChange, Planned, Resource};
+use crate::framework::schema::Schema;
+use crate::git::{
+    Auth, Author, Checkout, Error as GitError, FileChange, HttpAuth, HttpCredentials, Options,
+    RepoPath, SshAuth,
+};
+use crate::resources::common::{
+    self, DeletionPolicy, Operation, ReconcileWait, apply_error, cluster_for_apply,
+};
+use crate::resources::flux_bootstrap_git_model::{
+    BootstrapModel, DEFAULT_COMMIT_MESSAGE, GitAccess, GitConfig, INPUT_ATTRIBUTES, clean_path,
+    desired_instance, digest, digests, is_ssh_url, operator_model, read_manifest_into,
+    render_files, schema, secret_hash,
+};
+use crate::resources::flux_instance::instance_ref;
+use crate::resources::flux_instance_model::{ModelError, validate_enums};
+
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// The `flux_bootstrap_git` resource.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FluxBootstrapGitResource;
+
+fn namespace_of(model: &BootstrapModel) -> String {
+    model
+        .namespace
+        .as_known()
+        .cloned()
+        .unwrap_or_else(|| "flux-system".into())
+}
+
+fn known(value: &Value<String>, name: &str) -> Result<String, Diagnostics> {
+    value.as_known().cloned().ok_or_else(|| {
+        Diagnostics::from_error_at(
+            AttrPath::attr(name),
+            "Value Unknown At Apply",
+            format!("{name} is still unknown during apply."),
+        )
+    })
+}
+
+/// The git2 authentication for `url` from the provider settings.
+fn git_auth(config: &GitConfig, url: &str) -> Auth {
+    if is_ssh_url(url) {
+        return match &config.ssh {
+            Some(ssh) => match &ssh.private_key {
+                Some(key) => Auth::Ssh(SshAuth {
+                    username: ssh.username.clone(),
+                    private_key: key.clone(),
+                    passphrase: ssh.passphrase.clone(),
+                    known_hosts: ssh.known_hosts.clone().unwrap_or_default(),
+                }),
+                None => Auth::None,
+            },
+            None => Auth::None,
+        };
+    }
+    let credentials = match (
+        &config.bearer_token,
+        &config.http_username,
+        &config.http_password,
+    ) {
+        (Some(token), _, _) => HttpCredentials::Bearer {
+            token: token.clone(),
+        },
+        (None, Some(username), Some(password)) => HttpCredentials::Basic {
+            username: username.clone(),
+            password: password.clone(),
+        },
+        _ => HttpCredentials::None,
+    };
+    Auth::Http(HttpAuth {
+        credentials,
+        certificate_authority: config.certificate_authority.clone(),
+        allow_insecure_http: config.allow_insecure_http,
+    })
+}
+
+/// A diagnostic for a Git failure, at the attribute to fix.
+fn git_error(error: &GitError) -> Diagnostics {
+    let (path, summary, hint) = match error {
+        GitError::Auth { .. } => (
+            "url",
+            "Git Authentication Failed",
+            "Check the provider's git.http or git.ssh credentials and that they may push.",
+        ),
+        GitError::HostKey { .. } => (
+            "url",
+            "Unknown SSH Host Key",
+            "Add the server's host key to the provider's git.ssh.known_hosts.",
+        ),
+        GitError::Certificate { .. } => (
+            "url",
+            "Untrusted Git Server Certificate",
+            "Set the provider's git.http.certificate_authority to the CA that signs it.",
+        ),
+        GitError::Connect { .. } => (
+            "url",
+            "Git Server Unreachable",
+            "Check the URL and that the server is reachable from where Terraform runs.",
+        ),
+        GitError::BranchNotFound { .. } => (
+            "branch",
+            "Branch Not Found",
+            "Use an existing branch; a new branch is only created in an empty repository.",
+        ),
+        GitError::Path { .. } => ("path", "Invalid Repository Path", ""),
+        GitError::Url { .. } | GitError::Config(_) => ("url", "Invalid Git Settings", ""),
+        _ => ("url", "Git Operation Failed", ""),
+    };
+    Diagnostics::from_error_at(
+        AttrPath::attr(path),
+        summary,
+        format!("{error}. {hint} Nothing was changed in the cluster by this step.")
+            .replace(". .", "."),
+    )
+}
+
+/// Git options whose cancel flag follows the context's cancellation.
+fn git_options(ctx: &Context<impl GitAccess>) -> Options {
+    let flag = Arc::new(AtomicBool::new(false));
+    let token = ctx.cancellation().clone();
+    let set = flag.clone();
+    tokio::spawn(async move {
+        token.cancelled().await;
+        set.store(true, Ordering::SeqCst);
+    });
+    Options {
+        cancel: Some(flag),
+        ..Options::default()
+    }
+}
+
+/// What a commit step did: the commit made (if any) and the repository's head afterwards.
+struct Pushed {
+    commit: Option<String>,
+    head: Option<String>,
+}
+
+/// Clones, checks push access, applies `changes` in one commit (none when nothing changes).
+async fn commit_changes(
+    url: String,
+    branch: String,
+    auth: Auth,
+    options: Options,
+    changes: Vec<FileChange>,
+    message: String,
+    author: Author,
+) -> Result<Pushed, Diagnostics> {
+    tokio::task::spawn_blocking(move || {
+        let mut checkout = Checkout::open(&url, &branch, &auth, &options)?;
+        checkout.check_push_access()?;
+        let commit = checkout.apply_changes(&changes, &message, &author)?;
+        Ok::<_, GitError>(Pushed {
+            commit: commit.map(|c| c.to_string()),
+            head: checkout.head().map(|c| c.to_string()),
+        })
+    })
+    .await
+    .map_err(|e| Diagnostics::from_error("Git Task Failed", e.to_string()))?
+    .map_err(|e| git_error(&e))
+}
+
+/// Reads files (relative paths) at the branch tip; `None` for missing ones.
+async fn read_files(
+    url: String,
+    branch: String,
+    auth: Auth,
+    options: Options,
+    paths: Vec<String>,
+) -> Result<BTreeMap<String, Option<Vec<u8>>>, Diagnostics> {
+    tokio::task::spawn_blocking(move || {
+        let checkout = Checkout::open(&url, &branch, &auth, &options)?;
+        let mut out = BTreeMap::new();
+        for p in paths {
+            let content = checkout.read(&RepoPath::new(&p)?)?;
+            out.insert(p, content);
+        }
+        Ok::<_, GitError>(out)
+    })
+    .await
+    .map_err(|e| Diagnostics::from_error("Git Task Failed", e.to_string()))?
+    .map_err(|e| git_error(&e))
+}
+
+fn to_dynamic(value: serde_json::Value, what: &str) -> Result<DynamicObject, Diagnostics> {
+    serde_json::from_value(value).map_err(|e| {
+        Diagnostics::from_error(format!("Provider Bug: Cannot Encode {what}"), e.to_string())
+    })
+}
+
+fn spec_error(error: &ModelError) -> Diagnostics {
+    Diagnostics::from_error("Invalid FluxInstance Spec", format!("{error}."))
+}
+
+/// The pull secret the FluxInstance names: none when Flux pulls without credentials.
+fn pull_secret(
+    model: &BootstrapModel,
+    data: Option<&BTreeMap<String, String>>,
+) -> Value<Option<String>> {
+    if model.manage_secret.as_known() == Some(&true) && data.is_none() {
+        return Value::Known(None);
+    }
+    model.secret_name.clone().map(Some)
+}
+
+fn sync_refs(namespace: &str) -> (ObjectRef, ObjectRef) {
+    (
+        ObjectRef::new(
+            "source.toolkit.fluxcd.io/v1",
+            "GitRepository",
+            Some(namespace),
+            namespace,
+        ),
+        ObjectRef::new(
+            "kustomize.toolkit.fluxcd.io/v1",
+            "Kustomization",
+            Some(namespace),
+            namespace,
+        ),
+    )
+}
+
+fn condition_of(object: &DynamicObject) -> Option<(String, String, String)> {
+    let generation = object.metadata.generation;
+    object.data["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find_map(|c| {
+            (c["type"] == "Ready"
+                && (c["observedGeneration"].as_i64().is_none()
+                    || c["observedGeneration"].as_i64() == generation))
+                .then(|| {
+                    let s = |k: &str| c[k].as_str().unwrap_or_default().to_owned();
+                    (s("status"), s("reason"), s("message"))
+                })
+        })
+}
+
+/// Asks source-controller to fetch now and waits until the sync Kustomization applied `commit`.
+/// Fails early when the fetch requested here fails (the cluster cannot pull the repository).
+async fn wait_synced(
+    cluster: &Cluster,
+    namespace: &str,
+    commit: &str,
+    timeout: Duration,
+    cancel: &tokio_util::sync::CancellationToken,
+) -> Result<(), Diagnostics> {
+    let (source, kustomization) = sync_refs(namespace);
+    let token = k8s_openapi::jiff::Timestamp::now().to_string();
+    let annotations = BTreeMap::from([(ANNOTATION_REQUESTED_AT.to_owned(), Some(token.clone()))]);
+    cluster
+        .annotate(&source, &annotations)
+        .await
+        .map_err(|e| apply_error("Cannot Request A Git Fetch", &e))?;
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let slice = Duration::from_secs(2)
+            .min(deadline.saturating_duration_since(tokio::time::Instant::now()));
+        let done = |object: Option<&DynamicObject>| {
+            let Some(object) = object else {
+                return WaitOutcome::Pending;
+            };
+            let applied = object.data["status"]["lastAppliedRevision"]
+                .as_str()
+                .unwrap_or_default();
+            match condition_of(object) {
+                Some((status, _, _))
+                    if status == "True" && revision_has_commit(applied, commit) =>
+                {
+                    WaitOutcome::Done
+                }
+                _ => WaitOutcome::Pending,
+            }
+        };
+        match cluster.wait_for(&kustomization, slice, cancel, done).await {
+            Ok(_) => return Ok(()),
+            Err(WaitError::Cancelled { .. }) => {
+                return Err(Diagnostics::from_error(
+                    "Interrupted",
+                    "Apply was interrupted while waiting for Flux to sync the commit; apply again.",
+                ));
+            }
+            Err(WaitError::Timeout { last_state, .. }) => {
+                let live = cluster
+                    .get(&source)
+                    .await
+                    .map_err(|e| apply_error("Cannot Read The GitRepository", &e))?;
+                if let Some(live) = &live
+                    && live.data["status"]["lastHandledReconcileAt"] == token.as_str()
+                    && let Some((status, reason, message)) = condition_of(live)
+                    && status == "False"
+                {
+                    return Err(Diagnostics::from_error(
+                        "Flux Cannot Fetch The Repository",
+                        format!(
+                            "The GitRepository {namespace}/{namespace} failed ({reason}): {message}. \
+                             The commit was pushed; check that the cluster can reach the \
+                             repository with the sync Secret's credentials, then apply again."
+                        ),
+                    ));
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(Diagnostics::from_error(
+                        "Flux Did Not Sync The Commit",
+                        format!(
+                            "Timed out waiting for the Kustomization {namespace}/{namespace} to \
+                             apply commit {commit}: {last_state}. Raise timeouts or check the \
+                             Flux controllers' logs."
+                        ),
+                    ));
+                }
+            }
+            Err(e) => {
+                return Err(Diagnostics::from_error(
+                    "Flux Did Not Sync The Commit",
+                    format!("{e}."),
+                ));
+            }
+        }
+    }
+}
+
+/// Create and update: Git first, then the cluster, then the waits.
+async fn apply_bootstrap(
+    ctx: &mut Context<impl GitAccess>,
+    prior: Option<&BootstrapModel>,
+    planned: BootstrapModel,
+    operation: Operation,
+) -> Result<BootstrapModel, ApplyError<BootstrapModel>> {
+    let data = ctx.data()?.clone();
+    let config = data.git_config()?;
+    let url = known(&planned.url, "url")?;
+    let branch = known(&planned.branch, "branch")?;
+    let path = clean_path(&known(&planned.path, "path")?)?;
+    let namespace = namespace_of(&planned);
+    let timeout = common::timeout(&planned.timeouts, operation, DEFAULT_TIMEOUT)?;
+    let manage_secret = planned.manage_secret.as_known() != Some(&false);
+    let secret_data = if manage_secret {
+        config.secret_data(&url)?
+    } else {
+        None
+    };
+    let instance = desired_instance(&planned, pull_secret(&planned, secret_data.as_ref()))
+        .map_err(|e| spec_error(&e))?;
+    let files = render_files(&path, &instance, &[]).map_err(|e| {
+        Diagnostics::from_error_at(
+            AttrPath::attr("path"),
+            "Invalid Repository Path",
+            format!("{e}."),
+        )
+    })?;
+    let cluster = cluster_for_apply(data.as_ref()).await?;
+
+    // Git: clone, check push access, one commit (files moved away from are deleted).
+    let mut changes = Vec::new();
+    for (p, content) in &files {
+        let path = RepoPath::new(p).map_err(|e| git_error(&e))?;
+        changes.push(FileChange::write(path, content.clone()));
+    }
+    if let Some(old) = prior.and_then(|p| p.files.as_known()) {
+        for p in old.keys().filter(|p| !files.contains_key(*p)) {
+            changes.push(FileChange::delete(
+                RepoPath::new(p).map_err(|e| git_error(&e))?,
+            ));
+        }
+    }
+    let mut message = planned
+        .commit_message
+        .as_known()
+        .cloned()
+        .unwrap_or_else(|| DEFAULT_COMMIT_MESSAGE.into());
+    if let Some(appendix) = &config.commit_message_appendix {
+        message = format!("{message}\n\n{appendix}");
+    }
+    let author = Author::new(
+        config.author_name.clone(),
+        config
+            .author_email
+            .clone()
+            .unwrap_or_else(|| "flux@users.noreply.localhost".into()),
+    );
+    let pushed = commit_changes(
+        url.clone(),
+        branch,
+        git_auth(&config, &url),
+        git_options(ctx),
+        changes,
+        message,
+        author,
+    )
+    .await?;
+    let commit = match (&pushed.commit, prior.and_then(|p| p.commit_sha.as_known())) {
+        (Some(c), _) => c.clone(),
+        (None, Some(previous)) if !previous.is_empty() => previous.clone(),
+        (None, _) => pushed.head.clone().unwrap_or_default(),
+    };
+
+    // Cluster: operator, Secret, FluxInstance.
+    let operator_changed = prior.is_some_and(|p| p.operator != planned.operator);
+    if !common::operator_running(&cluster, &namespace).await? || operator_changed {
+        match operator_model(&planned) {
+            Some(model) => {
+                crate::resources::flux_operator::install(ctx, &cluster, &model, timeout).await?;
+            }
+            None if operator_changed => {}
+            None => {
+                return Err(Diagnostics::from_error_at(
+                    AttrPath::attr("operator"),
+                    "Flux Operator Not Installed",
+                    format!(
+                        "The Flux Operator is not running in namespace {namespace:?} and the \
+                         operator attribute names no manifests to install it from. The commit \
+                         was pushed; set operator.version (or manifests) and apply again."
+                    ),
+                )
+                .into());
+            }
+        }
+    }
+    let secret_name = planned
+        .secret_name
+        .as_known()
+        .cloned()
+        .unwrap_or_else(|| "flux-system".into());
+    if let Some(data) = &secret_data {
+        let secret = to_dynamic(sync_secret(&namespace, &secret_name, data), "Secret")?;
+        cluster
+            .apply(&secret)
+            .await
+            .map_err(|e| apply_error("Sync Secret Apply Failed", &e))?;
+    }
+    let json = instance.to_json().map_err(|e| {
+        Diagnostics::from_error("Provider Bug: Cannot Encode FluxInstance", e.to_string())
+    })?;
+    let applied = cluster
+        .apply(&to_dynamic(json, "FluxInstance")?)
+        .await
+        .map_err(|e| apply_error("FluxInstance Apply Failed", &e))?;
+    let reference = instance_ref(&namespace, crate::flux::instance::INSTANCE_NAME);
+
+    let mut state = planned.clone();
+    state.id = Value::Known(namespace.clone());
+    state.commit_sha = Value::Known(commit.clone());
+    state.files = Value::Known(digests(&files));
+    state.credentials_hash = Value::Known(secret_hash(secret_data.as_ref()));
+    state.ready = Value::Known(false);
+    state.flux_version = state.flux_version.clone().or(Value::Known(String::new()));
+    if state.flux_version.is_unknown() {
+        state.flux_version = Value::Known(String::new());
+    }
+    let wait = ReconcileWait {
+        object: &reference,
+        min_generation: applied.metadata.generation.unwrap_or(0),
+        requested_at: None,
+        timeout,
+    };
+    let cancel = ctx.cancellation().clone();
+    let partial = |state: &BootstrapModel, diagnostics: Diagnostics| ApplyError {
+        diagnostics,
+        partial_state: Some(state.clone()),
+    };
+    let live = match common::wait_reconciled(&cluster, &wait, &cancel).await {
+        Ok(live) => live,
+        Err(failure) => {
+            return Err(partial(
+                &state,
+                common::wait_failure_diagnostics(&failure, "FluxInstance"),
+            ));
+        }
+    };
+    state.flux_version = Value::Known(flux_version_of(&live));
+    if let Err(diagnostics) = wait_synced(&cluster, &namespace, &commit, timeout, &cancel).await {
+        return Err(partial(&state, diagnostics));
+    }
+    state.ready = Value::Known(true);
+    Ok(state)
+}
+
+fn flux_version_of(live: &DynamicObject) -> String {
+    live.data["status"]["lastAppliedRevision"]
+        .as_str()
+        .and_then(|r| FluxVersion::from_revision(r).ok())
+        .map(|v| v.to_string())
+        .unwrap_or_default()
+}
+
+/// The expected file digests and credentials hash of a configuration, when knowable at plan.
+fn expected(
+    ctx: &Context<impl GitAccess>,
+    planned: &BootstrapModel,
+) -> (Value<BTreeMap<String, String>>, Value<String>) {
+    let Ok(data) = ctx.data() else {
+        return (Value::Unknown, Value::Unknown);
+    };
+    let (Some(url), Some(path)) = (planned.url.as_known(), planned.path.as_known()) else {
+        return (Value::Unknown, Value::Unknown);
+    };
+    if !data.git_known() {
+        return (Value::Unknown, Value::Unknown);
+    }
+    let Ok(config) = data.git_config() else {
+        return (Value::Unknown, Value::Unknown);
+    };
+    let manage = planned.manage_secret.as_known() != Some(&false);
+    let secret_data = if manage {
+        config.secret_data(url).ok().flatten()
+    } else {
+        None
+    };
+    let hash = Value::Known(secret_hash(secret_data.as_ref()));
+    let files = desired_instance(planned, pull_secret(planned, secret_data.as_ref()))
+        .ok()
+        .and_then(|i| render_files(path, &i, &[]).ok())
+        .map_or(Value::Unknown, |f| Value::Known(digests(&f)));
+    (files, hash)
+}
+
+fn inputs_changed(prior: &BootstrapModel, planned: &BootstrapModel) -> bool {
+    let (Ok(a), Ok(b)) = (to_raw(prior), to_raw(planned)) else {
+        return true;
+    };
+    INPUT_ATTRIBUTES.iter().any(|name| {
+        let after = b.get_attr(name).cloned().unwrap_or_default();
+        !after.is_wholly_known()
+            || !a
+                .get_attr(name)
+                .cloned()
+                .unwrap_or_default()
+                .semantically_eq(&after)
+    })
+}
+
+#[async_trait]
+impl<D: GitAccess> Resource<D> for FluxBootstrapGitResource {
+    type Model = BootstrapModel;
+
+    fn type_name(&self) -> &'static str {
+        "flux_bootstrap_git"
+    }
+
+    fn schema(&self) -> Schema {
+        schema()
+    }
+
+    async fn validate(
+        &self,
+        _ctx: &mut Context<D>,
+        config: BootstrapModel,
+    ) -> Result<(), Diagnostics> {
+        let mut out = validate_enums(&crate::resources::flux_bootstrap_git_model::instance_model(
+            &config,
+            Value::Null,
+        ));
+        if let Some(path) = config.path.as_known()
+            && let Err(d) = clean_path(path)
+        {
+            out.extend(d);
+        }
+        if let Some(policy) = config.deletion_policy.as_known()
+            && DeletionPolicy::parse(policy).is_none()
+        {
+            out.error_at(
+                AttrPath::attr("deletion_policy"),
+                "Invalid Deletion Policy",
+                format!("{policy:?} is not allowed; use `uninstall` or `orphan`."),
+            );
+        }
+        if out.has_errors() { Err(out) } else { Ok(()) }
+    }
+
+    async fn plan(
+        &self,
+        ctx: &mut Context<D>,
+        change: PlanChange<BootstrapModel>,
+    ) -> Result<Planned<BootstrapModel>, Diagnostics> {
+        let mut planned = change.proposed;
+        planned.id = planned.namespace.clone();
+        let (files, hash) = expected(ctx, &planned);
+        let Some(prior) = change.prior else {
+            planned.files = files;
+            planned.credentials_hash = hash;
+            planned.commit_sha = Value::Unknown;
+            planned.ready = Value::Known(true);
+            planned.flux_version = Value::Unknown;
+            return Ok(Planned::new(planned));
+        };
+        let files_differ = files.is_unknown() || files != prior.files;
+        let hash_differs = hash.is_unknown() || hash != prior.credentials_hash;
+        let not_ready = prior.ready.as_known() != Some(&true);
+        if inputs_changed(&prior, &planned) || files_differ || hash_differs || not_ready {
+            if files_differ {
+                planned.commit_sha = Value::Unknown;
+            }
+            planned.files = files;
+            planned.credentials_hash = hash;
+            planned.ready = Value::Known(true);
+            if prior.distribution != planned.distribution {
+                planned.flux_version = Value::Unknown;
+            }
+            if not_ready && !files_differ {
+                ctx.warn("Flux Will Be Reconciled", "The FluxInstance is missing or not Ready, or Flux did not apply the last commit: apply re-applies it and waits.");
+            }
+        }
+        let replace = if prior.namespace != planned.namespace {
+            vec![AttrPath::attr("namespace")]
+        } else {
+            Vec::new()
+        };
+        Ok(Planned {
+            state: planned,
+            requires_replace: replace,
+        })
+    }
+
+    async fn create(
+        &self,
+        ctx: &mut Context<D>,
+        planned: BootstrapModel,
+        _config: BootstrapModel,
+    ) -> Result<BootstrapModel, ApplyError<BootstrapModel>> {
+        apply_bootstrap(ctx, None, planned, Operation::Create).await
+    }
+
+    async fn read(
+        &self,
+        ctx: &mut Context<D>,
+        state: BootstrapModel,
+    ) -> Result<Option<BootstrapModel>, Diagnostics> {
+        let data = ctx.data()?.clone();
+        if !data.cluster_known() || !data.git_known() {
+            return Ok(Some(state));
+        }
+        let config = data.git_config()?;
+        let (Some(url), Some(branch)) = (
+            state.url.as_known().cloned(),
+            state.branch.as_known().cloned(),
+        ) else {
+            return Ok(Some(state));
+        };
+        let namespace = namespace_of(&state);
+        let mut state = state;
+        let mut owned: Vec<String> = state
+            .files
+            .as_known()
+            .map(|f| f.keys().cloned().collect())
+            .unwrap_or_default();
+        if owned.is_empty()
+            && let Some(path) = state.path.as_known()
+        {
+            let dir = clean_path(path)?;
+            let prefix = if dir.is_empty() {
+                String::new()
+            } else {
+                format!("{dir}/")
+            };
+            owned = vec![
+                format!("{prefix}flux-system/flux-instance.yaml"),
+                format!("{prefix}flux-system/kustomization.yaml"),
+            ];
+        }
+        let contents = read_files(
+            url.clone(),
+            branch,
+            git_auth(&config, &url),
+            git_options(ctx),
+            owned,
+        )
+        .await?;
+        let mut present = BTreeMap::new();
+        for (p, content) in &contents {
+            if let Some(content) = content {
+                present.insert(p.clone(), digest(content));
+                if p.ends_with("/flux-instance.yaml") || p == "flux-system/flux-instance.yaml" {
+                    if let Ok(manifest) = parse_instance_manifest(&String::from_utf8_lossy(content))
+                    {
+                        read_manifest_into(&mut state, &manifest)?;
+                    }
+                }
+            }
+        }
+        let cluster = data.cluster().await?;
+        let live = cluster
+            .get(&instance_ref(
+                &namespace,
+                crate::flux::instance::INSTANCE_NAME,
+            ))
+            .await
+            .map_err(|e| apply_error("Cannot Read The FluxInstance", &e))?;
+        if present.is_empty() && live.is_none() {
+            return Ok(None);
+        }
+        state.files = Value::Known(present);
+        state.ready = Value::Known(false);
+        if let Some(live) = &live {
+            let readiness = common::object_readiness(live);
+            let (_, kustomization) = sync_refs(&namespace);
+            let synced = match (
+                &state.commit_sha.as_known(),
+                cluster.get(&kustomization).await,
+            ) {
+                (Some(commit), Ok(Some(k))) => revision_has_commit(
+                    k.data["status"]["lastAppliedRevision"]
+                        .as_str()
+                        .unwrap_or_default(),
+                    commit,
+                ),
+                _ => false,
+            };
+            state.ready = Value::Known(readiness.is_ready() && synced);
+            state.flux_version = Value::Known(flux_version_of(live));
+        }
+        if state.manage_secret.as_known() != Some(&false) {
+            let name = state
+                .secret_name
+                .as_known()
+                .cloned()
+                .unwrap_or_else(|| "flux-system".into());
+            let secret = cluster
+                .get(&ObjectRef::new("v1", "Secret", Some(&namespace), &name))
+                .await
+                .map_err(|e| apply_error("Cannot Read The Sync Secret", &e))?;
+            state.credentials_hash = Value::Known(match secret {
+                Some(s) => secret_hash(Some(&decode_secret(&s))),
+                None => String::new(),
+            });
+        }
+        state.id = Value::Known(namespace);
+        Ok(Some(state))
+    }
+
+    async fn update(
+        &self,
+        ctx: &mut Context<D>,
+        prior: BootstrapModel,
+        planned: BootstrapModel,
+        _config: BootstrapModel,
+    ) -> Result<BootstrapModel, ApplyError<BootstrapModel>> {
+        apply_bootstrap(ctx, Some(&prior), planned, Operation::Update).await
+    }
+
+    async fn delete(
+        &self,
+        ctx: &mut Context<D>,
+        prior: BootstrapModel,
+    ) -> Result<(), ApplyError<BootstrapModel>> {
+        let policy = prior
+            .deletion_policy
+            .as_known()
+            .and_then(|p| DeletionPolicy::parse(p))
+            .unwrap_or(DeletionPolicy::Uninstall);
+        if policy == DeletionPolicy::Orphan {
+            return Ok(());
+        }
+        let data = ctx.data()?.clone();
+        let config = data.git_config()?;
+        let cluster = cluster_for_apply(data.as_ref()).await?;
+        let namespace = namespace_of(&prior);
+        let timeout = common::timeout(&prior.timeouts, Operation::Delete, DEFAULT_TIMEOUT)?;
+        let cancel = ctx.cancellation().clone();
+        // The cluster first: once the operator removed Flux, nothing can prune the FluxInstance
+        // (or anything else) when the files leave the repository.
+        let mut warnings = Diagnostics::new();
+        let result = common::delete_reconciled(
+            &cluster,
+            &instance_ref(&namespace, crate::flux::instance::INSTANCE_NAME),
+            DeletionPolicy::Uninstall,
+            timeout,
+            &cancel,
+            &mut warnings,
+        )
+        .await;
+        ctx.diagnostics.extend(warnings);
+        result?;
+        if prior.manage_secret.as_known() != Some(&false) {
+            let name = prior
+                .secret_name
+                .as_known()
+                .cloned()
+                .unwrap_or_else(|| "flux-system".into());
+            cluster
+                .delete(
+                    &ObjectRef::new("v1", "Secret", Some(&namespace), &name),
+                    PropagationPolicy::Background,
+                )
+                .await
+                .map_err(|e| apply_error("Cannot Delete The Sync Secret", &e))?;
+        }
+        let (Some(url), Some(branch)) = (
+            prior.url.as_known().cloned(),
+            prior.branch.as_known().cloned(),
+        ) else {
+            return Ok(());
+        };
+        let mut changes = Vec::new();
+        for p in prior
+            .files
+            .as_known()
+            .map(|f| f.keys().cloned().collect::<Vec<_>>())
+            .unwrap_or_default()
+        {
+            changes.push(FileChange::delete(
+                RepoPath::new(&p).map_err(|e| git_error(&e))?,
+            ));
+        }
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let mut message = "Remove Flux (terraform-provider-flux)".to_owned();
+        if let Some(appendix) = &config.commit_message_appendix {
+            message = format!("{message}\n\n{appendix}");
+        }
+        let author = Author::new(
+            config.author_name.clone(),
+            config
+                .author_email
+                .clone()
+                .unwrap_or_else(|| "flux@users.noreply.localhost".into()),
+        );
+        commit_changes(
+            url.clone(),
+            branch,
+            git_auth(&config, &url),
+            git_options(ctx),
+            changes,
+            message,
+            author,
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn import(&self, ctx: &mut Context<D>, id: &str) -> Result<BootstrapModel, Diagnostics> {
+        crate::resources::flux_bootstrap_git_import::import(ctx, id).await
+    }
+}
+
+pub(crate) fn decode_secret(secret: &DynamicObject) -> BTreeMap<String, String> {
+    use base64::Engine as _;
+    secret.data["data"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| {
+                    let bytes = base64::engine::general_purpose::STANDARD
+                        .decode(v.as_str().unwrap_or_default())
+                        .unwrap_or_default();
+                    (k.clone(), String::from_utf8_lossy(&bytes).into_owned())
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}

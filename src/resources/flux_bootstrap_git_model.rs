@@ -1,0 +1,607 @@
+//! The Terraform face of `flux_bootstrap_git`: the schema (the instance settings come from
+//! `flux_instance`'s schema code, the nested `operator` attribute from `flux_operator`'s), the
+//! model, the provider's Git settings as this resource needs them ([`GitConfig`], behind the
+//! [`GitAccess`] seam), and the pure conversions: the FluxInstance the configuration describes,
+//! the files committed for it with their digests, the sync Secret data, and reading a committed
+//! manifest back into the model.
+//!
+//! Lives in `resources/`: may use `framework`, `flux`, `git` types; does no I/O.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::flux::bootstrap::{GitCredentials, credentials_hash, sync_secret_data};
+use crate::flux::instance::FluxInstance;
+use crate::flux::render::{RenderError, clean_repo_path, render_flux_system};
+use crate::framework::diagnostics::Diagnostics;
+use crate::framework::model::Value;
+use crate::framework::path::AttrPath;
+use crate::framework::schema::{Attribute, Nesting, Schema};
+use crate::framework::value::Type;
+use crate::git::Secret;
+use crate::resources::common::{
+    ClusterAccess, Timeouts, deletion_policy_attribute, timeouts_block,
+};
+use crate::resources::flux_instance_model::{
+    ClusterModel, CommonMetadataModel, DistributionModel, HEALTHY, InstanceModel, KustomizeModel,
+    ModelError, ShardingModel, StorageModel, SyncModel, live_model, model_object,
+};
+use crate::resources::flux_operator::{OperatorModel, ResourcesModel, TolerationModel};
+
+/// The instance spec attributes `flux_bootstrap_git` shares with `flux_instance` (all but `sync`).
+pub const INSTANCE_ATTRIBUTES: [&str; 9] = [
+    "distribution",
+    "components",
+    "cluster",
+    "sharding",
+    "storage",
+    "kustomize",
+    "common_metadata",
+    "wait",
+    "migrate_resources",
+];
+
+/// Attributes whose change means a new commit or a cluster change.
+pub const INPUT_ATTRIBUTES: [&str; 18] = [
+    "url",
+    "branch",
+    "path",
+    "namespace",
+    "interval",
+    "distribution",
+    "components",
+    "cluster",
+    "sharding",
+    "storage",
+    "kustomize",
+    "common_metadata",
+    "wait",
+    "migrate_resources",
+    "operator",
+    "secret_name",
+    "manage_secret",
+    "commit_message",
+];
+
+/// The provider's `git` settings as this resource uses them.
+#[derive(Clone, Debug, Default)]
+pub struct GitConfig {
+    /// `git.http.username`.
+    pub http_username: Option<String>,
+    /// `git.http.password`.
+    pub http_password: Option<Secret>,
+    /// `git.http.bearer_token`.
+    pub bearer_token: Option<Secret>,
+    /// `git.http.certificate_authority`.
+    pub certificate_authority: Option<String>,
+    /// `git.http.allow_insecure_http`.
+    pub allow_insecure_http: bool,
+    /// `git.ssh`, when set.
+    pub ssh: Option<SshConfig>,
+    /// Commit author name.
+    pub author_name: String,
+    /// Commit author e-mail.
+    pub author_email: Option<String>,
+    /// Appended to commit messages.
+    pub commit_message_appendix: Option<String>,
+}
+
+/// `git.ssh`.
+#[derive(Clone, Debug, Default)]
+pub struct SshConfig {
+    /// SSH user.
+    pub username: Option<String>,
+    /// Private key.
+    pub private_key: Option<Secret>,
+    /// Key passphrase.
+    pub passphrase: Option<Secret>,
+    /// Trusted host keys.
+    pub known_hosts: Option<String>,
+}
+
+/// What `flux_bootstrap_git` needs from the provider data besides the cluster.
+pub trait GitAccess: ClusterAccess {
+    /// False while the provider's `git` settings have values unknown until apply.
+    fn git_known(&self) -> bool;
+
+    /// The `git` settings.
+    ///
+    /// # Errors
+    ///
+    /// A diagnostic naming the unknown settings.
+    fn git_config(&self) -> Result<GitConfig, Diagnostics>;
+}
+
+/// Whether a repository URL is reached over SSH.
+pub fn is_ssh_url(url: &str) -> bool {
+    url.starts_with("ssh://") || (!url.contains("://") && url.contains('@') && url.contains(':'))
+}
+
+impl GitConfig {
+    /// The credentials Flux pulls with, if any (from the settings matching the URL's scheme).
+    ///
+    /// # Errors
+    ///
+    /// A diagnostic when SSH is used without `known_hosts` (source-controller requires them).
+    pub fn pull_credentials(&self, url: &str) -> Result<Option<GitCredentials>, Diagnostics> {
+        if is_ssh_url(url) {
+            let Some(ssh) = &self.ssh else {
+                return Ok(None);
+            };
+            let Some(key) = &ssh.private_key else {
+                return Ok(None);
+            };
+            let Some(known_hosts) = &ssh.known_hosts else {
+                return Err(Diagnostics::from_error_at(
+                    AttrPath::attr("url"),
+                    "Missing Known Hosts",
+                    "Flux verifies the SSH server's host key against the known_hosts in the sync \
+                     Secret: set git.ssh.known_hosts in the provider configuration.",
+                ));
+            };
+            return Ok(Some(GitCredentials::Ssh {
+                identity: key.expose().to_owned(),
+                known_hosts: known_hosts.clone(),
+                password: ssh.passphrase.as_ref().map(|p| p.expose().to_owned()),
+            }));
+        }
+        if let Some(token) = &self.bearer_token {
+            return Ok(Some(GitCredentials::Bearer {
+                token: token.expose().to_owned(),
+            }));
+        }
+        Ok(match (&self.http_username, &self.http_password) {
+            (Some(username), Some(password)) => Some(GitCredentials::Basic {
+                username: username.clone(),
+                password: password.expose().to_owned(),
+            }),
+            _ => None,
+        })
+    }
+
+    /// The sync Secret's data (`None`: no credentials, nothing to write).
+    ///
+    /// # Errors
+    ///
+    /// See [`GitConfig::pull_credentials`].
+    pub fn secret_data(&self, url: &str) -> Result<Option<BTreeMap<String, String>>, Diagnostics> {
+        let ca = if is_ssh_url(url) {
+            None
+        } else {
+            self.certificate_authority.as_deref()
+        };
+        Ok(self
+            .pull_credentials(url)?
+            .map(|c| sync_secret_data(&c, ca)))
+    }
+}
+
+/// The Terraform data of `flux_bootstrap_git`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(default)]
+#[allow(missing_docs)]
+pub struct BootstrapModel {
+    pub id: Value<String>,
+    pub url: Value<String>,
+    pub branch: Value<String>,
+    pub path: Value<String>,
+    pub namespace: Value<String>,
+    pub interval: Value<String>,
+    pub distribution: Value<DistributionModel>,
+    pub components: Value<Vec<String>>,
+    pub cluster: Value<ClusterModel>,
+    pub sharding: Value<ShardingModel>,
+    pub storage: Value<StorageModel>,
+    pub kustomize: Value<KustomizeModel>,
+    pub common_metadata: Value<CommonMetadataModel>,
+    pub wait: Value<bool>,
+    pub migrate_resources: Value<bool>,
+    pub operator: Value<OperatorSettingsModel>,
+    pub secret_name: Value<String>,
+    pub manage_secret: Value<bool>,
+    pub commit_message: Value<String>,
+    pub deletion_policy: Value<String>,
+    pub timeouts: Value<Timeouts>,
+    pub commit_sha: Value<String>,
+    pub files: Value<BTreeMap<String, String>>,
+    pub credentials_hash: Value<String>,
+    pub ready: Value<bool>,
+    pub flux_version: Value<String>,
+}
+
+/// The nested `operator` attribute: `flux_operator`'s settings.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(default)]
+#[allow(missing_docs)]
+pub struct OperatorSettingsModel {
+    pub version: Value<String>,
+    pub manifests_url: Value<String>,
+    pub manifests: Value<String>,
+    pub env: Value<BTreeMap<String, String>>,
+    pub resources: Value<ResourcesModel>,
+    pub tolerations: Value<Vec<TolerationModel>>,
+    pub node_selector: Value<BTreeMap<String, String>>,
+    pub image_repository: Value<String>,
+}
+
+/// The default commit message.
+pub const DEFAULT_COMMIT_MESSAGE: &str = "Update Flux (terraform-provider-flux)";
+
+/// The `flux_bootstrap_git` schema.
+pub fn schema() -> Schema {
+    let mut attributes = vec![
+        Attribute::string("id").computed().description("The namespace."),
+        Attribute::string("url").required().description(
+            "URL of the Git repository (`https://...`, `ssh://git@host/...`). Credentials come \
+             from the provider's `git` settings, so they never enter state.",
+        ),
+        Attribute::string("branch").default_value("main").description(
+            "Branch to commit to and sync from. Default `main`; created in an empty repository.",
+        ),
+        Attribute::string("path").required().description(
+            "The cluster's directory in the repository, e.g. `clusters/production`. The \
+             FluxInstance manifest is committed under `<path>/flux-system/`, and Flux syncs the \
+             whole directory. Must stay inside the repository (no `..`).",
+        ),
+        Attribute::string("namespace").default_value("flux-system").description(
+            "Namespace of the Flux Operator and the FluxInstance. Default `flux-system`. Import \
+             with this namespace.",
+        ),
+        Attribute::string("interval").default_value("1m").description(
+            "How often Flux fetches the repository (the FluxInstance's `sync.interval`). Default `1m`.",
+        ),
+    ];
+    attributes.extend(
+        crate::resources::flux_instance_model::spec_attributes()
+            .into_iter()
+            .filter(|a| a.name != "sync"),
+    );
+    attributes.extend([
+        Attribute::nested(
+            "operator",
+            Nesting::Single,
+            crate::resources::flux_operator::settings_attributes(),
+        )
+        .optional()
+        .description(
+            "How to install the Flux Operator when it is not running in `namespace` (the \
+             settings of `flux_operator`). Unset: the operator must already be installed.",
+        ),
+        Attribute::string("secret_name").default_value("flux-system").description(
+            "The Secret Flux pulls the repository with. Default `flux-system`.",
+        ),
+        Attribute::bool("manage_secret").default_value(true).description(
+            "Write `secret_name` from the provider's git credentials (`username`/`password`, \
+             `bearerToken` or `identity`/`known_hosts`, and `ca.crt`). `false`: use an existing \
+             Secret. Default `true`.",
+        ),
+        Attribute::string("commit_message")
+            .default_value(DEFAULT_COMMIT_MESSAGE)
+            .description("Message of the commits this resource makes (the provider's \
+             `git.commit_message_appendix` is appended)."),
+        deletion_policy_attribute(
+            "Flux is uninstalled from the cluster (the Flux Operator is kept), then the \
+             committed files are removed from Git in one commit.",
+        )
+        .description(
+            "What destroying this resource does. `uninstall` (default): the FluxInstance is \
+             deleted, so the operator uninstalls Flux (the operator itself, the namespace and \
+             the workloads Flux deployed are kept), then the committed files are removed from \
+             Git in one commit. `orphan`: nothing changes in the cluster or the repository.",
+        ),
+        Attribute::string("commit_sha")
+            .computed()
+            .description("The last commit this resource made to the owned files."),
+        Attribute::new("files", Type::map(Type::String)).computed().description(
+            "The files this resource owns in the repository, path → `sha256:` digest of the \
+             content. A change means a file was edited outside Terraform.",
+        ),
+        Attribute::string("credentials_hash").computed().description(
+            "A digest of the sync Secret's data; a change means the credentials rotated (or the \
+             Secret was changed in the cluster) and apply rewrites the Secret.",
+        ),
+        Attribute::bool("ready").computed().description(
+            "Whether the FluxInstance is Ready and Flux applied the last commit.",
+        ),
+        Attribute::string("flux_version")
+            .computed()
+            .description("The Flux version the operator resolved and applied."),
+    ]);
+    let mut schema = Schema::new(
+        0,
+        "Bootstraps Flux from a Git repository through the Flux Operator: the FluxInstance \
+         manifest is committed under `<path>/flux-system/`, the operator is installed if \
+         missing, the sync Secret is written from the provider's git credentials, and the \
+         FluxInstance is applied with its `sync` pointing at the same repository, branch and \
+         path, so Flux manages itself from Git. Plans show edits made to the committed manifest \
+         outside Terraform and credential rotations. Import with the namespace; a cluster \
+         bootstrapped with `flux bootstrap` is migrated to the operator in place on the next apply.",
+        attributes,
+    );
+    schema.block = schema.block.with_block(timeouts_block("10m"));
+    schema
+}
+
+/// The cleaned cluster path, or a diagnostic at `path`.
+///
+/// # Errors
+///
+/// When the path is absolute or contains `..`.
+pub fn clean_path(path: &str) -> Result<String, Diagnostics> {
+    clean_repo_path(path).map_err(|e| {
+        Diagnostics::from_error_at(
+            AttrPath::attr("path"),
+            "Invalid Repository Path",
+            format!("{e}."),
+        )
+    })
+}
+
+/// The `flux_instance` model the configuration describes (sync pointing at this repository).
+/// `pull_secret` is `None` when Flux pulls without credentials.
+pub fn instance_model(model: &BootstrapModel, pull_secret: Value<Option<String>>) -> InstanceModel {
+    let path = model
+        .path
+        .as_known()
+        .map(|p| match clean_repo_path(p) {
+            Ok(p) if p.is_empty() => Value::Known("./".to_owned()),
+            Ok(p) => Value::Known(p),
+            Err(_) => Value::Unknown,
+        })
+        .unwrap_or(Value::Unknown);
+    let sync = SyncModel {
+        kind: Value::Known("GitRepository".into()),
+        url: model.url.clone(),
+        git_ref: model.branch.clone().map(|b| format!("refs/heads/{b}")),
+        path,
+        pull_secret: match pull_secret {
+            Value::Known(Some(s)) => Value::Known(s),
+            Value::Known(None) | Value::Null => Value::Null,
+            Value::Unknown => Value::Unknown,
+        },
+        interval: model.interval.clone(),
+        name: Value::Null,
+        provider: Value::Null,
+    };
+    InstanceModel {
+        name: Value::Known(crate::flux::instance::INSTANCE_NAME.to_owned()),
+        namespace: model.namespace.clone(),
+        distribution: model.distribution.clone(),
+        components: model.components.clone(),
+        cluster: model.cluster.clone(),
+        sharding: model.sharding.clone(),
+        storage: model.storage.clone(),
+        kustomize: model.kustomize.clone(),
+        sync: Value::Known(sync),
+        common_metadata: model.common_metadata.clone(),
+        wait: model.wait.clone(),
+        migrate_resources: model.migrate_resources.clone(),
+        deletion_policy: Value::Known("uninstall".into()),
+        ..InstanceModel::default()
+    }
+}
+
+/// The FluxInstance of a wholly known configuration.
+///
+/// # Errors
+///
+/// [`ModelError::Unknown`] while values are unknown, [`ModelError::Invalid`].
+pub fn desired_instance(
+    model: &BootstrapModel,
+    pull_secret: Value<Option<String>>,
+) -> Result<FluxInstance, ModelError> {
+    model_object(&instance_model(model, pull_secret))
+}
+
+/// The files to commit: path → content.
+///
+/// # Errors
+///
+/// [`RenderError`] for a bad path.
+pub fn render_files(
+    path: &str,
+    instance: &FluxInstance,
+    extra_resources: &[String],
+) -> Result<BTreeMap<String, String>, RenderError> {
+    Ok(render_flux_system(path, instance, extra_resources)?
+        .into_iter()
+        .map(|f| (f.path, f.content))
+        .collect())
+}
+
+/// `sha256:<hex>` of a file's content.
+pub fn digest(content: &[u8]) -> String {
+    use sha2::Digest as _;
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(content)))
+}
+
+/// The digests of rendered files.
+pub fn digests(files: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    files
+        .iter()
+        .map(|(p, c)| (p.clone(), digest(c.as_bytes())))
+        .collect()
+}
+
+/// The credentials hash of the Secret data (empty string when nothing is written).
+pub fn secret_hash(data: Option<&BTreeMap<String, String>>) -> String {
+    data.map(credentials_hash).unwrap_or_default()
+}
+
+/// Copies what a committed manifest says into `model`: the instance settings (normalised as
+/// `flux_instance` reads a live object, so formatting is no drift) and the sync's URL, branch,
+/// path and interval.
+///
+/// # Errors
+///
+/// A diagnostic when the manifest's annotations do not parse.
+pub fn read_manifest_into(
+    model: &mut BootstrapModel,
+    manifest: &FluxInstance,
+) -> Result<(), Diagnostics> {
+    let prior = instance_model(model, Value::Null);
+    let read = live_model(manifest, &prior, HEALTHY.to_owned())?;
+    model.distribution = read.distribution;
+    model.components = read.components;
+    model.cluster = read.cluster;
+    model.sharding = read.sharding;
+    model.storage = read.storage;
+    model.kustomize = read.kustomize;
+    model.common_metadata = read.common_metadata;
+    model.wait = read.wait;
+    model.migrate_resources = read.migrate_resources;
+    if let Some(sync) = &manifest.spec.sync {
+        model.url = Value::Known(sync.url.clone());
+        if let Some(branch) = sync.git_ref.strip_prefix("refs/heads/") {
+            model.branch = Value::Known(branch.to_owned());
+        }
+        if let Some(interval) = &sync.interval {
+            model.interval = Value::Known(interval.clone());
+        }
+        let same_path = model
+            .path
+            .as_known()
+            .and_then(|p| clean_repo_path(p).ok())
+            .is_some_and(|p| clean_repo_path(&sync.path).ok().as_deref() == Some(p.as_str()));
+        if !same_path {
+            model.path = Value::Known(sync.path.clone());
+        }
+    }
+    Ok(())
+}
+
+/// The `flux_operator` model for installing the operator with the nested settings, if they name
+/// a manifest source.
+pub fn operator_model(model: &BootstrapModel) -> Option<OperatorModel> {
+    let settings = model.operator.as_known()?;
+    if settings.version.is_null()
+        && settings.manifests_url.is_null()
+        && settings.manifests.is_null()
+    {
+        return None;
+    }
+    Some(OperatorModel {
+        id: Value::Null,
+        version: settings.version.clone(),
+        manifests_url: settings.manifests_url.clone(),
+        manifests: settings.manifests.clone(),
+        namespace: model.namespace.clone(),
+        env: settings.env.clone(),
+        resources: settings.resources.clone(),
+        tolerations: settings.tolerations.clone(),
+        node_selector: settings.node_selector.clone(),
+        image_repository: settings.image_repository.clone(),
+        delete_crds: Value::Known(false),
+        timeouts: model.timeouts.clone(),
+        operator_version: Value::Null,
+        installation_status: Value::Null,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::framework::model::{from_raw, to_raw};
+    use crate::framework::plan::apply_defaults;
+    use crate::framework::value::RawValue;
+    use pretty_assertions::assert_eq;
+
+    fn planned() -> BootstrapModel {
+        let ty = schema().type_of();
+        let config = RawValue::object([
+            ("url", RawValue::string("https://git.example/fleet.git")),
+            ("path", RawValue::string("./clusters/prod/")),
+            (
+                "distribution",
+                RawValue::object([("version", RawValue::string("2.7.x"))]),
+            ),
+        ])
+        .conform(&ty);
+        from_raw(&apply_defaults(&schema(), &config, config.clone())).unwrap()
+    }
+
+    #[test]
+    fn schema_passes_the_lint_and_shares_the_instance_and_operator_attributes() {
+        let s = schema();
+        assert_eq!(s.lint(), Vec::<String>::new());
+        assert!(s.block.attribute("sync").is_none());
+        for name in INSTANCE_ATTRIBUTES {
+            assert!(s.block.attribute(name).is_some(), "{name}");
+        }
+        let operator = s.block.attribute("operator").unwrap();
+        let (_, nested) = operator.nested_attributes().unwrap();
+        let names: Vec<&str> = nested.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(
+            names,
+            vec![
+                "version",
+                "manifests_url",
+                "manifests",
+                "env",
+                "resources",
+                "tolerations",
+                "node_selector",
+                "image_repository"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_committed_manifest_syncs_this_repository_and_reads_back_as_the_config() {
+        let model = planned();
+        let instance = desired_instance(&model, Value::Known(Some("flux-system".into()))).unwrap();
+        let json = instance.to_json().unwrap();
+        assert_eq!(
+            json["spec"]["sync"],
+            serde_json::json!({"kind": "GitRepository", "url": "https://git.example/fleet.git",
+                "ref": "refs/heads/main", "path": "clusters/prod", "pullSecret": "flux-system", "interval": "1m"})
+        );
+        let files = render_files("./clusters/prod/", &instance, &[]).unwrap();
+        assert_eq!(
+            files.keys().cloned().collect::<Vec<_>>(),
+            vec![
+                "clusters/prod/flux-system/flux-instance.yaml",
+                "clusters/prod/flux-system/kustomization.yaml"
+            ]
+        );
+        let parsed = crate::flux::render::parse_instance_manifest(
+            &files["clusters/prod/flux-system/flux-instance.yaml"],
+        )
+        .unwrap();
+        let mut read = model.clone();
+        read_manifest_into(&mut read, &parsed).unwrap();
+        let ty = schema().type_of();
+        assert_eq!(
+            to_raw(&read).unwrap().conform(&ty),
+            to_raw(&model).unwrap().conform(&ty)
+        );
+    }
+
+    #[test]
+    fn pull_credentials_follow_the_url_scheme() {
+        let config = GitConfig {
+            http_username: Some("bot".into()),
+            http_password: Some(Secret::new("pw")),
+            certificate_authority: Some("CA".into()),
+            ssh: Some(SshConfig {
+                private_key: Some(Secret::new("KEY")),
+                known_hosts: Some("host ssh-ed25519 AAAA".into()),
+                ..SshConfig::default()
+            }),
+            ..GitConfig::default()
+        };
+        let http = config.secret_data("https://h/r.git").unwrap().unwrap();
+        assert_eq!(
+            http.keys().cloned().collect::<Vec<_>>(),
+            vec!["ca.crt", "password", "username"]
+        );
+        let ssh = config.secret_data("ssh://git@h/r.git").unwrap().unwrap();
+        assert_eq!(
+            ssh.keys().cloned().collect::<Vec<_>>(),
+            vec!["identity", "known_hosts"]
+        );
+        assert_ne!(secret_hash(Some(&http)), secret_hash(Some(&ssh)));
+        assert_eq!(secret_hash(None), "");
+    }
+}
