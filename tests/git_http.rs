@@ -693,3 +693,47 @@ fn retries_are_bounded() {
     );
     assert_eq!(repos.tip("fleet", "main"), Some(theirs));
 }
+
+#[test]
+fn push_access_is_checked_without_pushing() {
+    let server = basic_server();
+    let repos = server.repos().clone();
+    repos.create_with_history("fleet", "main", 2, 1);
+    let tip = repos.tip("fleet", "main");
+    let co = open(&server, "fleet", "main", &basic(PASSWORD)).unwrap();
+    co.check_push_access().unwrap();
+    let requests = server.requests();
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.uri.ends_with("info/refs?service=git-receive-pack") && r.status == 200),
+        "{requests:?}"
+    );
+    // libgit2 may follow up with an empty receive-pack request after an auth round trip; the
+    // server refuses it (400) and nothing is written.
+    assert!(
+        !requests
+            .iter()
+            .any(|r| r.method == "POST" && r.uri.ends_with("/git-receive-pack") && r.status == 200),
+        "{requests:?}"
+    );
+    assert_eq!(repos.tip("fleet", "main"), tip);
+
+    // Read-only credentials: the clone works, pushing is refused before anything is written.
+    server.set_read_only(true);
+    let mut co = open(&server, "fleet", "main", &basic(PASSWORD)).unwrap();
+    let err = co.check_push_access().unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "authentication to {} failed: the server refused access (HTTP 403 Forbidden); the credentials lack the \
+             permission needed (write access, to push)",
+            server.url("fleet")
+        )
+    );
+    let err = co
+        .apply_changes(&[FileChange::write(p("a"), "a\n")], "A", &author())
+        .unwrap_err();
+    assert!(matches!(err, Error::Auth { .. }), "{err:?}");
+    assert_eq!(repos.tip("fleet", "main"), tip);
+}

@@ -55,7 +55,7 @@ fn trace_logs_carry_no_secret() {
         HttpServerOptions {
             basic: Some(("bot".to_owned(), "correct-horse-battery".to_owned())),
             bearer: Some("tok_0123456789abcdef".to_owned()),
-            tls: false,
+            ..HttpServerOptions::default()
         },
     );
     let ssh_server = SshGitServer::start(repos.clone());

@@ -132,6 +132,25 @@ impl Checkout {
         }
     }
 
+    /// Checks that the server lets these credentials push to the repository, without pushing
+    /// anything: connects for a push and reads the server's ref advertisement, which servers
+    /// refuse (401/403) to credentials without write access. Lets a caller fail before changing
+    /// anything else.
+    pub fn check_push_access(&self) -> Result<(), Error> {
+        self.session.check_cancel()?;
+        let state = CallState::default();
+        let mut remote = self
+            .repo
+            .find_remote(REMOTE)
+            .map_err(|e| self.session.map_error(&state, &e, Step::Push))?;
+        let mut po = self.session.push_options(&state);
+        remote
+            .push::<&str>(&[], Some(&mut po))
+            .map_err(|e| self.session.map_error(&state, &e, Step::Push))?;
+        debug!(url = %self.session.url(), "push access confirmed");
+        Ok(())
+    }
+
     /// The content of the file at `path` in [`Checkout::head`]; `None` when there is no such
     /// file (or no head).
     pub fn read(&self, path: &RepoPath) -> Result<Option<Vec<u8>>, Error> {
@@ -472,6 +491,12 @@ fn is_retryable(status: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::is_retryable;
+
+    #[test]
+    fn checkout_can_move_into_spawn_blocking() {
+        fn assert_send<T: Send + 'static>() {}
+        assert_send::<super::Checkout>();
+    }
 
     #[test]
     fn retryable_rejections() {

@@ -438,6 +438,19 @@ impl Session {
                 message,
             };
         }
+        if lower.contains("status code: 403") {
+            return Error::Auth {
+                url: self.url(),
+                message: format!(
+                    "the server refused access (HTTP 403 Forbidden); the credentials lack the \
+                     permission needed ({})",
+                    match step {
+                        Step::Push => "write access, to push",
+                        Step::Clone | Step::Fetch => "read access",
+                    }
+                ),
+            };
+        }
         if err.code() == ErrorCode::Certificate
             || (err.class() == ErrorClass::Ssl && lower.contains("certificate"))
         {

@@ -231,8 +231,8 @@ impl GitRepos {
             .collect()
     }
 
-    /// Whether any ref update in the repository's reflog-free history was a forced one: every
-    /// commit in the history of `old` must still be reachable from `branch`.
+    /// Whether commit `ancestor` is reachable from `branch` (`git merge-base --is-ancestor`):
+    /// after a push that did not force, every earlier tip still is.
     pub fn is_ancestor(&self, name: &str, ancestor: &str, branch: &str) -> bool {
         Command::new("git")
             .args(["merge-base", "--is-ancestor", ancestor, branch])
@@ -256,6 +256,9 @@ pub struct HttpServerOptions {
     pub bearer: Option<String>,
     /// Serve HTTPS with a certificate for `127.0.0.1` and `localhost` signed by a generated CA.
     pub tls: bool,
+    /// Refuse pushes to authenticated users with 403 Forbidden, as hosting services do for
+    /// read-only credentials (deploy keys or tokens without write scope).
+    pub read_only: bool,
 }
 
 /// One request as the server saw it (no credentials: only the auth scheme).
@@ -378,6 +381,11 @@ impl GitHttpServer {
         }
     }
 
+    /// Makes the server refuse (or accept again) pushes with 403 Forbidden.
+    pub fn set_read_only(&self, read_only: bool) {
+        self.state.lock().unwrap().opts.read_only = read_only;
+    }
+
     /// Changes the accepted bearer token.
     pub fn set_token(&self, token: &str) {
         self.state.lock().unwrap().opts.bearer = Some(token.to_owned());
@@ -456,7 +464,11 @@ async fn handle(
         }
         (user, challenge)
     };
+    let read_only = state.lock().unwrap().opts.read_only;
+    let push =
+        uri.contains("service=git-receive-pack") || req.uri().path().ends_with("/git-receive-pack");
     let response = match authorised_user {
+        Some(_) if read_only && push => plain(StatusCode::FORBIDDEN, "write access denied"),
         None => {
             let mut r = Response::new(Full::new(Bytes::from_static(b"authentication required\n")));
             *r.status_mut() = StatusCode::UNAUTHORIZED;
