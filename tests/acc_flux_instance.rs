@@ -320,3 +320,192 @@ resource "flux_instance" "this" {{
     ]);
     assert_eq!(sandbox.requests(), Vec::<Value>::new());
 }
+
+const IMPORT_BLOCKS: &str = r#"
+import {
+  to = flux_operator.this
+  id = "flux-system"
+}
+
+import {
+  to = flux_instance.this
+  id = "flux-system/flux"
+}
+"#;
+
+#[test]
+fn import_with_the_cli_and_with_generated_configuration() {
+    let sandbox = Sandbox::start();
+    let installer = workspace(&sandbox);
+    installer.write_config(&config("2.7.x", CORE, "medium", ""));
+    installer.apply().assert_success();
+
+    // `import {}` blocks plus `plan -generate-config-out`: the generated configuration is valid
+    // and, once imported, plans with no changes.
+    let generated = workspace(&sandbox);
+    generated.write_config(&format!(
+        "{REQUIRED_PROVIDERS}\nprovider \"flux\" {{\n  kubernetes = {{ config_path = \"kubeconfig\" }}\n}}\n{IMPORT_BLOCKS}"
+    ));
+    generated
+        .run(&[
+            "plan",
+            "-generate-config-out=generated.tf",
+            "-input=false",
+            "-lock=false",
+            "-no-color",
+        ])
+        .assert_success()
+        .assert_contains(&["Plan: 2 to import, 0 to add, 0 to change, 0 to destroy."]);
+    let hcl = std::fs::read_to_string(generated.path().join("generated.tf")).unwrap();
+    for needle in [
+        r#"version = "2.7.x""#,
+        r#"size                                       = "medium""#,
+        r#"url         = "https://git.example/fleet.git""#,
+        r#"version          = "v0.58.1""#,
+    ] {
+        assert!(
+            common::terraform::collapse_whitespace(&hcl)
+                .contains(&common::terraform::collapse_whitespace(needle)),
+            "{needle} not in:\n{hcl}"
+        );
+    }
+    generated.validate().assert_success();
+    generated
+        .apply()
+        .assert_success()
+        .assert_contains(&["2 imported, 0 added, 0 changed"]);
+    generated.plan().assert_no_changes();
+    let state = generated.show_json();
+    assert_eq!(resource(&state, "flux_instance.this")["ready"], true);
+    assert_eq!(
+        resource(&state, "flux_instance.this")["deletion_policy"],
+        "uninstall"
+    );
+
+    // `terraform import` against a hand-written configuration.
+    let cli = workspace(&sandbox);
+    cli.write_config(&config("2.7.x", CORE, "medium", "").replace(
+        r#"manifests = file("operator-install.yaml")"#,
+        r#"version = "v0.58.1""#,
+    ));
+    cli.import("flux_operator.this", "flux-system")
+        .assert_success();
+    cli.import("flux_instance.this", "flux-system/flux")
+        .assert_success();
+    cli.plan().assert_no_changes();
+    cli.import("flux_instance.this", "flux").assert_failure();
+}
+
+#[test]
+fn destroy_uninstalls_orphans_and_survives_what_is_already_gone() {
+    let sandbox = Sandbox::start();
+    let ws = workspace(&sandbox);
+    let target = [
+        "destroy",
+        "-auto-approve",
+        "-input=false",
+        "-lock=false",
+        "-no-color",
+        "-target=flux_instance.this",
+    ];
+
+    // uninstall: the instance and the controllers go, the namespace and the operator stay.
+    ws.write_config(&config("2.7.x", CORE, "medium", ""));
+    ws.apply().assert_success();
+    ws.run(&target).assert_success();
+    assert_eq!(
+        sandbox.get_json(&["fluxinstance", "flux", "-n", "flux-system"]),
+        None
+    );
+    assert_eq!(
+        sandbox.get_json(&["deployment", "source-controller", "-n", "flux-system"]),
+        None
+    );
+    assert!(sandbox.get_json(&["namespace", "flux-system"]).is_some());
+    assert!(
+        sandbox
+            .get_json(&["deployment", "flux-operator", "-n", "flux-system"])
+            .is_some()
+    );
+
+    // orphan: the instance goes, Flux keeps running.
+    ws.write_config(&config(
+        "2.7.x",
+        CORE,
+        "medium",
+        r#"deletion_policy = "orphan""#,
+    ));
+    ws.apply().assert_success();
+    let controller = sandbox
+        .get_json(&["deployment", "source-controller", "-n", "flux-system"])
+        .unwrap();
+    ws.run(&target).assert_success();
+    assert_eq!(
+        sandbox.get_json(&["fluxinstance", "flux", "-n", "flux-system"]),
+        None
+    );
+    let after = sandbox
+        .get_json(&["deployment", "source-controller", "-n", "flux-system"])
+        .unwrap();
+    assert_eq!(after["metadata"]["uid"], controller["metadata"]["uid"]);
+
+    // The namespace deleted out of band (the operator with it): destroy still succeeds, and
+    // releases the finalizer the operator can no longer remove, with a warning.
+    ws.write_config(&config("2.7.x", CORE, "medium", ""));
+    ws.apply().assert_success();
+    sandbox.kubectl(&["delete", "namespace", "flux-system", "--wait=false"]);
+    let out = ws.destroy();
+    out.assert_success().assert_contains(&[
+        "Finalizer Removed Without The Flux Operator",
+        "Destroy complete!",
+    ]);
+    assert_eq!(
+        sandbox.get_json(&["fluxinstance", "flux", "-n", "flux-system"]),
+        None
+    );
+    assert!(ws.state_list().is_empty());
+}
+
+#[test]
+fn scripted_operator_failure_fails_apply_then_converges() {
+    let sandbox = Sandbox::start();
+    let ws = workspace(&sandbox);
+    ws.write_config(&config("2.7.x", CORE, "medium", ""));
+    ws.apply().assert_success();
+
+    let message =
+        "timeout waiting for: [Deployment/flux-system/helm-controller status: 'InProgress']";
+    sandbox.kubectl(&[
+        "-n",
+        "flux-system",
+        "annotate",
+        "fluxinstance",
+        "flux",
+        &format!("sandbox.fluxrs.dev/fail=HealthCheckFailed:{message}"),
+    ]);
+    ws.write_config(&config("2.7.x", CORE, "large", ""));
+    ws.apply().assert_failure().assert_contains(&[
+        "FluxInstance Failed",
+        "HealthCheckFailed",
+        message,
+        "unhealthy components: helm-controller",
+    ]);
+    // The state keeps the object, with the new spec.
+    let state = ws.show_json();
+    let values = resource(&state, "flux_instance.this");
+    assert_eq!(values["cluster"]["size"], "large");
+    assert_eq!(values["ready"], false);
+
+    // Fixing the cause and applying again converges.
+    sandbox.kubectl(&[
+        "-n",
+        "flux-system",
+        "annotate",
+        "fluxinstance",
+        "flux",
+        "sandbox.fluxrs.dev/fail-",
+    ]);
+    ws.apply().assert_success();
+    assert!(ready_for_generation(&instance(&sandbox)));
+    ws.plan().assert_no_changes();
+}
