@@ -1,0 +1,480 @@
+//! Acceptance tests of `flux_bootstrap_git`: the real `terraform` CLI drives the provider binary
+//! against the standalone `kube-sandbox` binary (`--operator-sim`, whose sync simulation pulls
+//! the repository with the sync Secret's credentials) and a real `git http-backend` server.
+//! Effects are checked in the repository (git CLI), in the cluster (kubectl) and in the state.
+//!
+//! The sandbox binary must be built first: `cargo build -p kube-sandbox --bin kube-sandbox`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+
+use common::git_server::{GitHttpServer, GitRepos, HttpServerOptions};
+use common::terraform::{Output, REQUIRED_PROVIDERS, Workspace};
+use serde_json::Value;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_terraform-provider-flux");
+const OPERATOR_INSTALL: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/sandbox/fixtures/operator-install.yaml"
+);
+const INSTANCE_FILE: &str = "clusters/dev/flux-system/flux-instance.yaml";
+const KUSTOMIZATION_FILE: &str = "clusters/dev/flux-system/kustomization.yaml";
+const ADDRESS: &str = "flux_bootstrap_git.this";
+
+struct Sandbox {
+    child: Child,
+    kubeconfig: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `kube-sandbox serve --operator-sim` (no operator installed yet).
+fn start_sandbox() -> Sandbox {
+    let binary = Path::new(BINARY).with_file_name("kube-sandbox");
+    assert!(
+        binary.is_file(),
+        "{} is missing: build it with `cargo build -p kube-sandbox --bin kube-sandbox`",
+        binary.display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    let mut child = Command::new(binary)
+        .args(["serve", "--operator-sim", "--kubeconfig"])
+        .arg(&kubeconfig)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.starts_with("ready https://127.0.0.1:"), "{line:?}");
+    Sandbox {
+        child,
+        kubeconfig,
+        dir,
+    }
+}
+
+impl Sandbox {
+    fn kubectl(&self, args: &[&str]) -> std::process::Output {
+        Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(args)
+            .env_remove("KUBECONFIG")
+            .env("HOME", self.dir.path())
+            .output()
+            .expect("kubectl on PATH")
+    }
+
+    fn get(&self, kind: &str, namespace: &str, name: &str) -> Option<Value> {
+        let out = self.kubectl(&["get", kind, name, "-n", namespace, "-o", "json"]);
+        if out.status.success() {
+            return Some(serde_json::from_slice(&out.stdout).unwrap());
+        }
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("NotFound"), "kubectl get {kind} {name}: {err}");
+        None
+    }
+}
+
+struct Env {
+    sandbox: Sandbox,
+    repos: Arc<GitRepos>,
+    server: GitHttpServer,
+    ws: Workspace,
+}
+
+fn env(repo: &str, with_history: bool) -> Env {
+    let sandbox = start_sandbox();
+    let repos = GitRepos::new();
+    if with_history {
+        repos.create_with_history(repo, "main", 5, 3);
+    } else {
+        repos.create_empty(repo);
+    }
+    let server = GitHttpServer::start(
+        repos.clone(),
+        HttpServerOptions {
+            basic: Some(("bot".into(), "pw-hunter2-one".into())),
+            ..HttpServerOptions::default()
+        },
+    );
+    let ws = Workspace::new(BINARY);
+    ws.write_file(
+        "operator-install.yaml",
+        &std::fs::read_to_string(OPERATOR_INSTALL).unwrap(),
+    );
+    Env {
+        sandbox,
+        repos,
+        server,
+        ws,
+    }
+}
+
+fn config(env: &Env, url: &str, password: &str, resource_extra: &str) -> String {
+    format!(
+        r#"{REQUIRED_PROVIDERS}
+provider "flux" {{
+  kubernetes = {{
+    config_path = "{kubeconfig}"
+  }}
+  git = {{
+    http = {{
+      username            = "bot"
+      password            = "{password}"
+      allow_insecure_http = true
+    }}
+    author_name  = "Terraform"
+    author_email = "terraform@example.com"
+  }}
+}}
+
+resource "flux_bootstrap_git" "this" {{
+  url      = "{url}"
+  path     = "clusters/dev"
+  interval = "1h"
+  operator = {{
+    manifests = file("operator-install.yaml")
+  }}
+{resource_extra}
+  timeouts {{
+    create = "90s"
+    update = "90s"
+    delete = "90s"
+  }}
+}}
+"#,
+        kubeconfig = env.sandbox.kubeconfig.display(),
+    )
+}
+
+fn version(v: &str) -> String {
+    format!("  distribution = {{\n    version = \"{v}\"\n  }}\n")
+}
+
+fn state_attributes(ws: &Workspace) -> Value {
+    let state = ws.show_json();
+    state["values"]["root_module"]["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["address"] == ADDRESS)
+        .map(|r| r["values"].clone())
+        .unwrap_or(Value::Null)
+}
+
+fn subjects(repos: &GitRepos, repo: &str) -> Vec<String> {
+    repos
+        .log(repo, "main")
+        .iter()
+        .map(|l| l[41..].to_owned())
+        .collect()
+}
+
+#[track_caller]
+fn assert_synced(env: &Env, repo: &str) -> String {
+    let tip = env.repos.tip(repo, "main").unwrap();
+    let k = env
+        .sandbox
+        .get(
+            "kustomizations.kustomize.toolkit.fluxcd.io",
+            "flux-system",
+            "flux-system",
+        )
+        .unwrap();
+    assert_eq!(
+        k["status"]["lastAppliedRevision"],
+        format!("refs/heads/main@sha1:{tip}"),
+        "{k}"
+    );
+    tip
+}
+
+fn assert_no_secret(output: &Output, ws: &Workspace, secrets: &[&str]) {
+    let state = std::fs::read_to_string(ws.path().join("terraform.tfstate")).unwrap_or_default();
+    for s in secrets {
+        assert!(!output.combined().contains(s), "{s} in the output");
+        assert!(!ws.provider_log().contains(s), "{s} in the provider log");
+        assert!(!state.contains(s), "{s} in the state");
+    }
+}
+
+/// Create into an empty repository, empty second plan, no-op apply, manifest edited in Git,
+/// version bump, password rotation, destroy with `uninstall`.
+#[test]
+fn bootstrap_over_http_lifecycle() {
+    let mut env = env("fleet", false);
+    let url = env.server.url("fleet");
+    env.ws.set_env("TF_LOG", "trace");
+    env.ws
+        .write_config(&config(&env, &url, "pw-hunter2-one", &version("2.6.x")));
+
+    let applied = env.ws.apply();
+    applied.assert_success();
+    assert_eq!(
+        subjects(&env.repos, "fleet"),
+        vec!["Update Flux (terraform-provider-flux)"]
+    );
+    assert_eq!(
+        env.repos.files("fleet", "main"),
+        vec![INSTANCE_FILE, KUSTOMIZATION_FILE]
+    );
+    let manifest = env.repos.read_file("fleet", "main", INSTANCE_FILE).unwrap();
+    assert!(manifest.contains(&format!("url: {url}")), "{manifest}");
+    assert!(manifest.contains("ref: refs/heads/main"), "{manifest}");
+    assert!(manifest.contains("pullSecret: flux-system"), "{manifest}");
+    assert!(manifest.contains("version: 2.6.x"), "{manifest}");
+    let tip = assert_synced(&env, "fleet");
+
+    // The cluster: operator installed, Secret from the provider credentials, FluxInstance.
+    assert!(
+        env.sandbox
+            .get("deployment", "flux-system", "flux-operator")
+            .is_some()
+    );
+    let secret = env
+        .sandbox
+        .get("secret", "flux-system", "flux-system")
+        .unwrap();
+    assert_eq!(secret["data"]["username"], "Ym90");
+    let fi = env
+        .sandbox
+        .get("fluxinstance", "flux-system", "flux")
+        .unwrap();
+    assert_eq!(fi["spec"]["sync"]["url"], url.as_str());
+    // Flux applied the committed FluxInstance itself.
+    assert_eq!(
+        fi["metadata"]["labels"]["kustomize.toolkit.fluxcd.io/name"],
+        "flux-system"
+    );
+
+    let state = state_attributes(&env.ws);
+    assert_eq!(state["commit_sha"], tip.as_str());
+    assert_eq!(state["ready"], true);
+    assert!(
+        state["flux_version"].as_str().unwrap().starts_with("v2.6."),
+        "{state}"
+    );
+    assert_eq!(
+        state["files"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>(),
+        vec![INSTANCE_FILE, KUSTOMIZATION_FILE]
+    );
+    assert!(
+        state["credentials_hash"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256:")
+    );
+    assert_no_secret(
+        &applied,
+        &env.ws,
+        &["pw-hunter2-one", "cHctaHVudGVyMi1vbmU"],
+    );
+
+    env.ws.plan().assert_no_changes();
+    env.ws.apply().assert_success();
+    assert_eq!(
+        subjects(&env.repos, "fleet").len(),
+        1,
+        "a no-op apply committed"
+    );
+
+    // The manifest edited in Git outside Terraform: the plan shows it, apply restores it.
+    let edited = manifest.replace("version: 2.6.x", "version: 2.5.x");
+    env.repos
+        .push_as_someone_else("fleet", "main", INSTANCE_FILE, &edited, "hand edit");
+    let plan = env.ws.plan();
+    plan.assert_changes()
+        .assert_contains(&["~ version", "\"2.5.x\" -> \"2.6.x\""]);
+    env.ws.apply().assert_success();
+    assert_eq!(
+        env.repos.read_file("fleet", "main", INSTANCE_FILE).unwrap(),
+        manifest
+    );
+    assert_eq!(subjects(&env.repos, "fleet").len(), 3);
+    env.ws.plan().assert_no_changes();
+
+    // A version bump: one commit, the cluster follows, no conflict with the Flux-applied object.
+    env.ws
+        .write_config(&config(&env, &url, "pw-hunter2-one", &version("2.7.x")));
+    env.ws.apply().assert_success();
+    assert_eq!(subjects(&env.repos, "fleet").len(), 4);
+    assert_synced(&env, "fleet");
+    let fi = env
+        .sandbox
+        .get("fluxinstance", "flux-system", "flux")
+        .unwrap();
+    assert_eq!(fi["spec"]["distribution"]["version"], "2.7.x");
+    assert!(
+        fi["status"]["lastAppliedRevision"]
+            .as_str()
+            .unwrap()
+            .starts_with("v2.7."),
+        "{fi}"
+    );
+    env.ws.plan().assert_no_changes();
+
+    // The provider's password rotates: an update rewrites the Secret, without a commit.
+    env.server.set_password("pw-hunter2-two");
+    env.ws
+        .write_config(&config(&env, &url, "pw-hunter2-two", &version("2.7.x")));
+    env.ws
+        .plan()
+        .assert_changes()
+        .assert_contains(&["~ credentials_hash"]);
+    let rotated = env.ws.apply();
+    rotated.assert_success();
+    let secret = env
+        .sandbox
+        .get("secret", "flux-system", "flux-system")
+        .unwrap();
+    assert_eq!(secret["data"]["password"], "cHctaHVudGVyMi10d28=");
+    assert_eq!(subjects(&env.repos, "fleet").len(), 4);
+    env.ws.plan().assert_no_changes();
+    assert_no_secret(
+        &rotated,
+        &env.ws,
+        &["pw-hunter2-two", "cHctaHVudGVyMi10d28"],
+    );
+
+    // Destroy: Flux uninstalled first, then the files removed in one commit.
+    env.ws.destroy().assert_success();
+    assert!(
+        env.sandbox
+            .get("fluxinstance", "flux-system", "flux")
+            .is_none()
+    );
+    assert!(
+        env.sandbox
+            .get("secret", "flux-system", "flux-system")
+            .is_none()
+    );
+    assert!(
+        env.sandbox
+            .get("deployment", "flux-system", "kustomize-controller")
+            .is_none()
+    );
+    assert_eq!(
+        subjects(&env.repos, "fleet")[0],
+        "Remove Flux (terraform-provider-flux)"
+    );
+    assert_eq!(subjects(&env.repos, "fleet").len(), 5);
+    assert!(env.repos.files("fleet", "main").is_empty());
+}
+
+/// A repository with history gets one commit on top; `orphan` leaves everything in place.
+#[test]
+fn bootstrap_into_history_and_orphan() {
+    let env = env("history", true);
+    let url = env.server.url("history");
+    let before = env.repos.tip("history", "main").unwrap();
+    let extra = format!("{}  deletion_policy = \"orphan\"\n", version("2.7.x"));
+    env.ws
+        .write_config(&config(&env, &url, "pw-hunter2-one", &extra));
+    env.ws.apply().assert_success();
+    let log = subjects(&env.repos, "history");
+    assert_eq!(log.len(), 6);
+    assert_eq!(log[0], "Update Flux (terraform-provider-flux)");
+    assert!(env.repos.is_ancestor("history", &before, "main"));
+    assert_synced(&env, "history");
+    env.ws.plan().assert_no_changes();
+
+    env.ws.destroy().assert_success();
+    assert!(
+        env.sandbox
+            .get("fluxinstance", "flux-system", "flux")
+            .is_some()
+    );
+    assert_eq!(subjects(&env.repos, "history").len(), 6);
+    assert!(
+        env.repos
+            .files("history", "main")
+            .contains(&INSTANCE_FILE.to_owned())
+    );
+}
+
+/// Import of an operator-managed bootstrap plans empty.
+#[test]
+fn import_of_an_operator_managed_bootstrap_plans_empty() {
+    let env = env("imported", false);
+    let url = env.server.url("imported");
+    env.ws
+        .write_config(&config(&env, &url, "pw-hunter2-one", &version("2.7.x")));
+    env.ws.apply().assert_success();
+    env.ws.run(&["state", "rm", ADDRESS]).assert_success();
+    env.ws.import(ADDRESS, "flux-system").assert_success();
+    env.ws.plan().assert_no_changes();
+}
+
+/// Git problems fail before anything changes in the cluster.
+#[test]
+fn git_failures_change_nothing_in_the_cluster() {
+    let env = env("broken", true);
+    let url = env.server.url("broken");
+    let cases = [
+        (
+            config(&env, &url, "wrong-password", &version("2.7.x")),
+            vec!["Git Authentication Failed"],
+        ),
+        (
+            config(
+                &env,
+                "http://127.0.0.1:1/nothing.git",
+                "pw-hunter2-one",
+                &version("2.7.x"),
+            ),
+            vec!["Git Server Unreachable"],
+        ),
+        (
+            config(
+                &env,
+                &url,
+                "pw-hunter2-one",
+                &format!("{}  branch = \"nope\"\n", version("2.7.x")),
+            ),
+            vec!["Branch Not Found", "existing branches: main"],
+        ),
+        (
+            config(&env, &url, "pw-hunter2-one", &version("2.7.x"))
+                .replace("clusters/dev", "../outside"),
+            vec!["Invalid Repository Path"],
+        ),
+    ];
+    for (hcl, messages) in cases {
+        env.ws.write_config(&hcl);
+        let out = env.ws.apply();
+        out.assert_failure().assert_contains(&messages);
+        assert!(
+            env.sandbox
+                .get("deployment", "flux-system", "flux-operator")
+                .is_none()
+        );
+        assert!(
+            env.sandbox
+                .get("secret", "flux-system", "flux-system")
+                .is_none()
+        );
+    }
+    assert_eq!(subjects(&env.repos, "broken").len(), 5);
+}
