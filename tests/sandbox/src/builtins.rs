@@ -67,6 +67,36 @@ fn default_pod_spec(spec: &mut Value) {
     }
 }
 
+const SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
+const LABEL_MSG: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
+
+fn is_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// Validates `metadata.name`: an RFC 1123 label for Namespaces, a subdomain otherwise
+/// (apimachinery `ValidateObjectMeta` with the kinds' name validators).
+pub fn validate_name(rt: &ResourceType, name: &str) -> Vec<FieldError> {
+    let v = Value::String(name.to_string());
+    if rt.builtin && rt.group.is_empty() && rt.plural == "namespaces" {
+        if !is_label(name) {
+            return vec![FieldError::invalid("metadata.name", &v, LABEL_MSG)];
+        }
+        return Vec::new();
+    }
+    let ok = name.len() <= 253 && name.split('.').all(is_label);
+    if ok {
+        Vec::new()
+    } else {
+        vec![FieldError::invalid("metadata.name", &v, SUBDOMAIN_MSG)]
+    }
+}
+
 /// Applies built-in defaults and validation. `old` is the live object on updates.
 pub fn default_and_validate(
     rt: &ResourceType,
@@ -117,6 +147,29 @@ pub fn default_and_validate(
         }
         set_default(obj, "/spec", "type", json!("ClusterIP"));
         set_default(obj, "/spec", "sessionAffinity", json!("None"));
+        // The allocated address is immutable: keep it across updates that omit it.
+        for f in [
+            "clusterIP",
+            "clusterIPs",
+            "ipFamilies",
+            "ipFamilyPolicy",
+            "internalTrafficPolicy",
+        ] {
+            if let Some(v) = old.and_then(|o| o.pointer("/spec").and_then(|s| s.get(f))) {
+                set_default(obj, "/spec", f, v.clone());
+            }
+        }
+        if old.is_none()
+            && obj.pointer("/spec/type") == Some(&json!("ClusterIP"))
+            && obj.pointer("/spec/clusterIP").is_none()
+        {
+            let ip = allocate_cluster_ip(obj);
+            set_default(obj, "/spec", "clusterIP", json!(ip));
+            set_default(obj, "/spec", "clusterIPs", json!([ip]));
+        }
+        set_default(obj, "/spec", "ipFamilies", json!(["IPv4"]));
+        set_default(obj, "/spec", "ipFamilyPolicy", json!("SingleStack"));
+        set_default(obj, "/spec", "internalTrafficPolicy", json!("Cluster"));
         if let Some(Value::Array(ps)) = obj.pointer_mut("/spec/ports") {
             for p in ps.iter_mut() {
                 set_default(p, "", "protocol", json!("TCP"));
@@ -149,6 +202,22 @@ pub fn default_and_validate(
         });
     }
     if errs.is_empty() { Ok(()) } else { Err(errs) }
+}
+
+/// A deterministic address in the default service range 10.96.0.0/12 derived from the name.
+fn allocate_cluster_ip(obj: &Value) -> String {
+    use sha2::Digest as _;
+    let key = format!(
+        "{}/{}",
+        obj.pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or(""),
+        obj.pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    );
+    let h = sha2::Sha256::digest(key.as_bytes());
+    format!("10.{}.{}.{}", 96 + (h[0] % 16), h[1], 1 + (h[2] % 254))
 }
 
 fn condition(t: &str, status: &str, reason: &str, message: &str, now: &str) -> Value {

@@ -107,6 +107,7 @@ pub fn builtins() -> Vec<ResourceType> {
         builtin::<Service>(true, false, &["svc"], &["all"]),
         builtin::<ResourceQuota>(true, false, &["quota"], &[]),
         builtin::<Event>(false, false, &["ev"], &[]),
+        builtin::<k8s_openapi::api::events::v1::Event>(false, false, &["ev"], &[]),
         builtin::<Pod>(true, false, &["po"], &["all"]),
         builtin::<Deployment>(true, true, &["deploy"], &["all"]),
         builtin::<ClusterRole>(false, false, &[], &[]),

@@ -688,6 +688,10 @@ impl Inner {
                 }
             }
         }
+        let name_errs = crate::builtins::validate_name(rt, &name);
+        if !name_errs.is_empty() {
+            return Err(ApiError::invalid(&rt.group, &rt.kind, &name, name_errs));
+        }
         let key = Self::key(t, &name);
         self.check_namespace(st, t, &name)?;
         self.check_crd_live(st, rt)?;

@@ -1,7 +1,7 @@
 //! `meta.k8s.io/v1` Table output, which kubectl asks for on `get`: Name and Age columns for every
 //! kind plus a CRD's `additionalPrinterColumns` (simple JSONPath: dotted fields, `[n]` and
-//! `[?(@.f=="v")]` filters). Built-in kinds get no kind-specific columns (a documented fidelity
-//! limit). Depends on `registry` only.
+//! `[?(@.f=="v")]` filters), and the columns of the built-in printers for Namespace, ConfigMap,
+//! Secret, Service and Deployment (other built-ins get Name and Age only). Depends on `registry` only.
 
 use crate::registry::ResourceType;
 use serde_json::{Value, json};
@@ -103,11 +103,108 @@ fn cell(v: Option<&Value>, ty: &str) -> Value {
     }
 }
 
+fn col(name: &str, ty: &str) -> Value {
+    json!({"name": name, "type": ty, "format": "", "description": "", "priority": 0})
+}
+
+fn count(o: &Value, fields: &[&str]) -> Value {
+    json!(
+        fields
+            .iter()
+            .map(|f| o
+                .get(*f)
+                .and_then(Value::as_object)
+                .map(|m| m.len())
+                .unwrap_or(0))
+            .sum::<usize>()
+    )
+}
+
+fn int_at(o: &Value, p: &str) -> i64 {
+    o.pointer(p).and_then(Value::as_i64).unwrap_or(0)
+}
+
+type Cell = fn(&Value) -> Value;
+
+/// Kind-specific columns of the built-in printers (between Name and Age).
+fn builtin_columns(rt: &ResourceType) -> Vec<(Value, Cell)> {
+    if !rt.builtin {
+        return Vec::new();
+    }
+    match (rt.group.as_str(), rt.plural.as_str()) {
+        ("", "namespaces") => vec![(col("Status", "string"), |o| {
+            o.pointer("/status/phase").cloned().unwrap_or(json!(""))
+        })],
+        ("", "configmaps") => vec![(col("Data", "integer"), |o| {
+            count(o, &["data", "binaryData"])
+        })],
+        ("", "secrets") => vec![
+            (col("Type", "string"), |o| {
+                o.get("type").cloned().unwrap_or(json!(""))
+            }),
+            (col("Data", "integer"), |o| count(o, &["data"])),
+        ],
+        ("", "services") => vec![
+            (col("Type", "string"), |o| {
+                o.pointer("/spec/type").cloned().unwrap_or(json!(""))
+            }),
+            (col("Cluster-IP", "string"), |o| {
+                o.pointer("/spec/clusterIP")
+                    .cloned()
+                    .unwrap_or(json!("<none>"))
+            }),
+            (col("External-IP", "string"), |_| json!("<none>")),
+            (col("Port(s)", "string"), |o| {
+                let ports: Vec<String> = o
+                    .pointer("/spec/ports")
+                    .and_then(Value::as_array)
+                    .map(|ps| {
+                        ps.iter()
+                            .map(|p| {
+                                format!(
+                                    "{}/{}",
+                                    p["port"],
+                                    p.get("protocol").and_then(Value::as_str).unwrap_or("TCP")
+                                )
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                json!(if ports.is_empty() {
+                    "<none>".to_string()
+                } else {
+                    ports.join(",")
+                })
+            }),
+        ],
+        ("apps", "deployments") => vec![
+            (col("Ready", "string"), |o| {
+                json!(format!(
+                    "{}/{}",
+                    int_at(o, "/status/readyReplicas"),
+                    o.pointer("/spec/replicas")
+                        .and_then(Value::as_i64)
+                        .unwrap_or(1)
+                ))
+            }),
+            (col("Up-to-date", "integer"), |o| {
+                json!(int_at(o, "/status/updatedReplicas"))
+            }),
+            (col("Available", "integer"), |o| {
+                json!(int_at(o, "/status/availableReplicas"))
+            }),
+        ],
+        _ => Vec::new(),
+    }
+}
+
 /// Builds a Table for a single object or a list.
 pub fn table(rt: &ResourceType, v: &Value, is_list: bool) -> Value {
     let mut cols = vec![
         json!({"name": "Name", "type": "string", "format": "name", "description": "Name must be unique within a namespace.", "priority": 0}),
     ];
+    let builtin = builtin_columns(rt);
+    cols.extend(builtin.iter().map(|(c, _)| c.clone()));
     let custom: Vec<&Value> = rt.printer_columns.iter().collect();
     for c in &custom {
         cols.push(json!({"name": c["name"], "type": c.get("type").cloned().unwrap_or(json!("string")),
@@ -120,6 +217,7 @@ pub fn table(rt: &ResourceType, v: &Value, is_list: bool) -> Value {
     }
     let row = |o: &Value| {
         let mut cells = vec![o.pointer("/metadata/name").cloned().unwrap_or(Value::Null)];
+        cells.extend(builtin.iter().map(|(_, f)| f(o)));
         for c in &custom {
             let ty = c.get("type").and_then(Value::as_str).unwrap_or("string");
             cells.push(cell(
@@ -132,10 +230,7 @@ pub fn table(rt: &ResourceType, v: &Value, is_list: bool) -> Value {
         if !has_age {
             cells.push(json!(age(o)));
         }
-        let mut full = o.clone();
-        full["apiVersion"] = json!(rt.api_version());
-        full["kind"] = json!(rt.kind);
-        json!({"cells": cells, "object": {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": full["metadata"].clone()}})
+        json!({"cells": cells, "object": {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": o.get("metadata").cloned().unwrap_or(json!({}))}})
     };
     let (rows, md) = if is_list {
         (

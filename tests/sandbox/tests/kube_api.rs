@@ -1342,6 +1342,20 @@ async fn requests_are_validated_like_the_apiserver() {
         .unwrap_err(),
     );
     assert_eq!(err.code, 400);
+    let err = api_err(
+        cms.create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "Bad_Name"}})).unwrap(),
+        )
+        .await
+        .unwrap_err(),
+    );
+    assert_eq!(err.code, 422);
+    assert!(
+        err.message.starts_with("ConfigMap \"Bad_Name\" is invalid: metadata.name: Invalid value: \"Bad_Name\": a lowercase RFC 1123 subdomain must consist of"),
+        "{}",
+        err.message
+    );
     let err = api_err(cms.get("missing").await.unwrap_err());
     assert!(err.is_not_found());
     assert_eq!(err.message, "configmaps \"missing\" not found");

@@ -358,6 +358,22 @@ data: {a: "1"}
         ]),
         "deployment \"web\" successfully rolled out\n"
     );
+    let rows: Vec<Vec<String>> = s
+        .ok(&["-n", "app", "get", "deployments"])
+        .lines()
+        .map(|l| l.split_whitespace().map(str::to_string).collect())
+        .collect();
+    assert_eq!(
+        rows[0],
+        vec!["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]
+    );
+    assert_eq!(&rows[1][..4], &["web", "1/1", "1", "1"]);
+    let ns: Vec<String> = s
+        .ok(&["get", "namespace", "app", "--no-headers"])
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(&ns[..2], &["app", "Active"]);
     // Server-side defaults are visible, as on a real cluster.
     assert_eq!(
         s.ok(&[
