@@ -1,0 +1,2 @@
+# The Flux Operator is imported by its namespace.
+terraform import flux_operator.this flux-system
