@@ -5,7 +5,6 @@
 //! May use `framework`, `cluster`, `git` and `resources`; nothing but `main.rs` uses it.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
