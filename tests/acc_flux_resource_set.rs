@@ -187,7 +187,7 @@ fn tenant(name: &str, replicas: i64, env: &str) -> String {
 }
 
 /// Two object templates in HCL (Namespace, ServiceAccount) plus the template string.
-fn tenants_config(sandbox: &Sandbox, inputs: &[String], template: &str, extra: &str) -> String {
+fn tenants_config(sandbox: &Sandbox, inputs: &[String], template: &str) -> String {
     format!(
         r#"{provider}
 resource "flux_resource_set" "tenants" {{
@@ -211,7 +211,9 @@ resource "flux_resource_set" "tenants" {{
     }},
   ]
   resources_template = {template}
-  {extra}
+  common_metadata = {{
+    labels = {{ "app.kubernetes.io/managed-by" = "terraform" }}
+  }}
   timeouts {{
     create = "60s"
     update = "60s"
@@ -247,6 +249,9 @@ resource "flux_resource_set" "tenants" {{
     ),
   ]
   inputs = [{inputs}]
+  common_metadata = {{
+    labels = {{ "app.kubernetes.io/managed-by" = "terraform" }}
+  }}
   timeouts {{
     delete = "60s"
     update = "60s"
@@ -326,6 +331,11 @@ fn versions(sandbox: &Sandbox, tenants: &[&str]) -> BTreeMap<String, (String, St
                 ),
                 (&json!("tenants"), &json!("flux-system")),
                 "owner labels on {kind} {name}"
+            );
+            assert_eq!(
+                meta["labels"]["app.kubernetes.io/managed-by"],
+                json!("terraform"),
+                "common_metadata on {kind} {name}"
             );
             out.insert(
                 format!("{kind} {}/{name}", ns.unwrap_or_default()),
@@ -437,12 +447,7 @@ fn tenants_apply_update_prune_reformat_drift_and_uninstall() {
     // Create: two inputs, three templates (one of them a template string).
     let a = tenant("team-a", 1, "dev");
     let b = tenant("team-b", 2, "prod");
-    workspace.write_config(&tenants_config(
-        &sandbox,
-        &[a.clone(), b.clone()],
-        TEMPLATE,
-        "",
-    ));
+    workspace.write_config(&tenants_config(&sandbox, &[a.clone(), b.clone()], TEMPLATE));
     assert_applied(&workspace.apply());
     let values = state_resource(&workspace, address);
     assert_eq!(values["ready"], json!(true));
@@ -477,11 +482,13 @@ fn tenants_apply_update_prune_reformat_drift_and_uninstall() {
         &sandbox,
         &[a.clone(), b3.clone()],
         TEMPLATE,
-        "",
     ));
     let (changed, unknown) = planned_changes(&workspace, address);
     assert_eq!(changed, ["inputs[1].replicas"]);
     assert_eq!(unknown, ["inventory", "last_applied_revision"]);
+    let shown = workspace.run(&["show", "-no-color", "tfplan"]);
+    eprintln!("{}", shown.stdout);
+    shown.assert_contains(&["~ replicas = 2 -> 3", "1 to change"]);
     assert_applied(&workspace.apply());
     let after = versions(&sandbox, &["team-a", "team-b"]);
     let updated: Vec<&String> = before
@@ -526,7 +533,11 @@ fn tenants_apply_update_prune_reformat_drift_and_uninstall() {
 
     // Removing an input prunes its objects; the other tenant's stay untouched.
     let kept = versions(&sandbox, &["team-b"]);
-    workspace.write_config(&tenants_config(&sandbox, &[b3.clone()], TEMPLATE, ""));
+    workspace.write_config(&tenants_config(
+        &sandbox,
+        std::slice::from_ref(&b3),
+        TEMPLATE,
+    ));
     assert_applied(&workspace.apply());
     sandbox.assert_gone("configmap", Some("team-a"), "team-a-settings");
     sandbox.assert_gone("serviceaccount", Some("team-a"), "flux");
