@@ -219,7 +219,8 @@ impl Checkout {
 
     /// Applies `changes` on top of [`Checkout::head`], commits them with `message` as `author`
     /// (author and committer) and pushes the branch. Returns `None`, without committing, when
-    /// the changes leave the tree as it is.
+    /// the changes leave the tree as it is (also when, after a concurrent push, the new tip
+    /// already has this content; [`Checkout::head`] is then that tip).
     ///
     /// A push rejected because the branch moved (someone else pushed) is retried: the new tip is
     /// fetched, the same `changes` are applied on top of it and committed again, up to

@@ -17,6 +17,13 @@
 //! # let _ = (current, commit); Ok(()) }
 //! ```
 //!
+//! The API: [`Checkout::open`] clones; [`Checkout::read`] and [`Checkout::list`] read the fetched
+//! commit; [`Checkout::check_push_access`] verifies write access without writing;
+//! [`Checkout::apply_changes`] commits [`FileChange`]s and pushes; [`Checkout::head`] is the
+//! commit SHA. [`Auth`] holds the credentials ([`Secret`]s, redacted in `Debug`) and gives a
+//! salted [`Auth::digest`] for detecting credential rotation. [`RepoPath`] validates paths;
+//! [`KnownHosts`] parses `known_hosts` text (useful for validating configuration early).
+//!
 //! Choices worth knowing:
 //! - Clones are shallow (depth 1) and fetch one branch only, into a temporary directory that is
 //!   removed when the [`Checkout`] is dropped. An empty remote repository is fine: the branch is
