@@ -23,7 +23,7 @@ use kube::api::{DynamicObject, PropagationPolicy};
 
 use crate::cluster::objects::{Cluster, ObjectRef};
 use crate::cluster::wait::{WaitError, WaitOutcome};
-use crate::flux::bootstrap::{revision_has_commit, sync_secret};
+use crate::flux::bootstrap::{CLASSIC_FILES, revision_has_commit, sync_secret};
 use crate::flux::instance::ANNOTATION_REQUESTED_AT;
 use crate::flux::render::parse_instance_manifest;
 use crate::flux::version::FluxVersion;
@@ -72,7 +72,7 @@ fn known(value: &Value<String>, name: &str) -> Result<String, Diagnostics> {
 }
 
 /// The git2 authentication for `url` from the provider settings.
-fn git_auth(config: &GitConfig, url: &str) -> Auth {
+pub(crate) fn git_auth(config: &GitConfig, url: &str) -> Auth {
     if is_ssh_url(url) {
         return match &config.ssh {
             Some(ssh) => match &ssh.private_key {
@@ -109,7 +109,7 @@ fn git_auth(config: &GitConfig, url: &str) -> Auth {
 }
 
 /// A diagnostic for a Git failure, at the attribute to fix.
-fn git_error(error: &GitError) -> Diagnostics {
+pub(crate) fn git_error(error: &GitError) -> Diagnostics {
     let (path, summary, hint) = match error {
         GitError::Auth { .. } => (
             "url",
@@ -149,7 +149,7 @@ fn git_error(error: &GitError) -> Diagnostics {
 }
 
 /// Git options whose cancel flag follows the context's cancellation.
-fn git_options(ctx: &Context<impl GitAccess>) -> Options {
+pub(crate) fn git_options(ctx: &Context<impl GitAccess>) -> Options {
     let flag = Arc::new(AtomicBool::new(false));
     let token = ctx.cancellation().clone();
     let set = flag.clone();
@@ -169,19 +169,44 @@ struct Pushed {
     head: Option<String>,
 }
 
-/// Clones, checks push access, applies `changes` in one commit (none when nothing changes).
-async fn commit_changes(
+/// Clones and checks push access; also returns which `flux bootstrap` files (`gotk-*.yaml`)
+/// exist in `flux_dir` (a classic install to migrate).
+async fn open_checked(
     url: String,
     branch: String,
     auth: Auth,
     options: Options,
+    flux_dir: String,
+) -> Result<(Checkout, Vec<String>), Diagnostics> {
+    tokio::task::spawn_blocking(move || {
+        let checkout = Checkout::open(&url, &branch, &auth, &options)?;
+        checkout.check_push_access()?;
+        let mut classic = Vec::new();
+        for file in CLASSIC_FILES {
+            let path = if flux_dir.is_empty() {
+                file.to_owned()
+            } else {
+                format!("{flux_dir}/{file}")
+            };
+            if checkout.read(&RepoPath::new(&path)?)?.is_some() {
+                classic.push(path);
+            }
+        }
+        Ok::<_, GitError>((checkout, classic))
+    })
+    .await
+    .map_err(|e| Diagnostics::from_error("Git Task Failed", e.to_string()))?
+    .map_err(|e| git_error(&e))
+}
+
+/// Applies `changes` in one commit on an open checkout (none when nothing changes).
+async fn commit_on(
+    mut checkout: Checkout,
     changes: Vec<FileChange>,
     message: String,
     author: Author,
 ) -> Result<Pushed, Diagnostics> {
     tokio::task::spawn_blocking(move || {
-        let mut checkout = Checkout::open(&url, &branch, &auth, &options)?;
-        checkout.check_push_access()?;
         let commit = checkout.apply_changes(&changes, &message, &author)?;
         Ok::<_, GitError>(Pushed {
             commit: commit.map(|c| c.to_string()),
@@ -191,6 +216,20 @@ async fn commit_changes(
     .await
     .map_err(|e| Diagnostics::from_error("Git Task Failed", e.to_string()))?
     .map_err(|e| git_error(&e))
+}
+
+/// Clones, checks push access and commits `changes` (none when nothing changes).
+async fn commit_changes(
+    url: String,
+    branch: String,
+    auth: Auth,
+    options: Options,
+    changes: Vec<FileChange>,
+    message: String,
+    author: Author,
+) -> Result<Pushed, Diagnostics> {
+    let (checkout, _) = open_checked(url, branch, auth, options, String::new()).await?;
+    commit_on(checkout, changes, message, author).await
 }
 
 /// Reads files (relative paths) at the branch tip; `None` for missing ones.
@@ -412,21 +451,33 @@ async fn apply_bootstrap(
             .clone()
             .unwrap_or_else(|| "flux@users.noreply.localhost".into()),
     );
-    let pushed = commit_changes(
+    let flux_dir = files
+        .keys()
+        .next()
+        .and_then(|f| f.rsplit_once('/'))
+        .map(|(dir, _)| dir.to_owned())
+        .unwrap_or_default();
+    let (checkout, classic) = open_checked(
         url.clone(),
         branch,
         git_auth(&config, &url),
         git_options(ctx),
-        changes,
-        message,
-        author,
+        flux_dir,
     )
     .await?;
-    let commit = match (&pushed.commit, prior.and_then(|p| p.commit_sha.as_known())) {
-        (Some(c), _) => c.clone(),
-        (None, Some(previous)) if !previous.is_empty() => previous.clone(),
-        (None, _) => pushed.head.clone().unwrap_or_default(),
-    };
+    // A classic `flux bootstrap` layout is replaced only once the operator has adopted the
+    // controllers: until then Flux would prune what the gotk-* files applied.
+    for p in &classic {
+        changes.push(FileChange::delete(
+            RepoPath::new(p).map_err(|e| git_error(&e))?,
+        ));
+    }
+    let migrating = !classic.is_empty();
+    let mut pending = Some((checkout, changes, message, author));
+    let mut pushed = None;
+    if !migrating && let Some((checkout, changes, message, author)) = pending.take() {
+        pushed = Some(commit_on(checkout, changes, message, author).await?);
+    }
 
     // Cluster: operator, Secret, FluxInstance.
     let operator_changed = prior.is_some_and(|p| p.operator != planned.operator);
@@ -473,7 +524,9 @@ async fn apply_bootstrap(
 
     let mut state = planned.clone();
     state.id = Value::Known(namespace.clone());
-    state.commit_sha = Value::Known(commit.clone());
+    state.commit_sha = prior
+        .map_or(Value::Known(String::new()), |p| p.commit_sha.clone())
+        .or(Value::Known(String::new()));
     state.files = Value::Known(digests(&files));
     state.credentials_hash = Value::Known(secret_hash(secret_data.as_ref()));
     state.ready = Value::Known(false);
@@ -502,6 +555,22 @@ async fn apply_bootstrap(
         }
     };
     state.flux_version = Value::Known(flux_version_of(&live));
+    if let Some((checkout, changes, message, author)) = pending.take() {
+        pushed = Some(
+            commit_on(checkout, changes, message, author)
+                .await
+                .map_err(|d| partial(&state, d))?,
+        );
+    }
+    let commit = match (
+        pushed.as_ref().and_then(|p| p.commit.clone()),
+        prior.and_then(|p| p.commit_sha.as_known()),
+    ) {
+        (Some(c), _) => c,
+        (None, Some(previous)) if !previous.is_empty() => previous.clone(),
+        (None, _) => pushed.and_then(|p| p.head).unwrap_or_default(),
+    };
+    state.commit_sha = Value::Known(commit.clone());
     if let Err(diagnostics) = wait_synced(&cluster, &namespace, &commit, timeout, &cancel).await {
         return Err(partial(&state, diagnostics));
     }
@@ -727,18 +796,23 @@ impl<D: GitAccess> Resource<D> for FluxBootstrapGitResource {
         if let Some(live) = &live {
             let readiness = common::object_readiness(live);
             let (_, kustomization) = sync_refs(&namespace);
-            let synced = match (
-                &state.commit_sha.as_known(),
-                cluster.get(&kustomization).await,
-            ) {
-                (Some(commit), Ok(Some(k))) => revision_has_commit(
-                    k.data["status"]["lastAppliedRevision"]
-                        .as_str()
-                        .unwrap_or_default(),
-                    commit,
-                ),
-                _ => false,
+            let applied = match cluster.get(&kustomization).await {
+                Ok(Some(k)) => k.data["status"]["lastAppliedRevision"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                _ => String::new(),
             };
+            // After an import, the commit Flux applied is the one this resource stands for.
+            if !state.commit_sha.is_known()
+                && let Some((_, sha)) = applied.rsplit_once("@sha1:")
+            {
+                state.commit_sha = Value::Known(sha.to_owned());
+            }
+            let synced = state
+                .commit_sha
+                .as_known()
+                .is_some_and(|c| revision_has_commit(&applied, c));
             state.ready = Value::Known(readiness.is_ready() && synced);
             state.flux_version = Value::Known(flux_version_of(live));
         }
