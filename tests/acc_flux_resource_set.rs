@@ -768,3 +768,23 @@ resource "flux_resource_set" "many" {{
         .unwrap();
     assert_eq!(last["data"], json!({"index": "499"}));
 }
+
+#[test]
+fn example_validates_and_plans_against_the_cluster() {
+    let sandbox = start();
+    let workspace = sandbox.workspace();
+    let example = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/resources/flux_resource_set/resource.tf"
+    ))
+    .unwrap();
+    workspace.write_config(&format!(
+        "{}\nresource \"flux_instance\" \"this\" {{\n  distribution = {{ version = \"2.7.x\" }}\n}}\n\n{example}",
+        sandbox.provider_block()
+    ));
+    workspace.validate().assert_success();
+    let planned = workspace.plan();
+    planned
+        .assert_changes()
+        .assert_contains(&["flux_resource_set.tenants will be created", "2 to add"]);
+}
