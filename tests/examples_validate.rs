@@ -22,6 +22,25 @@ use terraform_provider_flux::provider;
 /// How many folders are validated at once (each runs terraform and a provider process).
 const PARALLEL: usize = 4;
 
+/// A kubeconfig like the one on a user's machine, for a server that is never contacted.
+const USER_KUBECONFIG: &str = "apiVersion: v1
+kind: Config
+clusters:
+  - name: example
+    cluster:
+      server: https://127.0.0.1:1
+contexts:
+  - name: example
+    context:
+      cluster: example
+      user: example
+current-context: example
+users:
+  - name: example
+    user:
+      token: example
+";
+
 fn examples_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples")
 }
@@ -184,6 +203,10 @@ fn terraform_problems(relative: &Path) -> Vec<String> {
     if !declares_provider {
         workspace.write_file("zz_required_providers_for_validate.tf", REQUIRED_PROVIDERS);
     }
+    // Examples point at `~/.kube/config` as users' machines have one; the provider reads the
+    // file when it validates its configuration, so HOME (the workspace) gets one, for a
+    // cluster that is never contacted.
+    workspace.write_file(".kube/config", USER_KUBECONFIG);
     let validate = workspace.validate();
     if !validate.success() {
         problems.push(format!(
