@@ -727,6 +727,36 @@ impl ClusterAccess for ProviderData {
     }
 }
 
+impl crate::resources::flux_bootstrap_git_model::GitAccess for ProviderData {
+    fn git_known(&self) -> bool {
+        matches!(self.git, Configured::Known(_))
+    }
+
+    fn git_config(
+        &self,
+    ) -> Result<crate::resources::flux_bootstrap_git_model::GitConfig, Diagnostics> {
+        use crate::resources::flux_bootstrap_git_model::{GitConfig, SshConfig};
+        let g = self.git_settings()?;
+        let http = g.http.clone().unwrap_or_default();
+        Ok(GitConfig {
+            http_username: http.username,
+            http_password: http.password,
+            bearer_token: http.bearer_token,
+            certificate_authority: http.certificate_authority,
+            allow_insecure_http: http.allow_insecure_http,
+            ssh: g.ssh.clone().map(|s| SshConfig {
+                username: s.username,
+                private_key: s.private_key,
+                passphrase: s.password,
+                known_hosts: s.known_hosts,
+            }),
+            author_name: g.author_name().to_owned(),
+            author_email: g.author_email.clone(),
+            commit_message_appendix: g.commit_message_appendix.clone(),
+        })
+    }
+}
+
 /// Validates the configuration and resolves what can be resolved. Unknown values are skipped
 /// (and reported in the result); problems are diagnostics at the attribute's path.
 fn resolve(config: &ProviderModel, env: &Environment) -> (ProviderData, Diagnostics) {
@@ -797,6 +827,7 @@ impl Provider for FluxProvider {
             Box::new(FluxInstanceResource),
             Box::new(crate::resources::flux_operator::FluxOperatorResource),
             Box::new(crate::resources::flux_resource_set::FluxResourceSetResource),
+            Box::new(crate::resources::flux_bootstrap_git::FluxBootstrapGitResource),
         ]
     }
 
