@@ -344,6 +344,7 @@ fn dispatch(
         None => {}
         Some("status") if rt.status_subresource => {}
         Some("finalize") if rt.plural == "namespaces" && rt.group.is_empty() => {}
+        Some("scale") if has_scale(&rt) => {}
         Some(_) => return ApiError::PlainNotFound.into_response(),
     }
     let t = Target {
@@ -421,6 +422,9 @@ fn dispatch(
         }
         Method::POST if t.name.is_none() => {
             Ok(reply_response(inner.create(&t, parse_body(&body)?, &wo)?))
+        }
+        _ if t.sub.as_deref() == Some("scale") => {
+            scale(inner, &t, method, headers, &body, &wo.manager)
         }
         Method::PUT if t.sub.as_deref() == Some("finalize") => {
             let b = parse_body(&body)?;
@@ -564,6 +568,10 @@ fn resource_entries(types: &[ResourceType]) -> Vec<Value> {
         if t.status_subresource {
             out.push(json!({"name": format!("{}/status", t.plural), "singularName": "", "namespaced": t.namespaced, "kind": t.kind, "verbs": ["get", "patch", "update"]}));
         }
+        if has_scale(t) {
+            out.push(json!({"name": format!("{}/scale", t.plural), "singularName": "", "namespaced": t.namespaced,
+                "group": "autoscaling", "version": "v1", "kind": "Scale", "verbs": ["get", "patch", "update"]}));
+        }
         if t.plural == "namespaces" && t.group.is_empty() {
             out.push(json!({"name": "namespaces/finalize", "singularName": "", "namespaced": false, "kind": "Namespace", "verbs": ["update"]}));
         }
@@ -625,6 +633,9 @@ fn aggregated_response(inner: &Inner, core: bool) -> Response {
                                 if t.status_subresource {
                                     subs.push(json!({"subresource": "status", "responseKind": rk, "verbs": ["get", "patch", "update"]}));
                                 }
+                                if has_scale(t) {
+                                    subs.push(json!({"subresource": "scale", "responseKind": {"group": "autoscaling", "version": "v1", "kind": "Scale"}, "verbs": ["get", "patch", "update"]}));
+                                }
                                 if !subs.is_empty() {
                                     r["subresources"] = json!(subs);
                                 }
@@ -646,6 +657,94 @@ fn aggregated_response(inner: &Inner, core: bool) -> Response {
     r.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(AGG_CT));
     r
+}
+
+// ---- scale subresource (autoscaling/v1 Scale) for Deployments ----
+
+fn has_scale(rt: &ResourceType) -> bool {
+    rt.builtin && rt.group == "apps" && rt.plural == "deployments"
+}
+
+fn scale_view(obj: &Value) -> Value {
+    let selector: Vec<String> = obj
+        .pointer("/spec/selector/matchLabels")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                .collect()
+        })
+        .unwrap_or_default();
+    let md = obj.get("metadata").cloned().unwrap_or(json!({}));
+    json!({"kind": "Scale", "apiVersion": "autoscaling/v1",
+        "metadata": {"name": md["name"], "namespace": md["namespace"], "uid": md["uid"],
+            "resourceVersion": md["resourceVersion"], "creationTimestamp": md["creationTimestamp"]},
+        "spec": {"replicas": obj.pointer("/spec/replicas").cloned().unwrap_or(json!(1))},
+        "status": {"replicas": obj.pointer("/status/replicas").cloned().unwrap_or(json!(0)), "selector": selector.join(",")}})
+}
+
+fn scale(
+    inner: &Inner,
+    t: &Target,
+    method: &Method,
+    headers: &HeaderMap,
+    body: &Bytes,
+    manager: &str,
+) -> Result<Response, ApiError> {
+    let main = Target {
+        sub: None,
+        ..t.clone()
+    };
+    let live = inner.get(&main)?;
+    let view = scale_view(&live);
+    if *method == Method::GET {
+        return Ok(json_response(200, &view));
+    }
+    let ct = header_str(headers, header::CONTENT_TYPE).unwrap_or_default();
+    let new_view = match *method {
+        Method::PUT => serde_json::from_slice::<Value>(body)
+            .map_err(|e| ApiError::bad_request(e.to_string()))?,
+        Method::PATCH if ct.starts_with("application/json-patch+json") => {
+            crate::patch::json_patch(&view, body)
+                .map_err(|e| ApiError::status(422, "Invalid", e.to_string(), None))?
+        }
+        Method::PATCH => crate::patch::merge_patch(&view, body)
+            .map_err(|e| ApiError::bad_request(e.to_string()))?,
+        _ => {
+            return Err(ApiError::method_not_allowed(
+                "the server does not allow this method on the requested resource",
+            ));
+        }
+    };
+    let rv = new_view
+        .pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .filter(|r| !r.is_empty());
+    if rv.is_some_and(|r| {
+        Some(r)
+            != live
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str)
+    }) {
+        let name = t.name.clone().unwrap_or_default();
+        return Err(ApiError::stale(&crate::errors::Target {
+            group: &t.rt.group,
+            plural: &t.rt.plural,
+            name: &name,
+        }));
+    }
+    let replicas = new_view
+        .pointer("/spec/replicas")
+        .cloned()
+        .unwrap_or(json!(0));
+    let ns = t.ns.clone().unwrap_or_default();
+    let name = t.name.clone().unwrap_or_default();
+    // Recorded in managedFields with `subresource: scale`, as the apiserver does.
+    let updated = inner.mutate(&t.rt, &ns, &name, Some("scale"), manager, |o| {
+        o["spec"]["replicas"] = replicas;
+        true
+    })?;
+    Ok(json_response(200, &scale_view(&updated.unwrap_or(live))))
 }
 
 // ---- OpenAPI v3 (just enough for kubectl's fieldValidation support check and explain) ----
@@ -892,6 +991,7 @@ fn watch(
         loop {
             tokio::select! {
                 _ = &mut deadline => return,
+                _ = tx.closed() => return,
                 _ = tick.tick(), if bookmarks => {
                     let b = line("BOOKMARK", &json!({"kind": kind, "apiVersion": api_version, "metadata": {"resourceVersion": last_rv.to_string()}}));
                     if tx.send(Ok(b)).await.is_err() { return; }

@@ -374,6 +374,22 @@ data: {a: "1"}
         .map(str::to_string)
         .collect();
     assert_eq!(&ns[..2], &["app", "Active"]);
+    assert_eq!(
+        s.ok(&["-n", "app", "scale", "deployment/web", "--replicas=3"]),
+        "deployment.apps/web scaled\n"
+    );
+    assert_eq!(
+        s.ok(&[
+            "-n",
+            "app",
+            "wait",
+            "--for=jsonpath={.status.availableReplicas}=3",
+            "deployment/web",
+            "--timeout=10s"
+        ]),
+        "deployment.apps/web condition met\n"
+    );
+    s.ok(&["-n", "app", "scale", "deployment/web", "--replicas=1"]);
     // Server-side defaults are visible, as on a real cluster.
     assert_eq!(
         s.ok(&[
