@@ -433,10 +433,7 @@ impl<D: ClusterAccess> Resource<D> for FluxInstanceResource {
         _ctx: &mut Context<D>,
         config: InstanceModel,
     ) -> Result<(), Diagnostics> {
-        let mut out = validate_enums(&config);
-        if out.has_errors() {
-            return Err(out);
-        }
+        let out = validate_enums(&config);
         if out.has_errors() { Err(out) } else { Ok(()) }
     }
 

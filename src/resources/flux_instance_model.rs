@@ -238,13 +238,13 @@ pub fn spec_attributes() -> Vec<Attribute> {
             s("artifact_pull_secret", "Name of a `kubernetes.io/dockerconfigjson` Secret used to pull `artifact`."),
         ]).required().description("Which Flux distribution to install."),
         Attribute::new("components", Type::set(Type::String)).default_value(default_components)
-            .description(&format!(
+            .description(format!(
                 "Flux controllers to install, any of {}. Default: the four core controllers \
                  (`source-controller`, `kustomize-controller`, `helm-controller`, \
                  `notification-controller`). `source-watcher` needs Flux 2.7 or later.",
                 one_of(&components))),
         Attribute::nested("cluster", Nesting::Single, vec![
-            Attribute::string("type").default_value("kubernetes").description(&format!(
+            Attribute::string("type").default_value("kubernetes").description(format!(
                 "Platform profile: {}. Default `kubernetes`.",
                 one_of(&names(ClusterType::ALL, ClusterType::as_str)))),
             s("size", &format!("Concurrency and resource profile of kustomize-controller and helm-controller: {}.",
@@ -283,7 +283,7 @@ pub fn spec_attributes() -> Vec<Attribute> {
             ]).optional().description("Patches applied to the rendered Flux manifests, including the generated sync objects."),
         ]).optional().description("Kustomize customisation of the Flux manifests."),
         Attribute::nested("sync", Nesting::Single, vec![
-            Attribute::string("kind").required().description(&format!("Source kind: {}.",
+            Attribute::string("kind").required().description(format!("Source kind: {}.",
                 one_of(&names(SyncKind::ALL, SyncKind::as_str)))),
             Attribute::string("url").required().description("Git URL, `oci://` URL or bucket endpoint."),
             Attribute::string("ref").required().description("Git ref (`refs/heads/main`), OCI tag, or bucket name."),
