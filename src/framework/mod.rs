@@ -1,6 +1,13 @@
-//! Terraform concepts, protocol-agnostic: values, types, attribute paths, diagnostics, schemas,
-//! the [`service::ProviderService`] boundary the protocol layer calls, and (to come) typed models,
-//! plan helpers and the resource/data-source traits.
+//! Terraform concepts, protocol-agnostic. In reading order:
+//!
+//! - [`value`]: the untyped value tree ([`value::RawValue`]), types, numbers.
+//! - [`model`]: the tri-state [`model::Value<T>`] and the serde bridge to typed models.
+//! - [`path`] and [`diagnostics`]: where and what went wrong, for the user.
+//! - [`schema`]: schema builders (descriptions are the docs) and the schema lint.
+//! - [`plan`]: the plan rules Terraform enforces, as helpers.
+//! - [`resource`]: the `Provider`, `Resource` and `DataSource` traits and their `Context`.
+//! - [`server`]: the dispatcher implementing [`service::ProviderService`] over a provider.
+//! - [`service`]: the boundary the protocol layer calls.
 //!
 //! Must not depend on tonic, prost, kube, git2, or any other module of this crate.
 
