@@ -37,7 +37,10 @@
 //!   certificate, which the TLS handshake already proved the server holds the key of, must chain
 //!   to the given CA and name the host (verified with rustls' WebPKI verifier).
 //! - SSH host keys are compared with the given `known_hosts` lines in the same callback;
-//!   `~/.ssh/known_hosts` is never read.
+//!   `~/.ssh/known_hosts` is never consulted. libssh2 negotiates the host key type without
+//!   looking at those lines, so they must include the type the server prefers (ed25519 for
+//!   current OpenSSH); the [`Error::HostKey`] message names the offered type and gives the
+//!   exact line to add.
 //! - Before libgit2 connects, a plain TCP connection with [`Options::connect_timeout`] checks
 //!   that the server is reachable, so an unreachable host fails fast and clearly (libgit2's own
 //!   connect timeout is process-global, and setting it needs `unsafe`).
