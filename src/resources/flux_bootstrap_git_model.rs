@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::flux::bootstrap::{GitCredentials, credentials_hash, sync_secret_data};
 use crate::flux::instance::FluxInstance;
+use crate::flux::normalize::canonical_components;
 use crate::flux::render::{RenderError, clean_repo_path, render_flux_system};
 use crate::framework::diagnostics::Diagnostics;
 use crate::framework::model::Value;
@@ -391,7 +392,12 @@ pub fn desired_instance(
     model: &BootstrapModel,
     pull_secret: Value<Option<String>>,
 ) -> Result<FluxInstance, ModelError> {
-    model_object(&instance_model(model, pull_secret))
+    let mut instance = model_object(&instance_model(model, pull_secret))?;
+    // Terraform may hand the `components` set over in any order: commit one canonical order.
+    if let Some(components) = instance.spec.components.as_deref() {
+        instance.spec.components = Some(canonical_components(Some(components)));
+    }
+    Ok(instance)
 }
 
 /// The files to commit: path → content.
