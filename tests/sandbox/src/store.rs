@@ -195,11 +195,16 @@ fn is_deleting(v: &Value) -> bool {
         .is_some_and(|x| !x.is_null())
 }
 
-fn spec_part(v: &Value) -> Value {
+/// Everything whose change bumps `metadata.generation`: all but metadata, and but status when
+/// the type has a status subresource (apiextensions `customresource` strategy).
+fn spec_part(v: &Value, status_sub: bool) -> Value {
     let mut c = v.clone();
     if let Some(m) = c.as_object_mut() {
-        for k in ["metadata", "status", "apiVersion", "kind"] {
+        for k in ["metadata", "apiVersion", "kind"] {
             m.remove(k);
+        }
+        if status_sub {
+            m.remove("status");
         }
     }
     c
@@ -903,7 +908,9 @@ impl Inner {
                 Self::schema_of(rt),
             );
         }
-        if rt.uses_generation && spec_part(&cand) != spec_part(&live) {
+        if rt.uses_generation
+            && spec_part(&cand, rt.status_subresource) != spec_part(&live, rt.status_subresource)
+        {
             let g = live
                 .pointer("/metadata/generation")
                 .and_then(Value::as_i64)
