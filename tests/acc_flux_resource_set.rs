@@ -788,3 +788,101 @@ fn example_validates_and_plans_against_the_cluster() {
         .assert_changes()
         .assert_contains(&["flux_resource_set.tenants will be created", "2 to add"]);
 }
+
+#[test]
+fn steps_inputs_from_selector_and_unknown_inputs() {
+    let sandbox = start();
+    sandbox.ok(&["apply", "-f", &format!("{FIXTURES}/static-provider.yaml")]);
+    let workspace = sandbox.workspace();
+    workspace.write_config(&format!(
+        r#"{provider}
+resource "terraform_data" "tenant" {{
+  input = "team-d"
+}}
+
+resource "flux_resource_set" "staged" {{
+  name      = "staged"
+  namespace = "flux-system"
+  inputs    = [{{ tenant = terraform_data.tenant.output }}]
+  inputs_from = [{{
+    selector = {{ match_labels = {{ "tenants.example.com/enabled" = "true" }} }}
+  }}]
+  steps = [
+    {{
+      name = "namespaces"
+      resources = [{{
+        apiVersion = "v1"
+        kind       = "Namespace"
+        metadata   = {{ name = "<< inputs.tenant >>" }}
+      }}]
+    }},
+    {{
+      name               = "settings"
+      timeout            = "30s"
+      resources_template = <<-EOT
+        apiVersion: v1
+        kind: ConfigMap
+        metadata:
+          name: settings
+          namespace: << inputs.tenant >>
+        data:
+          tenant: << inputs.tenant >>
+      EOT
+    }},
+  ]
+}}
+"#,
+        provider = sandbox.provider_block()
+    ));
+    // A part of `inputs` unknown until apply (terraform_data's output) is refused at plan with
+    // a diagnostic naming it (the framework cannot plan it exactly yet, see the report)...
+    workspace.plan().assert_error().assert_contains(&[
+        "Value Not Known Until Apply",
+        "inputs[0].tenant is not known",
+    ]);
+    // ...and plans once it is known.
+    workspace
+        .run(&[
+            "apply",
+            "-auto-approve",
+            "-input=false",
+            "-lock=false",
+            "-no-color",
+            "-target=terraform_data.tenant",
+        ])
+        .assert_success();
+    assert_applied(&workspace.apply());
+    let values = state_resource(&workspace, "flux_resource_set.staged");
+    assert_eq!(values["ready"], json!(true));
+    assert_eq!(
+        values["inputs"],
+        json!([{"tenant": "team-d"}]),
+        "the input as configured, now known"
+    );
+    assert_eq!(
+        inventory(&values),
+        [
+            "v1 ConfigMap team-c/settings",
+            "v1 ConfigMap team-d/settings",
+            "v1 Namespace /team-c",
+            "v1 Namespace /team-d",
+        ]
+    );
+    for tenant in ["team-c", "team-d"] {
+        let settings = sandbox.get("configmap", Some(tenant), "settings").unwrap();
+        assert_eq!(settings["data"], json!({"tenant": tenant}));
+    }
+    let live = sandbox
+        .get("resourceset", Some("flux-system"), "staged")
+        .unwrap();
+    assert_eq!(
+        live["spec"]["inputsFrom"],
+        json!([{
+            "apiVersion": "fluxcd.controlplane.io/v1",
+            "kind": "ResourceSetInputProvider",
+            "selector": {"matchLabels": {"tenants.example.com/enabled": "true"}}
+        }])
+    );
+    assert_eq!(live["spec"]["steps"][1]["timeout"], json!("30s"));
+    workspace.plan().assert_no_changes();
+}

@@ -30,7 +30,7 @@ use crate::resources::common::{
 };
 use model::{
     DESIRED_ATTRIBUTES, ResourceSetModel, SpecError, keep_equivalent_open_values, live_model,
-    model_object, set_status, validate_config,
+    model_object, nested_unknown, set_status, validate_config,
 };
 
 /// Default for every `timeouts` value.
@@ -256,6 +256,18 @@ impl FluxResourceSetResource {
         let invalid = validate_config(&planned);
         if invalid.has_errors() {
             return Err(invalid);
+        }
+        if let Some(path) = nested_unknown(&planned) {
+            return Err(Diagnostics::from_error_at(
+                path.clone(),
+                "Value Not Known Until Apply",
+                format!(
+                    "{path} is not known until apply. This provider version can plan an `inputs`, \
+                     `resources` or `steps` value that is wholly unknown, but not one with unknown \
+                     parts: create what it depends on first (`terraform apply -target=...`), or \
+                     pass the value through a ResourceSetInputProvider (`inputs_from`)."
+                ),
+            ));
         }
         plan_computed(ctx, &mut planned, prior.as_ref());
         dry_run(ctx, &planned).await?;

@@ -757,6 +757,38 @@ pub fn validate_config(config: &ResourceSetModel) -> Diagnostics {
     out
 }
 
+/// The first value inside a `dynamic` attribute (below its top level) that is not known until
+/// apply, as an attribute path.
+///
+/// Such values cannot be planned yet: the framework's untyped values do not record the type of
+/// an unknown, so the plan would not reproduce the configuration exactly and Terraform would
+/// reject it. A wholly unknown attribute is fine.
+pub fn nested_unknown(model: &ResourceSetModel) -> Option<AttrPath> {
+    fn walk(value: &RawValue, path: AttrPath) -> Option<AttrPath> {
+        match value {
+            RawValue::Unknown(_) => Some(path),
+            RawValue::List(items) | RawValue::Set(items) | RawValue::Tuple(items) => items
+                .iter()
+                .enumerate()
+                .find_map(|(i, v)| walk(v, path.clone().then_index(index(i)))),
+            RawValue::Map(entries) | RawValue::Object(entries) => entries
+                .iter()
+                .find_map(|(k, v)| walk(v, path.clone().then_attr(k.clone()))),
+            _ => None,
+        }
+    }
+    [
+        ("inputs", &model.inputs),
+        ("resources", &model.resources),
+        ("steps", &model.steps),
+    ]
+    .into_iter()
+    .find_map(|(name, value)| match value {
+        Value::Known(Dynamic(raw)) => walk(raw, AttrPath::attr(name)),
+        _ => None,
+    })
+}
+
 /// Whether a `dynamic` value and live JSON hold the same data (null, absent and an empty list
 /// are the same).
 fn open_equal(value: &Value<Dynamic>, live: Option<&Json>) -> bool {
@@ -1184,7 +1216,7 @@ mod tests {
         let mut not_objects = model();
         not_objects.inputs = dynamic_value("tenants".into());
         type Case<'a> = (&'a str, ResourceSetModel, Vec<(&'a str, &'a str)>);
-        let cases: Vec<Case> = vec![
+        let cases: Vec<Case<'_>> = vec![
             ("valid", model(), vec![]),
             (
                 "steps-with-resources",
@@ -1403,6 +1435,22 @@ mod tests {
                 "{field}"
             );
         }
+    }
+
+    #[test]
+    fn nested_unknowns_are_found_but_a_wholly_unknown_value_is_fine() {
+        let mut m = model();
+        assert_eq!(nested_unknown(&m), None);
+        m.inputs = Value::Unknown;
+        assert_eq!(nested_unknown(&m), None);
+        m.steps = dynamic_value(RawValue::Tuple(vec![obj(&[
+            ("name", "one".into()),
+            ("timeout", RawValue::unknown()),
+        ])]));
+        assert_eq!(
+            nested_unknown(&m).map(|p| p.to_string()),
+            Some("steps[0].timeout".to_owned())
+        );
     }
 
     #[test]
