@@ -423,8 +423,29 @@ fn import_of_an_operator_managed_bootstrap_plans_empty() {
         .write_config(&config(&env, &url, "pw-hunter2-one", &version("2.7.x")));
     env.ws.apply().assert_success();
     env.ws.run(&["state", "rm", ADDRESS]).assert_success();
+    // How the operator was installed is not recorded in the cluster: the imported configuration
+    // leaves `operator` out (it only matters while the operator is missing).
+    // (Nor are `timeouts`, which are Terraform's own.)
+    let hcl = config(&env, &url, "pw-hunter2-one", &version("2.7.x"))
+        .replace(
+            "  operator = {\n    manifests = file(\"operator-install.yaml\")\n  }\n",
+            "",
+        )
+        .replace(
+            "  timeouts {\n    create = \"90s\"\n    update = \"90s\"\n    delete = \"90s\"\n  }\n",
+            "",
+        );
+    assert!(!hcl.contains("timeouts"), "{hcl}");
+    assert!(!hcl.contains("operator ="), "{hcl}");
+    env.ws.write_config(&hcl);
     env.ws.import(ADDRESS, "flux-system").assert_success();
     env.ws.plan().assert_no_changes();
+    let state = state_attributes(&env.ws);
+    assert_eq!(
+        state["commit_sha"],
+        env.repos.tip("imported", "main").unwrap().as_str()
+    );
+    assert_eq!(state["ready"], true);
 }
 
 /// Git problems fail before anything changes in the cluster.
