@@ -108,29 +108,73 @@ pub(crate) fn settings_attributes() -> Vec<Attribute> {
             .description(d)
     };
     vec![
-        s("version", "Operator release to install, e.g. `v0.58.1`: the release's `install.yaml` is downloaded from GitHub at apply. Exactly one of `version`, `manifests_url` and `manifests` must be set."),
-        s("manifests_url", "URL of an operator `install.yaml` (a mirror, or the `flux-operator/install.yaml` of a copied release)."),
-        s("manifests", "The operator's install manifests as YAML, e.g. `file(\"install.yaml\")`, for air-gapped installs."),
-        map("env", "Extra environment variables of the operator, e.g. `DEFAULT_SERVICE_ACCOUNT` for multi-tenancy or `REPORTING_INTERVAL`."),
-        Attribute::nested("resources", Nesting::Single, vec![
-            map("limits", "Resource limits, e.g. `{ cpu = \"2\", memory = \"1Gi\" }`."),
-            map("requests", "Resource requests, e.g. `{ cpu = \"100m\", memory = \"64Mi\" }`."),
-        ]).optional().description("Resource requests and limits of the operator container, replacing the manifests'."),
-        Attribute::nested("tolerations", Nesting::List, vec![
-            s("key", "Taint key."),
-            s("operator", "`Exists` or `Equal`."),
-            s("value", "Taint value."),
-            s("effect", "`NoSchedule`, `PreferNoSchedule` or `NoExecute`."),
-            Attribute::number("toleration_seconds").optional().description("How long a `NoExecute` taint is tolerated."),
-        ]).optional().description("Pod tolerations of the operator, replacing the manifests'."),
-        map("node_selector", "Node selector of the operator pod, replacing the manifests'."),
-        s("image_repository", "Image repository of the operator (a mirror); the manifests' tag or digest is kept."),
+        s(
+            "version",
+            "Operator release to install, e.g. `v0.58.1`: the release's `install.yaml` is downloaded from GitHub at apply. Exactly one of `version`, `manifests_url` and `manifests` must be set.",
+        ),
+        s(
+            "manifests_url",
+            "URL of an operator `install.yaml` (a mirror, or the `flux-operator/install.yaml` of a copied release).",
+        ),
+        s(
+            "manifests",
+            "The operator's install manifests as YAML, e.g. `file(\"install.yaml\")`, for air-gapped installs.",
+        ),
+        map(
+            "env",
+            "Extra environment variables of the operator, e.g. `DEFAULT_SERVICE_ACCOUNT` for multi-tenancy or `REPORTING_INTERVAL`.",
+        ),
+        Attribute::nested(
+            "resources",
+            Nesting::Single,
+            vec![
+                map(
+                    "limits",
+                    "Resource limits, e.g. `{ cpu = \"2\", memory = \"1Gi\" }`.",
+                ),
+                map(
+                    "requests",
+                    "Resource requests, e.g. `{ cpu = \"100m\", memory = \"64Mi\" }`.",
+                ),
+            ],
+        )
+        .optional()
+        .description(
+            "Resource requests and limits of the operator container, replacing the manifests'.",
+        ),
+        Attribute::nested(
+            "tolerations",
+            Nesting::List,
+            vec![
+                s("key", "Taint key."),
+                s("operator", "`Exists` or `Equal`."),
+                s("value", "Taint value."),
+                s("effect", "`NoSchedule`, `PreferNoSchedule` or `NoExecute`."),
+                Attribute::number("toleration_seconds")
+                    .optional()
+                    .description("How long a `NoExecute` taint is tolerated."),
+            ],
+        )
+        .optional()
+        .description("Pod tolerations of the operator, replacing the manifests'."),
+        map(
+            "node_selector",
+            "Node selector of the operator pod, replacing the manifests'.",
+        ),
+        s(
+            "image_repository",
+            "Image repository of the operator (a mirror); the manifests' tag or digest is kept.",
+        ),
     ]
 }
 
 /// The `flux_operator` schema.
 pub fn schema() -> Schema {
-    let mut attributes = vec![Attribute::string("id").computed().description("The namespace.")];
+    let mut attributes = vec![
+        Attribute::string("id")
+            .computed()
+            .description("The namespace."),
+    ];
     let mut settings = settings_attributes();
     let rest = settings.split_off(3);
     attributes.extend(settings);
@@ -141,11 +185,15 @@ pub fn schema() -> Schema {
         Attribute::string("operator_version").computed().description("The operator version installed (the image tag)."),
         Attribute::string("installation_status").computed().description("`Healthy`, or which operator objects are missing or were changed outside Terraform; a change of this value in a plan means apply re-applies them."),
     ]);
-    let mut schema = Schema::new(0, "Installs and upgrades the [Flux Operator](https://fluxoperator.dev) from its release \
+    let mut schema = Schema::new(
+        0,
+        "Installs and upgrades the [Flux Operator](https://fluxoperator.dev) from its release \
          manifests: CRDs (waited for until Established), namespace, RBAC, ServiceAccount, \
          Deployment (waited for until Available) and Service, all written with server-side apply. \
          A version change is an in-place update; objects changed or deleted outside Terraform \
-         show as drift and are re-applied. Import with the namespace.", attributes);
+         show as drift and are re-applied. Import with the namespace.",
+        attributes,
+    );
     schema.block = schema.block.with_block(timeouts_block("10m"));
     schema
 }
@@ -446,6 +494,10 @@ impl<D: ClusterAccess> Resource<D> for FluxOperatorResource {
         {
             ctx.warn_at(AttrPath::attr("installation_status"), "Flux Operator Will Be Re-applied", format!("{status}. Apply re-applies the operator's manifests and waits until it is Available."));
             planned.installation_status = Value::Known(HEALTHY.into());
+            // Re-applying the same manifests installs the version they name.
+            planned.operator_version = private_applied(&ctx.private)
+                .and_then(|a| op::operator_version(&a.objects))
+                .map_or_else(|| planned_version(&planned), Value::Known);
         }
         let replace = if prior.namespace != planned.namespace {
             vec![AttrPath::attr("namespace")]
