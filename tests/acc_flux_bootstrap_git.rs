@@ -499,3 +499,107 @@ fn git_failures_change_nothing_in_the_cluster() {
     }
     assert_eq!(subjects(&env.repos, "broken").len(), 5);
 }
+
+fn ssh_config(env: &Env, url: &str, known_hosts: &str) -> String {
+    format!(
+        r#"{REQUIRED_PROVIDERS}
+provider "flux" {{
+  kubernetes = {{
+    config_path = "{kubeconfig}"
+  }}
+  git = {{
+    ssh = {{
+      private_key = file("id_ed25519")
+      password    = "key-pass-hunter2"
+      known_hosts = "{known_hosts}"
+    }}
+  }}
+}}
+
+resource "flux_bootstrap_git" "this" {{
+  url      = "{url}"
+  path     = "clusters/dev"
+  interval = "1h"
+  operator = {{
+    manifests = file("operator-install.yaml")
+  }}
+{version}
+  timeouts {{
+    create = "90s"
+  }}
+}}
+"#,
+        kubeconfig = env.sandbox.kubeconfig.display(),
+        version = version("2.7.x"),
+    )
+}
+
+/// Over SSH with a passphrase-protected key: an unknown host key fails before anything changes;
+/// with the right `known_hosts`, one commit, and Flux pulls with the Secret's identity.
+#[test]
+fn bootstrap_over_ssh() {
+    let mut env = env("unused", false);
+    let ssh = common::git_server::SshGitServer::start(env.repos.clone());
+    env.repos.create_empty("fleet-ssh");
+    let key = common::git_server::generate_ssh_key("ed25519", Some("key-pass-hunter2"));
+    ssh.authorize(&key);
+    env.ws.write_file("id_ed25519", &key.private_key);
+    env.ws.set_env("TF_LOG", "trace");
+    let url = ssh.url("fleet-ssh");
+
+    let other = common::git_server::generate_ssh_key("ed25519", None);
+    let wrong_hosts = format!(
+        "[127.0.0.1]:{} {}",
+        ssh.port(),
+        other
+            .public_key
+            .split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    env.ws.write_config(&ssh_config(&env, &url, &wrong_hosts));
+    env.ws
+        .apply()
+        .assert_failure()
+        .assert_contains(&["Unknown SSH Host Key"]);
+    assert!(
+        env.sandbox
+            .get("deployment", "flux-system", "flux-operator")
+            .is_none()
+    );
+    assert!(env.repos.log("fleet-ssh", "main").is_empty());
+
+    env.ws
+        .write_config(&ssh_config(&env, &url, &ssh.known_hosts_line()));
+    let applied = env.ws.apply();
+    applied.assert_success();
+    assert_eq!(
+        subjects(&env.repos, "fleet-ssh"),
+        vec!["Update Flux (terraform-provider-flux)"]
+    );
+    let tip = env.repos.tip("fleet-ssh", "main").unwrap();
+    let k = env
+        .sandbox
+        .get(
+            "kustomizations.kustomize.toolkit.fluxcd.io",
+            "flux-system",
+            "flux-system",
+        )
+        .unwrap();
+    assert_eq!(
+        k["status"]["lastAppliedRevision"],
+        format!("refs/heads/main@sha1:{tip}")
+    );
+    let secret = env
+        .sandbox
+        .get("secret", "flux-system", "flux-system")
+        .unwrap();
+    let keys: Vec<&String> = secret["data"].as_object().unwrap().keys().collect();
+    assert_eq!(keys, vec!["identity", "known_hosts", "password"]);
+    env.ws.plan().assert_no_changes();
+    env.ws.apply().assert_success();
+    assert_eq!(subjects(&env.repos, "fleet-ssh").len(), 1);
+    let key_line = key.private_key.lines().nth(1).unwrap().to_owned();
+    assert_no_secret(&applied, &env.ws, &["key-pass-hunter2", &key_line]);
+}
