@@ -776,3 +776,35 @@ async fn removing_sync_and_components_garbage_collects_them() {
     );
     assert_eq!(second["status"]["components"].as_array().unwrap().len(), 2);
 }
+
+#[tokio::test]
+async fn kustomize_patches_reach_the_controllers() {
+    let (_sb, client) = sandbox(fast_config());
+    install_operator(&client).await;
+    let fi = fluxinstances(&client, "flux-system");
+    let mut obj = instance("2.7.x");
+    obj["spec"]["kustomize"] = json!({"patches": [{
+        "target": {"kind": "Deployment", "name": "kustomize-controller"},
+        "patch": "- op: add\n  path: /spec/template/spec/containers/0/args/-\n  value: --concurrent=20\n",
+    }]});
+    apply(&fi, obj).await;
+    wait_for(&fi, "flux", ready).await;
+    let d = deployments(&client, "flux-system")
+        .get("kustomize-controller")
+        .await
+        .unwrap();
+    let args = d.spec.unwrap().template.spec.unwrap().containers[0]
+        .args
+        .clone()
+        .unwrap();
+    assert_eq!(args.last().map(String::as_str), Some("--concurrent=20"));
+
+    let mut bad = instance("2.7.x");
+    bad["spec"]["kustomize"] = json!({"patches": [{"patch": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: nope\n"}]});
+    apply(&fi, bad).await;
+    let got = wait_for(&fi, "flux", stalled).await;
+    assert_eq!(
+        cond(&got, "Ready").unwrap()["message"],
+        "kustomize patch 0: no matches for ConfigMap/nope"
+    );
+}

@@ -4,8 +4,16 @@
 //! `status.components` entries. A much smaller install than the real distribution, with the same
 //! names and identities.
 //!
-//! Not simulated: `kustomize.patches`, cluster profiles (`type`, `size`, `multitenant`),
-//! `storage`, `distribution.variant`/`artifact`, and the RBAC objects of the real manifests.
+//! `kustomize.patches` are applied last, as kustomize does: JSON 6902 patches (a YAML list of
+//! operations) to every object matching `target`, strategic-merge patches (a YAML object) to the
+//! objects matching `target` or, without one, to the object the patch names. The strategic merge
+//! is simulated for what Flux patches touch: maps merge, `null` deletes, lists of objects with a
+//! `name` (containers, env, volumes…) merge by name (`$patch: delete` removes an item), other
+//! lists are replaced. Target `name`/`namespace` are anchored regular expressions; label and
+//! annotation selectors support `k=v`, `k!=v`, `k` and `!k`.
+//!
+//! Not simulated: cluster profiles (`type`, `size`, `multitenant`), `storage`,
+//! `distribution.variant`/`artifact`, and the RBAC objects of the real manifests.
 //!
 //! Pure code: depends on `fixtures` (CRD text), `inventory` and `version`.
 
@@ -44,6 +52,14 @@ pub enum BuildError {
     /// An embedded CRD fixture could not be read.
     #[error("embedded manifests: {0}")]
     Manifests(String),
+    /// A `kustomize.patches` entry is not a YAML object or operation list, or does not apply.
+    #[error("kustomize patch {index}: {message}")]
+    Patch {
+        /// Index in `spec.kustomize.patches`.
+        index: usize,
+        /// What went wrong.
+        message: String,
+    },
 }
 
 /// The result of a build: objects in apply order, and the `status.components` entries.
@@ -308,10 +324,172 @@ pub fn build(spec: &Value, namespace: &str, version: &Version) -> Result<Build, 
     for o in &mut objects {
         stamp(o, namespace, version, common);
     }
+    if let Some(patches) = spec["kustomize"]["patches"].as_array() {
+        apply_patches(&mut objects, patches)?;
+    }
     Ok(Build {
         objects,
         components: components_status,
     })
+}
+
+fn selector_matches(selector: &str, map: &Value) -> bool {
+    selector
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .all(|term| {
+            if let Some((k, v)) = term.split_once("!=") {
+                map[k.trim()].as_str() != Some(v.trim())
+            } else if let Some((k, v)) = term.split_once('=') {
+                map[k.trim().trim_end_matches('=')].as_str() == Some(v.trim())
+            } else if let Some(k) = term.strip_prefix('!') {
+                map.get(k.trim()).is_none()
+            } else {
+                map.get(term).is_some()
+            }
+        })
+}
+
+fn anchored(pattern: &str, value: &str) -> bool {
+    regex::Regex::new(&format!("^(?:{pattern})$")).is_ok_and(|r| r.is_match(value))
+}
+
+/// Whether an object matches a kustomize patch `target`.
+fn target_matches(target: &Value, o: &Value) -> bool {
+    let api_version = o["apiVersion"].as_str().unwrap_or_default();
+    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+    let field = |k: &str| target[k].as_str().filter(|s| !s.is_empty());
+    field("group").is_none_or(|g| g == group)
+        && field("version").is_none_or(|v| v == version)
+        && field("kind").is_none_or(|k| o["kind"] == k)
+        && field("name")
+            .is_none_or(|n| anchored(n, o["metadata"]["name"].as_str().unwrap_or_default()))
+        && field("namespace")
+            .is_none_or(|n| anchored(n, o["metadata"]["namespace"].as_str().unwrap_or_default()))
+        && field("labelSelector").is_none_or(|s| selector_matches(s, &o["metadata"]["labels"]))
+        && field("annotationSelector")
+            .is_none_or(|s| selector_matches(s, &o["metadata"]["annotations"]))
+}
+
+/// The simulated strategic merge (see the module documentation).
+pub fn strategic_merge(target: &mut Value, patch: &Value) {
+    match (target, patch) {
+        (Value::Object(t), Value::Object(p)) => {
+            for (k, pv) in p {
+                if k == "$patch" {
+                    continue;
+                }
+                if pv.is_null() {
+                    t.remove(k);
+                    continue;
+                }
+                match t.get_mut(k) {
+                    Some(tv) => strategic_merge(tv, pv),
+                    None => {
+                        let mut v = pv.clone();
+                        strip_directives(&mut v);
+                        t.insert(k.clone(), v);
+                    }
+                }
+            }
+        }
+        (Value::Array(t), Value::Array(p))
+            if p.iter().all(|i| i["name"].is_string()) && !p.is_empty() =>
+        {
+            for item in p {
+                let pos = t.iter().position(|x| x["name"] == item["name"]);
+                match (pos, item["$patch"].as_str()) {
+                    (Some(i), Some("delete")) => {
+                        t.remove(i);
+                    }
+                    (None, Some("delete")) => {}
+                    (Some(i), _) => strategic_merge(&mut t[i], item),
+                    (None, _) => {
+                        let mut v = item.clone();
+                        strip_directives(&mut v);
+                        t.push(v);
+                    }
+                }
+            }
+        }
+        (t, p) => {
+            let mut v = p.clone();
+            strip_directives(&mut v);
+            *t = v;
+        }
+    }
+}
+
+fn strip_directives(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            m.remove("$patch");
+            m.values_mut().for_each(strip_directives);
+        }
+        Value::Array(a) => a.iter_mut().for_each(strip_directives),
+        _ => {}
+    }
+}
+
+/// Applies `spec.kustomize.patches` to the rendered objects.
+pub fn apply_patches(objects: &mut [Value], patches: &[Value]) -> Result<(), BuildError> {
+    for (index, p) in patches.iter().enumerate() {
+        let err = |message: String| BuildError::Patch { index, message };
+        let text = p["patch"].as_str().unwrap_or_default();
+        let parsed: Value = serde_saphyr::from_str(text).map_err(|e| err(e.to_string()))?;
+        let target = &p["target"];
+        match &parsed {
+            Value::Array(_) => {
+                let ops: json_patch::Patch =
+                    serde_json::from_value(parsed.clone()).map_err(|e| err(e.to_string()))?;
+                for o in objects.iter_mut().filter(|o| target_matches(target, o)) {
+                    json_patch::patch(o, &ops.0).map_err(|e| err(e.to_string()))?;
+                }
+            }
+            Value::Object(_) => {
+                let mut matched = 0;
+                for o in objects.iter_mut() {
+                    let hit = if target.is_object() {
+                        target_matches(target, o)
+                    } else {
+                        o["kind"] == parsed["kind"]
+                            && o["metadata"]["name"] == parsed["metadata"]["name"]
+                            && (parsed["metadata"]["namespace"].is_null()
+                                || o["metadata"]["namespace"] == parsed["metadata"]["namespace"])
+                    };
+                    if hit {
+                        let mut body = parsed.clone();
+                        if let Some(m) = body.as_object_mut() {
+                            // The patch's own identity does not rename the target.
+                            m.remove("apiVersion");
+                            m.remove("kind");
+                            if let Some(meta) = m.get_mut("metadata").and_then(Value::as_object_mut)
+                            {
+                                meta.remove("name");
+                                meta.remove("namespace");
+                            }
+                        }
+                        strategic_merge(o, &body);
+                        matched += 1;
+                    }
+                }
+                if matched == 0 && !target.is_object() {
+                    return Err(err(format!(
+                        "no matches for {}/{}",
+                        parsed["kind"].as_str().unwrap_or_default(),
+                        parsed["metadata"]["name"].as_str().unwrap_or_default()
+                    )));
+                }
+            }
+            _ => {
+                return Err(err(
+                    "patch is neither a YAML object nor a list of operations".into(),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -429,6 +607,78 @@ mod tests {
             b.components[0]["repository"],
             "registry.example/flux/source-controller"
         );
+    }
+
+    #[test]
+    fn applies_kustomize_patches() {
+        let spec = json!({
+            "distribution": {"version": "2.7.x", "registry": "ghcr.io/fluxcd"},
+            "components": ["source-controller", "kustomize-controller"],
+            "cluster": {"networkPolicy": false},
+            "kustomize": {"patches": [
+                {"target": {"kind": "Deployment", "name": "(kustomize|source)-controller"},
+                 "patch": "- op: add\n  path: /spec/template/spec/containers/0/args/-\n  value: --concurrent=10\n"},
+                {"patch": "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: source-controller\nspec:\n  template:\n    spec:\n      containers:\n        - name: manager\n          env:\n            - name: HTTPS_PROXY\n              value: http://proxy:3128\n      nodeSelector:\n        role: flux\n"},
+                {"target": {"kind": "Kustomization"},
+                 "patch": "- op: replace\n  path: /spec/prune\n  value: false\n"},
+                {"target": {"kind": "Deployment", "labelSelector": "app.kubernetes.io/component=kustomize-controller"},
+                 "patch": "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: any\n  labels:\n    patched: \"yes\"\n"},
+            ]},
+            "sync": {"kind": "GitRepository", "url": "https://git.example.com/x.git", "ref": "refs/heads/main", "path": "p"},
+        });
+        let b = build(&spec, "flux-system", &Version::new(2, 7, 5)).unwrap();
+        let find = |kind: &str, name: &str| {
+            b.objects
+                .iter()
+                .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+                .unwrap()
+                .clone()
+        };
+        let src = find("Deployment", "source-controller");
+        let c = &src["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(
+            c["args"].as_array().unwrap().last().unwrap(),
+            "--concurrent=10"
+        );
+        assert_eq!(
+            c["env"],
+            json!([{"name": "RUNTIME_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+                   {"name": "HTTPS_PROXY", "value": "http://proxy:3128"}])
+        );
+        assert_eq!(
+            c["image"].as_str().unwrap().split('@').next().unwrap(),
+            "ghcr.io/fluxcd/source-controller:v1.7.5"
+        );
+        assert_eq!(
+            src["spec"]["template"]["spec"]["nodeSelector"],
+            json!({"role": "flux"})
+        );
+        assert_eq!(src["metadata"]["name"], "source-controller");
+        let ks = find("Deployment", "kustomize-controller");
+        assert_eq!(ks["metadata"]["labels"]["patched"], "yes");
+        assert!(src["metadata"]["labels"].get("patched").is_none());
+        assert_eq!(find("Kustomization", "flux-system")["spec"]["prune"], false);
+
+        let bad = json!({"distribution": {"version": "2.7.x", "registry": "r"},
+                         "kustomize": {"patches": [{"patch": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: nope\n"}]}});
+        assert_eq!(
+            build(&bad, "flux-system", &Version::new(2, 7, 5)),
+            Err(BuildError::Patch {
+                index: 0,
+                message: "no matches for ConfigMap/nope".into()
+            })
+        );
+    }
+
+    #[test]
+    fn strategic_merge_deletes() {
+        let mut t =
+            json!({"a": 1, "list": [{"name": "x", "v": 1}, {"name": "y"}], "plain": [1, 2]});
+        strategic_merge(
+            &mut t,
+            &json!({"a": null, "list": [{"name": "x", "$patch": "delete"}], "plain": [3]}),
+        );
+        assert_eq!(t, json!({"list": [{"name": "y"}], "plain": [3]}));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Shared helpers of the operator-simulator tests: an in-process sandbox with the simulator,
 //! the operator installed from the fixture, SSA of test objects, and watch-based waits.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
 
