@@ -175,6 +175,24 @@ async fn holds_a_thousand_objects_and_serves_hundreds_of_requests_per_second() {
         (page.items.len(), page.metadata.remaining_item_count),
         (300, Some(700))
     );
+    let mut seen = 0;
+    let mut token: Option<String> = None;
+    loop {
+        let mut lp = ListParams::default().limit(300);
+        if let Some(t) = &token {
+            lp = lp.continue_token(t);
+        }
+        let page = api.list(&lp).await.unwrap();
+        seen += page.items.len();
+        token = page.metadata.continue_.filter(|t| !t.is_empty());
+        if token.is_none() {
+            break;
+        }
+    }
+    assert_eq!(
+        seen, 1000,
+        "pages with continue tokens cover every object once"
+    );
     let batch = api
         .list(&ListParams::default().labels("batch=3"))
         .await

@@ -1256,6 +1256,99 @@ async fn deployments_become_available_and_garbage_collection_follows_owners() {
 }
 
 #[tokio::test]
+async fn background_deletion_collections_and_metadata_only_reads() {
+    let sb = Sandbox::builder().build();
+    let cms: Api<ConfigMap> = Api::namespaced(sb.client(), "default");
+    let owner = cms
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "owner", "labels": {"set": "x"}}}))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let oref = json!([{"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner.uid().unwrap()}]);
+    let child = cms
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(
+                json!({"metadata": {"name": "child", "ownerReferences": oref}}),
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    // Background (the default): the owner goes at once, the garbage collector removes dependents.
+    assert!(
+        cms.delete("owner", &DeleteParams::background())
+            .await
+            .unwrap()
+            .is_right()
+    );
+    tokio::time::timeout(
+        Duration::from_secs(2),
+        await_condition(
+            cms.clone(),
+            "child",
+            conditions::is_deleted(&child.uid().unwrap()),
+        ),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+
+    for n in ["a", "b", "c"] {
+        let set = if n == "c" { "y" } else { "x" };
+        cms.create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": n, "labels": {"set": set}}}))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    }
+    let meta = cms
+        .list_metadata(&ListParams::default().labels("set=x"))
+        .await
+        .unwrap();
+    let names: Vec<String> = meta.items.iter().map(|m| m.name_any()).collect();
+    assert_eq!(names, vec!["a", "b"]);
+    assert_eq!(
+        cms.get_metadata("c")
+            .await
+            .unwrap()
+            .labels()
+            .get("set")
+            .map(String::as_str),
+        Some("y")
+    );
+    let deleted = cms
+        .delete_collection(
+            &DeleteParams::default(),
+            &ListParams::default().labels("set=x"),
+        )
+        .await
+        .unwrap();
+    let gone: Vec<String> = deleted
+        .left()
+        .unwrap()
+        .items
+        .iter()
+        .map(|o| o.name_any())
+        .collect();
+    assert_eq!(gone, vec!["a", "b"]);
+    let left: Vec<String> = cms
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|o| o.name_any())
+        .collect();
+    assert_eq!(left, vec!["c"]);
+}
+
+#[tokio::test]
 async fn faults_errors_latency_and_discovery() {
     let sb = Sandbox::builder().build();
     let c = sb.client();
