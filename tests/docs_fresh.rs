@@ -8,6 +8,8 @@
 //!   Read-Only group its flags call for and with the Sensitive and Write-only markers it must
 //!   carry.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests panic on setup failures.
+
 mod common;
 
 use std::collections::BTreeMap;

@@ -11,6 +11,8 @@
 //! The list of folders comes from the filesystem, so a new example is checked without touching
 //! this file.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests panic on setup failures.
+
 mod common;
 
 use std::path::{Path, PathBuf};

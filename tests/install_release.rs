@@ -7,6 +7,8 @@
 //! - `release.sh` makes the zip, the manifest and a `SHA256SUMS` that `sha256sum -c` accepts,
 //!   reproducibly, with either zip tool; and Terraform installs the zip from a packed mirror.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests panic on setup failures.
+
 mod common;
 
 use std::path::{Path, PathBuf};
