@@ -394,6 +394,25 @@ fn import_with_the_cli_and_with_generated_configuration() {
         .assert_success();
     cli.plan().assert_no_changes();
     cli.import("flux_instance.this", "flux").assert_failure();
+
+    // The data source reads the same installation, whoever installed it.
+    let reader = workspace(&sandbox);
+    reader.write_config(&format!(
+        "{REQUIRED_PROVIDERS}\nprovider \"flux\" {{\n  kubernetes = {{ config_path = \"kubeconfig\" }}\n}}\n\ndata \"flux_instance\" \"this\" {{}}\n\noutput \"flux\" {{\n  value = data.flux_instance.this\n}}\n"
+    ));
+    reader.apply().assert_success();
+    let output = reader.run(&["output", "-json", "flux"]);
+    let flux: Value = serde_json::from_str(&output.assert_success().stdout).unwrap();
+    assert_eq!(flux["namespace"], "flux-system");
+    assert_eq!(flux["ready"], true);
+    assert_eq!(flux["distribution"]["version"], "2.7.x");
+    assert_eq!(flux["cluster"]["size"], "medium");
+    assert_eq!(flux["sync"]["url"], "https://git.example/fleet.git");
+    assert_eq!(flux["components"].as_array().unwrap().len(), 4);
+    assert!(
+        flux["flux_version"].as_str().unwrap().starts_with("v2.7."),
+        "{flux}"
+    );
 }
 
 #[test]
