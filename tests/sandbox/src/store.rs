@@ -1004,7 +1004,7 @@ impl Inner {
         Self::normalize(t, &mut applied)?;
         if applied
             .pointer("/metadata/managedFields")
-            .is_some_and(|m| !m.is_null())
+            .is_some_and(|m| !m.is_null() && m.as_array().is_none_or(|a| !a.is_empty()))
         {
             return Err(ApiError::bad_request("metadata.managedFields must be nil"));
         }

@@ -101,7 +101,8 @@ fn pki() -> Result<Pki, rcgen::Error> {
     })
 }
 
-/// A running HTTPS endpoint of a sandbox.
+/// A running HTTPS endpoint of a sandbox. Dropping it stops the server, like [`Served::shutdown`]
+/// without waiting.
 #[derive(Debug)]
 pub struct Served {
     /// `https://127.0.0.1:<port>`.
