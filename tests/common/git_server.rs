@@ -1,29 +1,24 @@
 //! Real Git servers on loopback for tests: bare repositories in a temporary directory
 //! ([`GitRepos`]), served over smart HTTP(S) by the real `git http-backend` behind a small
-//! hyper server with basic/bearer auth ([`GitHttpServer`]), and over SSH by a real `sshd`
-//! ([`SshGitServer`]). Helpers create repositories (empty, or with history via
-//! `git fast-import`), push commits "by someone else" with the git CLI, and inspect history.
+//! hyper server with basic/bearer auth ([`GitHttpServer`], a thin wrapper over
+//! `kube_sandbox::git_http`, the one implementation, also behind `kube-sandbox git-serve`), and
+//! over SSH by a real `sshd` ([`SshGitServer`]). Helpers create repositories (empty, or with
+//! history via `git fast-import`), push commits "by someone else" with the git CLI, and inspect
+//! history.
 //!
 //! Test-only code: it panics with a clear message when the environment lacks `git` or `sshd`.
 //! Include it with `#[path = "common/git_server.rs"] mod git_server;`.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::io::{Read as _, Write as _};
-use std::net::{SocketAddr, TcpListener as StdTcpListener, TcpStream};
+use std::net::{TcpListener as StdTcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
-use bytes::Bytes;
-use http_body_util::{BodyExt as _, Full};
-use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+pub use kube_sandbox::git_http::{HttpServerOptions, RequestRecord};
 
 // ---------------------------------------------------------------------------------------------
 // Repositories
@@ -247,120 +242,28 @@ impl GitRepos {
 // Smart HTTP server
 // ---------------------------------------------------------------------------------------------
 
-/// Which credentials the HTTP server accepts. Each one that is set is accepted.
-#[derive(Clone, Debug, Default)]
-pub struct HttpServerOptions {
-    /// `(username, password)` for basic auth.
-    pub basic: Option<(String, String)>,
-    /// A bearer token.
-    pub bearer: Option<String>,
-    /// Serve HTTPS with a certificate for `127.0.0.1` and `localhost` signed by a generated CA.
-    pub tls: bool,
-    /// Refuse pushes to authenticated users with 403 Forbidden, as hosting services do for
-    /// read-only credentials (deploy keys or tokens without write scope).
-    pub read_only: bool,
-}
-
-/// One request as the server saw it (no credentials: only the auth scheme).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RequestRecord {
-    /// HTTP method.
-    pub method: String,
-    /// Path and query.
-    pub uri: String,
-    /// `basic`, `bearer`, `none` or `other`.
-    pub auth_scheme: String,
-    /// The status returned.
-    pub status: u16,
-}
-
-struct HttpState {
-    opts: HttpServerOptions,
-    log: Vec<RequestRecord>,
-}
-
-/// `git http-backend` behind a loopback HTTP(S) server. Stops on drop.
+/// `git http-backend` behind a loopback HTTP(S) server serving [`GitRepos`]
+/// ([`kube_sandbox::git_http::GitHttpServer`]). Stops on drop.
 pub struct GitHttpServer {
     repos: Arc<GitRepos>,
-    addr: SocketAddr,
-    state: Arc<Mutex<HttpState>>,
-    ca_pem: Option<String>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    inner: kube_sandbox::git_http::GitHttpServer,
 }
 
 impl GitHttpServer {
     /// Starts serving `repos` on a free loopback port.
     pub fn start(repos: Arc<GitRepos>, opts: HttpServerOptions) -> Self {
-        let (acceptor, ca_pem) = if opts.tls {
-            let (acceptor, ca) = tls_acceptor();
-            (Some(acceptor), Some(ca))
-        } else {
-            (None, None)
-        };
-        let listener = StdTcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let addr = listener.local_addr().unwrap();
-        let state = Arc::new(Mutex::new(HttpState {
+        let inner = kube_sandbox::git_http::GitHttpServer::start(
+            repos.root(),
+            std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
             opts,
-            log: Vec::new(),
-        }));
-        let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
-        let root = repos.root().to_path_buf();
-        let st = state.clone();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                loop {
-                    tokio::select! {
-                        _ = &mut rx => break,
-                        accepted = listener.accept() => {
-                            let Ok((stream, _)) = accepted else { continue };
-                            let root = root.clone();
-                            let st = st.clone();
-                            let acceptor = acceptor.clone();
-                            tokio::spawn(async move {
-                                let service = service_fn(move |req| handle(req, root.clone(), st.clone()));
-                                let builder = hyper::server::conn::http1::Builder::new();
-                                match acceptor {
-                                    Some(acceptor) => {
-                                        if let Ok(tls) = acceptor.accept(stream).await {
-                                            let _ = builder.serve_connection(TokioIo::new(tls), service).await;
-                                        }
-                                    }
-                                    None => {
-                                        let _ = builder.serve_connection(TokioIo::new(stream), service).await;
-                                    }
-                                }
-                            });
-                        }
-                    }
-                }
-            });
-        });
-        Self {
-            repos,
-            addr,
-            state,
-            ca_pem,
-            shutdown: Some(tx),
-            thread: Some(thread),
-        }
+        )
+        .expect("start the Git HTTP server");
+        Self { repos, inner }
     }
 
     /// The URL of repository `name`.
     pub fn url(&self, name: &str) -> String {
-        let scheme = if self.ca_pem.is_some() {
-            "https"
-        } else {
-            "http"
-        };
-        format!("{scheme}://127.0.0.1:{}/{name}.git", self.addr.port())
+        self.inner.url(name)
     }
 
     /// The repositories served.
@@ -370,270 +273,28 @@ impl GitHttpServer {
 
     /// The PEM certificate of the CA that signed the server certificate (TLS only).
     pub fn ca_pem(&self) -> Option<&str> {
-        self.ca_pem.as_deref()
+        self.inner.ca_pem()
     }
 
     /// Changes the accepted basic-auth password (credential rotation).
     pub fn set_password(&self, password: &str) {
-        let mut st = self.state.lock().unwrap();
-        if let Some((_, p)) = st.opts.basic.as_mut() {
-            *p = password.to_owned();
-        }
+        self.inner.set_password(password);
     }
 
     /// Makes the server refuse (or accept again) pushes with 403 Forbidden.
     pub fn set_read_only(&self, read_only: bool) {
-        self.state.lock().unwrap().opts.read_only = read_only;
+        self.inner.set_read_only(read_only);
     }
 
     /// Changes the accepted bearer token.
     pub fn set_token(&self, token: &str) {
-        self.state.lock().unwrap().opts.bearer = Some(token.to_owned());
+        self.inner.set_token(token);
     }
 
     /// The requests served so far.
     pub fn requests(&self) -> Vec<RequestRecord> {
-        self.state.lock().unwrap().log.clone()
+        self.inner.requests()
     }
-}
-
-impl Drop for GitHttpServer {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-fn auth_scheme(req: &Request<Incoming>) -> (String, Option<String>) {
-    let Some(value) = req
-        .headers()
-        .get(hyper::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    else {
-        return ("none".to_owned(), None);
-    };
-    match value.split_once(' ') {
-        Some((s, rest)) if s.eq_ignore_ascii_case("basic") => {
-            ("basic".to_owned(), Some(rest.trim().to_owned()))
-        }
-        Some((s, rest)) if s.eq_ignore_ascii_case("bearer") => {
-            ("bearer".to_owned(), Some(rest.trim().to_owned()))
-        }
-        _ => ("other".to_owned(), None),
-    }
-}
-
-async fn handle(
-    req: Request<Incoming>,
-    root: PathBuf,
-    state: Arc<Mutex<HttpState>>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
-    let method = req.method().to_string();
-    let uri = req.uri().to_string();
-    let (scheme, credential) = auth_scheme(&req);
-    let (authorised_user, challenge) = {
-        let st = state.lock().unwrap();
-        let opts = &st.opts;
-        let user = match (scheme.as_str(), credential) {
-            (_, _) if opts.basic.is_none() && opts.bearer.is_none() => Some("anonymous".to_owned()),
-            ("basic", Some(b64)) => {
-                let decoded = base64::engine::general_purpose::STANDARD
-                    .decode(b64)
-                    .ok()
-                    .and_then(|d| String::from_utf8(d).ok());
-                match (
-                    decoded.as_deref().and_then(|d| d.split_once(':')),
-                    &opts.basic,
-                ) {
-                    (Some((u, p)), Some((eu, ep))) if u == eu && p == ep => Some(u.to_owned()),
-                    _ => None,
-                }
-            }
-            ("bearer", Some(token)) if opts.bearer.as_deref() == Some(token.as_str()) => {
-                Some("token-user".to_owned())
-            }
-            _ => None,
-        };
-        let mut challenge = vec!["Basic realm=\"git\"".to_owned()];
-        if opts.bearer.is_some() {
-            challenge.push("Bearer realm=\"git\"".to_owned());
-        }
-        (user, challenge)
-    };
-    let read_only = state.lock().unwrap().opts.read_only;
-    let push =
-        uri.contains("service=git-receive-pack") || req.uri().path().ends_with("/git-receive-pack");
-    let response = match authorised_user {
-        Some(_) if read_only && push => plain(StatusCode::FORBIDDEN, "write access denied"),
-        None => {
-            let mut r = Response::new(Full::new(Bytes::from_static(b"authentication required\n")));
-            *r.status_mut() = StatusCode::UNAUTHORIZED;
-            for c in challenge {
-                r.headers_mut()
-                    .append(hyper::header::WWW_AUTHENTICATE, c.parse().unwrap());
-            }
-            r
-        }
-        Some(user) => cgi(req, &root, &user).await,
-    };
-    state.lock().unwrap().log.push(RequestRecord {
-        method,
-        uri,
-        auth_scheme: scheme,
-        status: response.status().as_u16(),
-    });
-    Ok(response)
-}
-
-/// Runs `git http-backend` as a CGI program for `req`.
-async fn cgi(req: Request<Incoming>, root: &Path, user: &str) -> Response<Full<Bytes>> {
-    let (parts, body) = req.into_parts();
-    let body = match body.collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) => return plain(StatusCode::BAD_REQUEST, &format!("reading body: {e}")),
-    };
-    let header = |name: &str| {
-        parts
-            .headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_owned()
-    };
-    let mut cmd = tokio::process::Command::new("git");
-    cmd.arg("http-backend")
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_PROJECT_ROOT", root)
-        .env("GIT_HTTP_EXPORT_ALL", "1")
-        .env("GIT_CONFIG_COUNT", "1")
-        .env("GIT_CONFIG_KEY_0", "http.receivepack")
-        .env("GIT_CONFIG_VALUE_0", "true")
-        .env("REQUEST_METHOD", parts.method.as_str())
-        .env("PATH_INFO", parts.uri.path())
-        .env("QUERY_STRING", parts.uri.query().unwrap_or(""))
-        .env("CONTENT_TYPE", header("content-type"))
-        .env("CONTENT_LENGTH", body.len().to_string())
-        .env("HTTP_CONTENT_ENCODING", header("content-encoding"))
-        .env("GIT_PROTOCOL", header("git-protocol"))
-        .env("REMOTE_USER", user)
-        .env("REMOTE_ADDR", "127.0.0.1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = match cmd.spawn() {
-        Ok(c) => c,
-        Err(e) => {
-            return plain(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                &format!("spawning git http-backend: {e}"),
-            );
-        }
-    };
-    let mut stdin = child.stdin.take().unwrap();
-    let writer = tokio::spawn(async move {
-        use tokio::io::AsyncWriteExt as _;
-        let _ = stdin.write_all(&body).await;
-    });
-    let out = match child.wait_with_output().await {
-        Ok(o) => o,
-        Err(e) => {
-            return plain(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                &format!("git http-backend: {e}"),
-            );
-        }
-    };
-    let _ = writer.await;
-    parse_cgi(&out.stdout).unwrap_or_else(|| {
-        plain(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            &format!(
-                "bad CGI output; stderr: {}",
-                String::from_utf8_lossy(&out.stderr)
-            ),
-        )
-    })
-}
-
-/// Parses CGI output: headers (with an optional `Status:`), a blank line, the body.
-fn parse_cgi(out: &[u8]) -> Option<Response<Full<Bytes>>> {
-    let (head_len, sep) = out
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|p| (p, 4))
-        .or_else(|| out.windows(2).position(|w| w == b"\n\n").map(|p| (p, 2)))?;
-    let head = std::str::from_utf8(&out[..head_len]).ok()?;
-    let mut response = Response::new(Full::new(Bytes::copy_from_slice(&out[head_len + sep..])));
-    for line in head.lines() {
-        let (name, value) = line.split_once(':')?;
-        let value = value.trim();
-        if name.eq_ignore_ascii_case("status") {
-            let code = value.split_whitespace().next()?.parse::<u16>().ok()?;
-            *response.status_mut() = StatusCode::from_u16(code).ok()?;
-        } else {
-            response.headers_mut().append(
-                hyper::header::HeaderName::from_bytes(name.trim().as_bytes()).ok()?,
-                value.parse().ok()?,
-            );
-        }
-    }
-    Some(response)
-}
-
-fn plain(status: StatusCode, text: &str) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from(format!("{text}\n"))));
-    *r.status_mut() = status;
-    r
-}
-
-/// A TLS acceptor with a certificate for `127.0.0.1`/`localhost` signed by a fresh CA, and the
-/// CA's PEM.
-fn tls_acceptor() -> (tokio_rustls::TlsAcceptor, String) {
-    use rcgen::{
-        BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
-    };
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "git-test-ca");
-    ca_params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca_params, ca_key);
-    let leaf_key = KeyPair::generate().unwrap();
-    let mut leaf_params =
-        CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).unwrap();
-    leaf_params
-        .distinguished_name
-        .push(DnType::CommonName, "git-test-server");
-    let leaf = leaf_params.signed_by(&leaf_key, &issuer).unwrap();
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(
-        vec![leaf.der().clone()],
-        rustls::pki_types::PrivateKeyDer::try_from(leaf_key.serialize_der()).unwrap(),
-    )
-    .unwrap();
-    (
-        tokio_rustls::TlsAcceptor::from(Arc::new(config)),
-        ca_cert.pem(),
-    )
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@
 
 pub mod errors;
 pub mod faults;
+pub mod git_http;
 pub mod patch;
 pub mod recorder;
 pub mod registry;
@@ -33,7 +34,7 @@ mod store;
 pub use faults::{FaultAction, FaultRule, FaultSettings, Faults};
 pub use recorder::{RecordedRequest, Recorder};
 pub use store::{EventType, StoreEvent};
-pub use tls::Served;
+pub use tls::{Credentials, KubeconfigOptions, Served};
 
 use serde_json::Value;
 use std::sync::Arc;

@@ -5,7 +5,12 @@
 //! kube-sandbox serve --kubeconfig <path> [--listen 127.0.0.1:0] [--operator-sim]
 //!                    [--flux-versions <v1,v2,...>] [--crd-established-delay-ms <n>]
 //!                    [--deployment-available-delay-ms <n>]
+//! kube-sandbox git-serve --root <dir> [--listen 127.0.0.1:0]
+//!                    [--username <u> --password <p> | --token <t>] [--init <repo-name>...]
 //! ```
+//!
+//! `git-serve` is a smart-HTTP Git server (see `kube_sandbox::git_http`); it prints
+//! `ready http://127.0.0.1:<port>`.
 //!
 //! Prints exactly `ready https://127.0.0.1:<port>` on stdout once serving, logs nothing else to
 //! stdout, and exits on SIGTERM or SIGINT.
@@ -78,6 +83,10 @@ fn parse(mut it: impl Iterator<Item = String>) -> anyhow::Result<Args> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    if std::env::args().nth(1).as_deref() == Some("git-serve") {
+        let mut out = std::io::stdout();
+        return Ok(kube_sandbox::git_http::run_cli(std::env::args().skip(2), &mut out).await?);
+    }
     let args = parse(std::env::args().skip(1))?;
     let mut b = kube_sandbox::Sandbox::builder();
     if let Some(d) = args.crd_delay {

@@ -1,0 +1,187 @@
+#!/usr/bin/env bash
+# `make demo`: apply demo/main.tf with the provider installed by `make install` (plain
+# `terraform init` from the filesystem mirror, no dev_overrides) to a LOCAL SIMULATION:
+# kube-sandbox (a Kubernetes-API-compatible test server with a simulated Flux Operator) and a
+# local Git server (`kube-sandbox git-serve`, the real `git http-backend`). Shows the plan, the
+# apply, the resulting status, and a second plan that must report no changes; then stops both
+# servers and deletes every temporary file. Any failing step, including a second plan that is not
+# empty, fails the script.
+#
+# Environment: CARGO (default cargo), CARGO_TARGET_DIR (default target), TERRAFORM (default
+# terraform), KUBECTL (default kubectl), DEMO_GIT=0 to install Flux without Git (flux_instance
+# instead of flux_bootstrap_git).
+set -euo pipefail
+
+repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo_root"
+CARGO=${CARGO:-cargo}
+TERRAFORM=${TERRAFORM:-terraform}
+KUBECTL=${KUBECTL:-kubectl}
+target_dir=${CARGO_TARGET_DIR:-$repo_root/target}
+case $target_dir in /*) ;; *) target_dir=$repo_root/$target_dir ;; esac
+use_git=${DEMO_GIT:-1}
+
+bold=$(tput bold 2>/dev/null || true)
+normal=$(tput sgr0 2>/dev/null || true)
+say() { printf '\n%s==> %s%s\n' "$bold" "$*" "$normal"; }
+run() {
+    printf '%s$ %s%s\n' "$bold" "$*" "$normal"
+    "$@"
+}
+die() {
+    printf '\n%sDEMO FAILED: %s%s\n' "$bold" "$*" "$normal" >&2
+    exit 1
+}
+simulation_notice() {
+    cat <<'EOF'
++--------------------------------------------------------------------------------------------+
+| NOTE: the "cluster" in this demo is a LOCAL SIMULATION, not a real Kubernetes cluster:     |
+| kube-sandbox (a Kubernetes-API-compatible test server) with a SIMULATED Flux Operator that |
+| reports Flux as installed and syncs Git, but runs no controllers or containers.            |
+| The provider, terraform and kubectl are real. See "Pointing it at a real cluster" in the   |
+| README to run the same demo/main.tf against kind or any kubeconfig.                        |
++--------------------------------------------------------------------------------------------+
+EOF
+}
+
+# --- clean-up, whatever happens ------------------------------------------------------------
+work=$(mktemp -d "${TMPDIR:-/tmp}/flux-demo.XXXXXX")
+pids=()
+cleanup() {
+    local status=$?
+    trap - EXIT INT TERM
+    for pid in "${pids[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    for pid in "${pids[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+    rm -rf "$work"
+    if [[ $status -ne 0 ]]; then
+        printf '\nLogs were in the deleted %s; re-run with the failing step above in mind.\n' "$work" >&2
+    fi
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# Starts "$@" in the background with stdout in $1.out, waits for its `ready <url>` line, and
+# sets $ready_url to the URL. (Not called in a subshell, so its process is in $pids.)
+start_server() {
+    local name=$1
+    shift
+    "$@" >"$work/$name.out" 2>"$work/$name.log" &
+    pids+=($!)
+    local pid=$! deadline=$((SECONDS + 60))
+    while ! grep -q '^ready ' "$work/$name.out" 2>/dev/null; do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            cat "$work/$name.log" >&2
+            die "$name exited before it was ready"
+        fi
+        ((SECONDS < deadline)) || die "$name was not ready within 60s"
+        sleep 0.2
+    done
+    ready_url=$(sed -n 's/^ready //p' "$work/$name.out")
+}
+
+simulation_notice
+
+# --- the provider, as `make install` put it into the filesystem mirror -----------------------
+version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
+os=$(uname -s | tr '[:upper:]' '[:lower:]')
+arch=$(uname -m | sed -e 's/x86_64/amd64/' -e 's/aarch64/arm64/')
+plugin="$HOME/.terraform.d/plugins/registry.terraform.io/fluxrs/flux/$version/${os}_$arch/terraform-provider-flux_v$version"
+[[ -x $plugin ]] || die "$plugin is missing: run 'make install' first (make demo does)"
+say "Provider fluxrs/flux $version from the filesystem mirror: $plugin"
+
+# --- the simulated cluster and the Git server ----------------------------------------------
+say "Building the test servers (kube-sandbox, debug build)"
+run "$CARGO" build --quiet -p kube-sandbox --bin kube-sandbox
+sandbox_bin=$target_dir/debug/kube-sandbox
+
+say "Starting kube-sandbox with the simulated Flux Operator (SIMULATION, not a real cluster)"
+kubeconfig=$work/kubeconfig
+start_server sandbox "$sandbox_bin" serve --kubeconfig "$kubeconfig" --operator-sim
+echo "API server: $ready_url  kubeconfig: $kubeconfig"
+
+git_user=demo
+git_password=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
+if [[ $use_git == 1 ]]; then
+    say "Starting a local Git server with an empty repository 'fleet' (basic auth)"
+    start_server git "$sandbox_bin" git-serve --root "$work/repos" \
+        --username "$git_user" --password "$git_password" --init fleet
+    git_url=$ready_url/fleet.git
+    echo "Git repository: $git_url"
+fi
+
+# --- the configuration ---------------------------------------------------------------------
+tf=$work/terraform
+mkdir -p "$tf"
+cp demo/main.tf "$tf/"
+{
+    echo "kubeconfig              = \"$kubeconfig\""
+    echo "operator_manifests_file = \"$repo_root/tests/sandbox/fixtures/operator-install.yaml\""
+    if [[ $use_git == 1 ]]; then
+        echo "git_url                 = \"$git_url\""
+        echo "git_username            = \"$git_user\""
+        echo "git_allow_insecure_http = true"
+    fi
+} >"$tf/terraform.tfvars"
+say "demo/main.tf with these variables (terraform.tfvars; the Git password is passed as TF_VAR_git_password)"
+cat "$tf/terraform.tfvars"
+
+# Terraform's own settings: an empty CLI configuration, so no dev_overrides or other
+# provider_installation from ~/.terraformrc apply: fluxrs/flux comes from the implied
+# ~/.terraform.d/plugins mirror, exactly as for a user after `make install`.
+: >"$work/terraformrc"
+export TF_CLI_CONFIG_FILE=$work/terraformrc
+export TF_VAR_git_password=$git_password
+export TF_INPUT=0
+unset TF_CLI_ARGS TF_CLI_ARGS_plan TF_CLI_ARGS_apply TF_WORKSPACE KUBECONFIG KUBE_CONFIG_PATH KUBE_CONFIG_PATHS
+cd "$tf"
+
+say "terraform init (plain: no dev_overrides)"
+printf '%s$ %s%s\n' "$bold" "$TERRAFORM init" "$normal"
+"$TERRAFORM" init -no-color >"$work/init.log" || {
+    cat "$work/init.log"
+    die "terraform init failed"
+}
+grep -E 'Installing fluxrs/flux|Installed fluxrs/flux|Terraform has been successfully initialized' "$work/init.log"
+
+say "terraform plan"
+run "$TERRAFORM" plan -out=demo.tfplan || die "terraform plan failed"
+
+say "terraform apply"
+run "$TERRAFORM" apply -auto-approve demo.tfplan || die "terraform apply failed"
+
+say "The result, as kubectl sees it (in the SIMULATED cluster)"
+run "$KUBECTL" --kubeconfig "$kubeconfig" get fluxinstance -n flux-system -o wide || die "kubectl failed"
+run "$KUBECTL" --kubeconfig "$kubeconfig" get resourceset -n flux-system || die "kubectl failed"
+run "$KUBECTL" --kubeconfig "$kubeconfig" get configmap tenant-info -n team-a -o jsonpath='{.data.team}{"\n"}' || die "tenant team-a missing"
+run "$KUBECTL" --kubeconfig "$kubeconfig" get deployments -n flux-system || die "kubectl failed"
+if [[ $use_git == 1 ]]; then
+    say "What Terraform committed to the Git repository"
+    run git --git-dir="$work/repos/fleet.git" log --format='%h %an: %s' main || die "git log failed"
+    run git --git-dir="$work/repos/fleet.git" ls-tree -r --name-only main || die "git ls-tree failed"
+    run "$KUBECTL" --kubeconfig "$kubeconfig" get gitrepository,kustomization -n flux-system || die "kubectl failed"
+fi
+
+say "terraform output"
+run "$TERRAFORM" output || die "terraform output failed"
+[[ $("$TERRAFORM" output -json flux | sed -n 's/.*"ready":\(true\|false\).*/\1/p') == true ]] ||
+    die "the FluxInstance is not Ready"
+
+say "A second terraform plan must report no changes"
+set +e
+run "$TERRAFORM" plan -detailed-exitcode
+plan_status=$?
+set -e
+case $plan_status in
+0) ;;
+2) die "the second plan is not empty (see above)" ;;
+*) die "the second terraform plan failed" ;;
+esac
+
+say "Done: init, plan, apply and an empty second plan. Cleaning up the servers and $work."
+simulation_notice
