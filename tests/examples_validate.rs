@@ -328,3 +328,27 @@ fn examples_of_unregistered_types_are_reported() {
         ]
     );
 }
+
+#[test]
+fn every_registered_type_has_an_example() {
+    // The docs take their "Example Usage" from these files; a type without one gets a page
+    // without an example.
+    let service = provider::service();
+    let schemas = service.schemas();
+    let root = examples_dir();
+    let mut missing: Vec<String> = schemas
+        .resources
+        .keys()
+        .map(|t| format!("resources/{t}/resource.tf"))
+        .chain(
+            schemas
+                .data_sources
+                .keys()
+                .map(|t| format!("data-sources/{t}/data-source.tf")),
+        )
+        .filter(|file| !root.join(file).is_file())
+        .map(|file| format!("examples/{file}"))
+        .collect();
+    missing.sort();
+    assert!(missing.is_empty(), "missing examples: {missing:?}");
+}
