@@ -81,6 +81,9 @@ fn example_folders(root: &Path) -> Vec<PathBuf> {
         let mut has_tf = false;
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();
+            if is_local_state(&path) {
+                continue;
+            }
             if path.is_dir() {
                 pending.push(path);
             } else if path.extension().is_some_and(|e| e == "tf") {
@@ -106,11 +109,21 @@ fn files_in(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// Copies `from` into `to` recursively.
+/// What `terraform init`/`apply` leave in a folder when someone runs an example in place
+/// (`.terraform/`, the lock file, state): not part of the example.
+fn is_local_state(path: &Path) -> bool {
+    let name = path.file_name().unwrap().to_string_lossy();
+    name.starts_with('.') || name.ends_with(".tfstate") || name.ends_with(".tfstate.backup")
+}
+
+/// Copies `from` into `to` recursively, without local Terraform state.
 fn copy_tree(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
         let path = entry.unwrap().path();
+        if is_local_state(&path) {
+            continue;
+        }
         let target = to.join(path.file_name().unwrap());
         if path.is_dir() {
             copy_tree(&path, &target);
@@ -268,6 +281,7 @@ fn folders_are_found_and_classified_from_the_filesystem() {
         ("quickstart/main.tf", ""),
         ("quickstart/README.md", ""),
         ("notes/README.md", ""),
+        ("quickstart/.terraform/modules/m/main.tf", ""),
     ] {
         let path = root.path().join(file);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
