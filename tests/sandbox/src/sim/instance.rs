@@ -659,6 +659,41 @@ fn merge_fields(into: &mut Value, from: &Value) {
     }
 }
 
+/// The operator's managers take-over (fluxcd/pkg `ssa` `PatchReplaceFieldsManagers`): the
+/// main-resource entries of [`TAKEOVER_MANAGERS`] are merged into one `flux-operator` Apply
+/// entry (together with an existing one); other entries are kept. `None` when no entry needs it.
+pub fn take_over_managed_fields(
+    managed: &[Value],
+    api_version: &str,
+    time: &str,
+) -> Option<Vec<Value>> {
+    let main = |e: &Value| e["subresource"].as_str().unwrap_or_default().is_empty();
+    let takeover = |e: &Value| {
+        main(e)
+            && e["manager"]
+                .as_str()
+                .is_some_and(|m| TAKEOVER_MANAGERS.contains(&m))
+    };
+    if !managed.iter().any(takeover) {
+        return None;
+    }
+    let mut fields = json!({});
+    let mut kept = Vec::new();
+    for e in managed {
+        let ours = e["manager"] == FIELD_MANAGER && e["operation"] == "Apply" && main(e);
+        if takeover(e) || ours {
+            merge_fields(&mut fields, &e["fieldsV1"]);
+        } else {
+            kept.push(e.clone());
+        }
+    }
+    kept.push(
+        json!({"manager": FIELD_MANAGER, "operation": "Apply", "apiVersion": api_version,
+                     "time": time, "fieldsType": "FieldsV1", "fieldsV1": fields}),
+    );
+    Some(kept)
+}
+
 /// Prepares an existing object for adoption, as the operator does before applying: strips the
 /// bootstrap labels and the last-applied/Helm annotations, and moves the field ownership of the
 /// take-over managers to `flux-operator` (so fields they set that the operator does not render
@@ -690,30 +725,8 @@ pub(crate) async fn adopt(kube: &Kube, r: &ObjectRef) -> Result<(), OpsError> {
         .as_array()
         .cloned()
         .unwrap_or_default();
-    let takeover = |e: &Value| {
-        e["subresource"].as_str().unwrap_or_default().is_empty()
-            && e["manager"]
-                .as_str()
-                .is_some_and(|m| TAKEOVER_MANAGERS.contains(&m))
-    };
-    if managed.iter().any(takeover) {
-        let mut fields = json!({});
-        let mut kept = Vec::new();
-        for e in &managed {
-            let ours = e["manager"] == FIELD_MANAGER
-                && e["operation"] == "Apply"
-                && e["subresource"].as_str().unwrap_or_default().is_empty();
-            if takeover(e) || ours {
-                merge_fields(&mut fields, &e["fieldsV1"]);
-            } else {
-                kept.push(e.clone());
-            }
-        }
-        kept.push(
-            json!({"manager": FIELD_MANAGER, "operation": "Apply", "apiVersion": r.api_version(),
-                         "time": status::now(), "fieldsType": "FieldsV1", "fieldsV1": fields}),
-        );
-        patch["metadata"]["managedFields"] = Value::Array(kept);
+    if let Some(entries) = take_over_managed_fields(&managed, &r.api_version(), &status::now()) {
+        patch["metadata"]["managedFields"] = Value::Array(entries);
     }
     if patch["metadata"].as_object().is_some_and(|m| !m.is_empty())
         && let Err(e) = kube.merge_patch(r, &patch, false).await
@@ -818,4 +831,40 @@ pub fn is_ready(obj: &Value) -> bool {
     get_condition(obj, READY).is_some_and(|c| {
         c["status"] == "True" && c["observedGeneration"].as_i64() == Some(generation(obj))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn takes_over_the_bootstrap_managers() {
+        let managed = vec![
+            json!({"manager": "kustomize-controller", "operation": "Apply", "apiVersion": "apps/v1",
+                   "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:replicas": {}}}}),
+            json!({"manager": "kubectl", "operation": "Update", "apiVersion": "apps/v1",
+                   "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:paused": {}}}}),
+            json!({"manager": "flux-operator", "operation": "Apply", "apiVersion": "apps/v1",
+                   "fieldsType": "FieldsV1", "fieldsV1": {"f:metadata": {"f:labels": {}}}}),
+            json!({"manager": "kube-controller-manager", "operation": "Update", "subresource": "status",
+                   "apiVersion": "apps/v1", "fieldsType": "FieldsV1", "fieldsV1": {"f:status": {}}}),
+            json!({"manager": "terraform-provider-flux", "operation": "Apply", "apiVersion": "apps/v1",
+                   "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:template": {}}}}),
+        ];
+        let got = take_over_managed_fields(&managed, "apps/v1", "T").unwrap();
+        assert_eq!(
+            got,
+            vec![
+                managed[3].clone(),
+                managed[4].clone(),
+                json!({"manager": "flux-operator", "operation": "Apply", "apiVersion": "apps/v1", "time": "T",
+                       "fieldsType": "FieldsV1",
+                       "fieldsV1": {"f:spec": {"f:replicas": {}, "f:paused": {}}, "f:metadata": {"f:labels": {}}}}),
+            ]
+        );
+        assert_eq!(
+            take_over_managed_fields(&managed[2..], "apps/v1", "T"),
+            None
+        );
+    }
 }
