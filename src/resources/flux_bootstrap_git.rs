@@ -772,11 +772,10 @@ impl<D: GitAccess> Resource<D> for FluxBootstrapGitResource {
         for (p, content) in &contents {
             if let Some(content) = content {
                 present.insert(p.clone(), digest(content));
-                if p.ends_with("/flux-instance.yaml") || p == "flux-system/flux-instance.yaml" {
-                    if let Ok(manifest) = parse_instance_manifest(&String::from_utf8_lossy(content))
-                    {
-                        read_manifest_into(&mut state, &manifest)?;
-                    }
+                if (p.ends_with("/flux-instance.yaml") || p == "flux-system/flux-instance.yaml")
+                    && let Ok(manifest) = parse_instance_manifest(&String::from_utf8_lossy(content))
+                {
+                    read_manifest_into(&mut state, &manifest)?;
                 }
             }
         }

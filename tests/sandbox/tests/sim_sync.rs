@@ -7,7 +7,6 @@
 mod sim_support;
 
 #[path = "../../common/git_server.rs"]
-#[allow(dead_code)]
 mod git_server;
 
 use git_server::{GitHttpServer, GitRepos, HttpServerOptions};

@@ -889,11 +889,10 @@ fn render_dir(files: &BTreeMap<String, Vec<u8>>, dir: &str) -> Result<Vec<Value>
             }
         }
         match unit {
-            Some(sub) => {
-                if units.insert(sub.clone()) {
-                    out.extend(render_dir(files, &sub)?);
-                }
+            Some(sub) if units.insert(sub.clone()) => {
+                out.extend(render_dir(files, &sub)?);
             }
+            Some(_) => {}
             None if path.ends_with(".yaml") || path.ends_with(".yml") => {
                 out.extend(
                     parse_documents(path, content)?
