@@ -125,27 +125,115 @@ fn b64(s: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(s)
 }
 
+/// How the user of a generated kubeconfig authenticates.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Credentials {
+    /// `token:` inline.
+    Token,
+    /// `client-certificate-data` / `client-key-data` inline.
+    ClientCertificate,
+    /// `tokenFile:` pointing at a file that holds the token (the caller writes it).
+    TokenFile(std::path::PathBuf),
+    /// An `exec` plugin (`client.authentication.k8s.io/v1`) run as `command args...`; it must
+    /// print an `ExecCredential` with `status.token` set to [`Served::token`].
+    Exec {
+        /// Program.
+        command: String,
+        /// Arguments.
+        args: Vec<String>,
+    },
+    /// No credentials at all (requests get 401).
+    None,
+}
+
+/// Variants of the generated kubeconfig.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KubeconfigOptions {
+    /// User credentials.
+    pub credentials: Credentials,
+    /// Omit the CA and set `insecure-skip-tls-verify: true`.
+    pub insecure_skip_tls_verify: bool,
+    /// `tls-server-name` (the server certificate covers `localhost` and
+    /// `kubernetes.default.svc`).
+    pub tls_server_name: Option<String>,
+    /// Replace the server URL (default [`Served::url`]).
+    pub server: Option<String>,
+    /// Namespace of the context.
+    pub namespace: String,
+}
+
+impl Default for KubeconfigOptions {
+    fn default() -> Self {
+        KubeconfigOptions {
+            credentials: Credentials::Token,
+            insecure_skip_tls_verify: false,
+            tls_server_name: None,
+            server: None,
+            namespace: "default".into(),
+        }
+    }
+}
+
 impl Served {
-    fn kubeconfig_with_user(&self, user: &str) -> String {
+    /// A kubeconfig (YAML) for this endpoint with the given variant; context and cluster are
+    /// named `kube-sandbox`, the user `kube-sandbox-admin`.
+    pub fn kubeconfig(&self, o: &KubeconfigOptions) -> String {
+        let mut cluster = format!("    server: {}\n", o.server.as_deref().unwrap_or(&self.url));
+        if o.insecure_skip_tls_verify {
+            cluster.push_str("    insecure-skip-tls-verify: true\n");
+        } else {
+            cluster.push_str(&format!(
+                "    certificate-authority-data: {}\n",
+                b64(&self.ca_pem)
+            ));
+        }
+        if let Some(n) = &o.tls_server_name {
+            cluster.push_str(&format!("    tls-server-name: {n}\n"));
+        }
+        let user = match &o.credentials {
+            Credentials::Token => format!("    token: {}\n", self.token),
+            Credentials::ClientCertificate => format!(
+                "    client-certificate-data: {}\n    client-key-data: {}\n",
+                b64(&self.client_cert_pem),
+                b64(&self.client_key_pem)
+            ),
+            Credentials::TokenFile(p) => format!("    tokenFile: {}\n", p.display()),
+            Credentials::Exec { command, args } => {
+                let mut e = format!(
+                    "    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: {command}\n      interactiveMode: Never\n"
+                );
+                if !args.is_empty() {
+                    e.push_str("      args:\n");
+                    for a in args {
+                        e.push_str(&format!("      - {a:?}\n"));
+                    }
+                }
+                e
+            }
+            Credentials::None => "    {}\n".to_string(),
+        };
+        let user = if o.credentials == Credentials::None {
+            "  user: {}\n".to_string()
+        } else {
+            format!("  user:\n{user}")
+        };
         format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: kube-sandbox\n  cluster:\n    server: {}\n    certificate-authority-data: {}\ncontexts:\n- name: kube-sandbox\n  context:\n    cluster: kube-sandbox\n    user: kube-sandbox-admin\n    namespace: default\ncurrent-context: kube-sandbox\npreferences: {{}}\nusers:\n- name: kube-sandbox-admin\n  user:\n{user}",
-            self.url,
-            b64(&self.ca_pem)
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: kube-sandbox\n  cluster:\n{cluster}contexts:\n- name: kube-sandbox\n  context:\n    cluster: kube-sandbox\n    user: kube-sandbox-admin\n    namespace: {}\ncurrent-context: kube-sandbox\npreferences: {{}}\nusers:\n- name: kube-sandbox-admin\n{user}",
+            o.namespace
         )
     }
 
     /// A kubeconfig (YAML) with the CA and the bearer token, context `kube-sandbox`.
     pub fn kubeconfig_yaml(&self) -> String {
-        self.kubeconfig_with_user(&format!("    token: {}\n", self.token))
+        self.kubeconfig(&KubeconfigOptions::default())
     }
 
     /// A kubeconfig (YAML) with the CA and the client certificate instead of a token.
     pub fn kubeconfig_yaml_client_cert(&self) -> String {
-        self.kubeconfig_with_user(&format!(
-            "    client-certificate-data: {}\n    client-key-data: {}\n",
-            b64(&self.client_cert_pem),
-            b64(&self.client_key_pem)
-        ))
+        self.kubeconfig(&KubeconfigOptions {
+            credentials: Credentials::ClientCertificate,
+            ..Default::default()
+        })
     }
 
     /// Writes [`Served::kubeconfig_yaml`] to `path`.

@@ -354,3 +354,84 @@ async fn connection_reset_fault_aborts_the_connection_in_socket_mode() {
     );
     served.shutdown().await;
 }
+
+#[tokio::test]
+async fn kubeconfig_variants_connect_or_fail_as_kubectl_would() {
+    use kube_sandbox::{Credentials, KubeconfigOptions};
+    let sb = kube_sandbox::Sandbox::builder().build();
+    let served = sb.serve_tls("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, &served.token).unwrap();
+    let exec = dir.path().join("cred.sh");
+    std::fs::write(
+        &exec,
+        format!(
+            "#!/bin/sh\necho '{{\"apiVersion\":\"client.authentication.k8s.io/v1\",\"kind\":\"ExecCredential\",\"status\":{{\"token\":\"{}\"}}}}'\n",
+            served.token
+        ),
+    )
+    .unwrap();
+    std::process::Command::new("chmod")
+        .arg("+x")
+        .arg(&exec)
+        .status()
+        .unwrap();
+    let ok_variants = vec![
+        KubeconfigOptions {
+            credentials: Credentials::TokenFile(token_file.clone()),
+            ..Default::default()
+        },
+        KubeconfigOptions {
+            credentials: Credentials::Exec {
+                command: exec.display().to_string(),
+                args: vec![],
+            },
+            ..Default::default()
+        },
+        KubeconfigOptions {
+            tls_server_name: Some("kubernetes.default.svc".into()),
+            ..Default::default()
+        },
+        KubeconfigOptions {
+            server: Some(served.url.replace("127.0.0.1", "localhost")),
+            ..Default::default()
+        },
+        KubeconfigOptions {
+            insecure_skip_tls_verify: true,
+            ..Default::default()
+        },
+    ];
+    for o in ok_variants {
+        let c = client_from(&served.kubeconfig(&o)).await;
+        let r = Api::<ConfigMap>::namespaced(c, "default")
+            .list(&ListParams::default())
+            .await;
+        assert!(r.is_ok(), "{o:?}: {r:?}");
+    }
+    let c = client_from(&served.kubeconfig(&KubeconfigOptions {
+        credentials: Credentials::None,
+        ..Default::default()
+    }))
+    .await;
+    match Api::<ConfigMap>::namespaced(c, "default")
+        .list(&ListParams::default())
+        .await
+        .unwrap_err()
+    {
+        kube::Error::Api(st) => assert_eq!(st.code, 401),
+        other => panic!("expected 401, got {other:?}"),
+    }
+    // A wrong tls-server-name fails certificate verification.
+    let c = client_from(&served.kubeconfig(&KubeconfigOptions {
+        tls_server_name: Some("example.org".into()),
+        ..Default::default()
+    }))
+    .await;
+    let err = Api::<ConfigMap>::namespaced(c, "default")
+        .list(&ListParams::default())
+        .await
+        .unwrap_err();
+    assert!(!matches!(err, kube::Error::Api(_)), "{err:?}");
+    served.shutdown().await;
+}
