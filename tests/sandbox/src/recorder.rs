@@ -5,6 +5,7 @@
 //! Depends on nothing else in the crate.
 
 use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// One recorded request and its response status.
@@ -47,29 +48,29 @@ impl RecordedRequest {
     }
 }
 
-/// Shared, cheap-to-clone request log.
+/// Shared, cheap-to-clone request log (keeps the latest 200 000 requests).
 #[derive(Debug, Clone, Default)]
 pub struct Recorder {
-    inner: Arc<Mutex<Vec<RecordedRequest>>>,
+    inner: Arc<Mutex<VecDeque<RecordedRequest>>>,
 }
 
 impl Recorder {
-    fn lock(&self) -> MutexGuard<'_, Vec<RecordedRequest>> {
+    fn lock(&self) -> MutexGuard<'_, VecDeque<RecordedRequest>> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub(crate) fn push(&self, mut r: RecordedRequest) {
         let mut g = self.lock();
-        r.seq = g.last().map(|l| l.seq + 1).unwrap_or(1);
+        r.seq = g.back().map(|l| l.seq + 1).unwrap_or(1);
         if g.len() >= 200_000 {
-            g.remove(0);
+            g.pop_front();
         }
-        g.push(r);
+        g.push_back(r);
     }
 
     /// All recorded requests, oldest first.
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.lock().clone()
+        self.lock().iter().cloned().collect()
     }
 
     /// Forgets everything recorded so far.
