@@ -21,8 +21,11 @@ target_dir=${CARGO_TARGET_DIR:-$repo_root/target}
 case $target_dir in /*) ;; *) target_dir=$repo_root/$target_dir ;; esac
 use_git=${DEMO_GIT:-1}
 
-bold=$(tput bold 2>/dev/null || true)
-normal=$(tput sgr0 2>/dev/null || true)
+bold= normal=
+if [[ -t 1 ]]; then
+    bold=$(tput bold 2>/dev/null || true)
+    normal=$(tput sgr0 2>/dev/null || true)
+fi
 say() { printf '\n%s==> %s%s\n' "$bold" "$*" "$normal"; }
 run() {
     printf '%s$ %s%s\n' "$bold" "$*" "$normal"
@@ -31,6 +34,24 @@ run() {
 die() {
     printf '\n%sDEMO FAILED: %s%s\n' "$bold" "$*" "$normal" >&2
     exit 1
+}
+# Shortens the plan for reading: the operator's install manifests (flux_operator.manifests, a
+# heredoc of several hundred lines) become one line saying how long they are.
+collapse_manifests() {
+    awk '{
+        plain = $0
+        gsub(/\033\[[0-9;]*m/, "", plain)
+        if (skipping) {
+            if (plain ~ /^[[:space:]]*EOT[[:space:]]*$/) {
+                printf "            # ... %d lines of tests/sandbox/fixtures/operator-install.yaml (shortened by demo.sh) ...\n", n
+                skipping = 0
+                print
+            } else n++
+            next
+        }
+        print
+        if (plain ~ /manifests[[:space:]]*=[[:space:]]*<<-EOT/) { skipping = 1; n = 0 }
+    }'
 }
 simulation_notice() {
     cat <<'EOF'
@@ -56,10 +77,15 @@ cleanup() {
     for pid in "${pids[@]}"; do
         wait "$pid" 2>/dev/null || true
     done
-    rm -rf "$work"
     if [[ $status -ne 0 ]]; then
-        printf '\nLogs were in the deleted %s; re-run with the failing step above in mind.\n' "$work" >&2
+        for log in "$work"/sandbox.log "$work"/git.log; do
+            if [[ -s $log ]]; then
+                printf '\n--- last lines of %s ---\n' "$(basename "$log")" >&2
+                tail -n 20 "$log" >&2
+            fi
+        done
     fi
+    rm -rf "$work"
     exit "$status"
 }
 trap cleanup EXIT
@@ -149,8 +175,8 @@ printf '%s$ %s%s\n' "$bold" "$TERRAFORM init" "$normal"
 }
 grep -E 'Installing fluxrs/flux|Installed fluxrs/flux|Terraform has been successfully initialized' "$work/init.log"
 
-say "terraform plan"
-run "$TERRAFORM" plan -out=demo.tfplan || die "terraform plan failed"
+say "terraform plan (the operator's install.yaml in it is shortened to one line)"
+run "$TERRAFORM" plan -out=demo.tfplan | collapse_manifests || die "terraform plan failed"
 
 say "terraform apply"
 run "$TERRAFORM" apply -auto-approve demo.tfplan || die "terraform apply failed"
