@@ -375,7 +375,11 @@ fn planned_changes(workspace: &Workspace, address: &str) -> (Vec<String>, Vec<St
     diff_paths("", &change["before"], &change["after"], &mut changed);
     let mut unknown = Vec::new();
     unknown_paths("", &change["after_unknown"], &mut unknown);
-    changed.retain(|p| !unknown.iter().any(|u| p.starts_with(u.as_str())));
+    changed.retain(|p| {
+        !unknown
+            .iter()
+            .any(|u| p == u || p.starts_with(&format!("{u}.")) || p.starts_with(&format!("{u}[")))
+    });
     (changed, unknown)
 }
 
@@ -452,6 +456,7 @@ fn tenants_apply_update_prune_reformat_drift_and_uninstall() {
     let values = state_resource(&workspace, address);
     assert_eq!(values["ready"], json!(true));
     assert_eq!(values["id"], json!("flux-system/tenants"));
+    assert_eq!(values["inventory_status"], json!("Healthy"));
     assert_eq!(inventory(&values), tenant_objects(&["team-a", "team-b"]));
     assert!(
         values["last_applied_revision"]
@@ -529,6 +534,32 @@ fn tenants_apply_update_prune_reformat_drift_and_uninstall() {
         .get("resourceset", Some("flux-system"), "tenants")
         .unwrap();
     assert_eq!(live["spec"]["inputs"][1]["replicas"], json!(3));
+    workspace.plan().assert_no_changes();
+
+    // A generated object deleted with kubectl is installation drift: the plan shows a pending
+    // reconcile, apply asks the operator for one and the object is back.
+    sandbox.ok(&["delete", "configmap", "team-b-settings", "-n", "team-b"]);
+    let (changed, unknown) = planned_changes(&workspace, address);
+    assert_eq!(changed, ["inventory_status"]);
+    assert_eq!(unknown, ["inventory", "last_applied_revision"]);
+    workspace
+        .run(&["show", "-no-color", "tfplan"])
+        .assert_contains(&[
+            "~ inventory_status      = \"Drifted: ConfigMap team-b/team-b-settings missing\" -> \"Healthy\"",
+        ]);
+    workspace
+        .plan()
+        .assert_changes()
+        .assert_contains(&["ResourceSet Will Be Reconciled"]);
+    assert_applied(&workspace.apply());
+    let settings = sandbox
+        .get("configmap", Some("team-b"), "team-b-settings")
+        .expect("the operator re-created the deleted ConfigMap");
+    assert_eq!(settings["data"], json!({"replicas": "3", "env": "prod"}));
+    assert_eq!(
+        state_resource(&workspace, address)["inventory_status"],
+        json!("Healthy")
+    );
     workspace.plan().assert_no_changes();
 
     // Removing an input prunes its objects; the other tenant's stay untouched.

@@ -29,8 +29,8 @@ use crate::resources::common::{
     cluster_if_known,
 };
 use model::{
-    DESIRED_ATTRIBUTES, ResourceSetModel, SpecError, keep_equivalent_open_values, live_model,
-    model_object, nested_unknown, set_status, validate_config,
+    DESIRED_ATTRIBUTES, HEALTHY, ResourceSetModel, SpecError, keep_equivalent_open_values,
+    live_model, model_object, nested_unknown, set_status, validate_config,
 };
 
 /// Default for every `timeouts` value.
@@ -144,15 +144,74 @@ fn plan_computed(
     };
     if desired_changed(prior, planned) {
         unknown_status(planned);
-    } else if !suspended && prior.ready.as_known() == Some(&false) {
+        planned.inventory_status = HEALTHY.to_owned().into();
+    } else if !suspended && needs_reconcile(prior) {
+        let what = match prior.inventory_status.as_known() {
+            Some(status) if status != HEALTHY => status.clone(),
+            _ => "the ResourceSet is not Ready".to_owned(),
+        };
         ctx.warn_at(
-            AttrPath::attr("ready"),
+            AttrPath::attr("inventory_status"),
             "ResourceSet Will Be Reconciled",
-            "The ResourceSet is not Ready. Apply will ask the Flux Operator to reconcile it and \
-             wait until it is Ready again.",
+            format!(
+                "The generated objects are not healthy ({what}). Apply will ask the Flux \
+                 Operator to reconcile the ResourceSet and wait until it is Ready again."
+            ),
         );
         unknown_status(planned);
+        planned.inventory_status = HEALTHY.to_owned().into();
     }
+}
+
+/// Whether the last read found the ResourceSet not Ready or its generated objects drifted.
+fn needs_reconcile(prior: &ResourceSetModel) -> bool {
+    prior.ready.as_known() == Some(&false)
+        || prior
+            .inventory_status
+            .as_known()
+            .is_some_and(|s| s != HEALTHY)
+}
+
+/// `Healthy`, or which inventory objects are missing or unhealthy (suspended: not checked).
+async fn inventory_status(cluster: &Cluster, live: &ResourceSet) -> Result<String, Diagnostics> {
+    if live.reconcile_annotations().is_ok_and(|a| a.is_disabled()) {
+        return Ok(HEALTHY.to_owned());
+    }
+    let refs: Vec<ObjectRef> = live
+        .status
+        .as_ref()
+        .and_then(|s| s.inventory.as_ref())
+        .and_then(|i| i.object_refs().ok())
+        .unwrap_or_default()
+        .iter()
+        .map(common::cluster_ref)
+        .collect();
+    let report = cluster.health(&refs).await.map_err(|e| {
+        Diagnostics::from_error(
+            "Cannot Check The Generated Objects",
+            format!("{e}. Check the provider's access to the generated objects' kinds."),
+        )
+    })?;
+    let name = |o: &ObjectRef| match &o.namespace {
+        Some(ns) => format!("{} {ns}/{}", o.kind, o.name),
+        None => format!("{} {}", o.kind, o.name),
+    };
+    let problems: Vec<String> = report
+        .missing
+        .iter()
+        .map(|o| format!("{} missing", name(o)))
+        .chain(
+            report
+                .unhealthy
+                .iter()
+                .map(|(o, why)| format!("{} {why}", name(o))),
+        )
+        .collect();
+    Ok(if problems.is_empty() {
+        HEALTHY.to_owned()
+    } else {
+        format!("Drifted: {}", problems.join(", "))
+    })
 }
 
 /// The server-side dry-run, when the spec and the cluster are known. A namespace that does not
@@ -185,6 +244,12 @@ async fn state_after(cluster: &Cluster, planned: &ResourceSetModel) -> ResourceS
     let mut fresh = ResourceSetModel::default();
     if let Ok(Some(live)) = get_live(cluster, &model_ref(planned)).await {
         set_status(&mut fresh, &live);
+        if !state.inventory_status.is_known() {
+            fresh.inventory_status = inventory_status(cluster, &live).await.ok().into();
+        }
+    }
+    if !state.inventory_status.is_known() {
+        state.inventory_status = fresh.inventory_status.clone().or(String::new().into());
     }
     if !state.ready.is_known() {
         state.ready = fresh.ready.or(false.into());
@@ -214,8 +279,7 @@ async fn apply_and_wait(
         .await
         .map_err(|e| renamed(apply_error("ResourceSet Apply Failed", &e)))?;
     let suspended = planned.suspend.as_known() == Some(&true);
-    let reconcile =
-        prior.is_some_and(|p| !desired_changed(p, &planned) && p.ready.as_known() == Some(&false));
+    let reconcile = prior.is_some_and(|p| !desired_changed(p, &planned) && needs_reconcile(p));
     let requested = if reconcile && !suspended {
         Some(common::request_reconcile(&cluster, &reference).await?)
     } else {
@@ -378,7 +442,11 @@ impl<D: ClusterAccess> Resource<D> for FluxResourceSetResource {
         };
         match get_live(&cluster, &model_ref(&state)).await? {
             None => Ok(None),
-            Some(live) => live_model(&live, &state).map(Some),
+            Some(live) => {
+                let mut model = live_model(&live, &state)?;
+                model.inventory_status = inventory_status(&cluster, &live).await?.into();
+                Ok(Some(model))
+            }
         }
     }
 

@@ -32,6 +32,9 @@ use crate::resources::common::{
     DeletionPolicy, Timeouts, api_field_to_path, deletion_policy_attribute, timeouts_block,
 };
 
+/// Computed `inventory_status` when every generated object exists and is healthy.
+pub const HEALTHY: &str = "Healthy";
+
 /// The `dynamic` attributes.
 pub const OPEN_ATTRIBUTES: [&str; 3] = ["inputs", "resources", "steps"];
 
@@ -79,6 +82,7 @@ pub struct ResourceSetModel {
     pub ready: Value<bool>,
     pub last_applied_revision: Value<String>,
     pub inventory: Value<Vec<InventoryModel>>,
+    pub inventory_status: Value<String>,
 }
 
 /// One of `inputs_from`.
@@ -209,6 +213,7 @@ pub fn schema() -> Schema {
             Attribute::string("namespace").computed().description("Namespace of the generated object; empty for cluster-scoped objects."),
             Attribute::string("name").computed().description("Name of the generated object."),
         ]).computed().description("Every object the ResourceSet generated, from the operator's inventory."),
+        Attribute::string("inventory_status").computed().description("`Healthy`, or which generated objects are missing or unhealthy (deleted by hand, for instance). A change of this value in a plan means apply will ask the operator to reconcile the ResourceSet and wait until it is Ready again."),
     ];
     let mut schema = Schema::new(
         0,
