@@ -572,6 +572,22 @@ async fn scripted_failures_from_annotations_and_script() {
         cond(&got, "Stalled").unwrap()["message"],
         "scripted build failure"
     );
+    script.set(
+        "FluxInstance",
+        "flux-system",
+        "flux",
+        Failure::ArtifactFailed("pull denied".into()),
+    );
+    let got = wait_for(&fi, "flux", |o| {
+        cond(o, "Ready").is_some_and(|c| c["status"] == "False" && c["reason"] == "ArtifactFailed")
+    })
+    .await;
+    assert_eq!(cond(&got, "Ready").unwrap()["message"], "pull denied");
+    assert_eq!(
+        cond(&got, "Reconciling").unwrap()["reason"],
+        "ProgressingWithRetry"
+    );
+    assert!(cond(&got, "Stalled").is_none());
     script.clear("FluxInstance", "flux-system", "flux");
     wait_for(&fi, "flux", ready).await;
 }

@@ -414,6 +414,19 @@ async fn reconcile_instance(ctx: &Ctx, me: &ObjectRef, obj: &Value) -> Result<Ac
             _ => Ok(v),
         }
     });
+    // The artifact (when fetched) comes before the build.
+    if let Some(message) = failures.iter().find_map(|f| match f {
+        Failure::ArtifactFailed(m) => Some(m.clone()),
+        _ => None,
+    }) {
+        let outcome = Outcome::Failed {
+            reason: "ArtifactFailed",
+            message,
+            stalled: false,
+        };
+        finish(ctx, me, obj, outcome, None, started).await?;
+        return Ok(Action::requeue(ctx.config.retry_interval));
+    }
     let scripted_build = failures.iter().find_map(|f| match f {
         Failure::BuildFailed(m) => Some(m.clone()),
         _ => None,
@@ -530,7 +543,7 @@ async fn health(ctx: &Ctx, obj: &Value, inventory: &[ObjectRef], failures: &[Fai
                     stalled: false,
                 };
             }
-            Failure::BuildFailed(_) => {}
+            Failure::BuildFailed(_) | Failure::ArtifactFailed(_) => {}
         }
     }
     if obj["spec"]["wait"].as_bool() == Some(false) {

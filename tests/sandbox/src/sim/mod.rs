@@ -8,8 +8,9 @@
 //! only for configured delays, dependency re-checks and retries.
 //!
 //! Test hooks, all namespaced under `sandbox.fluxrs.dev`:
-//! - annotation `sandbox.fluxrs.dev/fail: BuildFailed:<message>` or
-//!   `HealthCheckFailed:<message>` on a FluxInstance or ResourceSet scripts that failure;
+//! - annotation `sandbox.fluxrs.dev/fail: BuildFailed:<message>`,
+//!   `HealthCheckFailed:<message>` or (FluxInstance only) `ArtifactFailed:<message>` on a
+//!   FluxInstance or ResourceSet scripts that failure;
 //! - annotation `sandbox.fluxrs.dev/ready-delay: <duration>` delays readiness (slow readiness);
 //! - the same three from Rust through [`Script`] (in [`SimConfig::script`]), at runtime.
 //!
@@ -52,6 +53,9 @@ pub enum Failure {
     BuildFailed(String),
     /// The health check fails: `Ready=False`, reason `HealthCheckFailed`, this message; retried.
     HealthCheckFailed(String),
+    /// (FluxInstance) The distribution artifact cannot be pulled: `Ready=False`, reason
+    /// `ArtifactFailed`, `Reconciling` `ProgressingWithRetry`; retried.
+    ArtifactFailed(String),
     /// Readiness is reported only after this delay (after the objects are applied).
     SlowReadiness(Duration),
 }
@@ -63,6 +67,7 @@ impl Failure {
         match kind.trim() {
             "BuildFailed" => Some(Failure::BuildFailed(msg.trim().to_string())),
             "HealthCheckFailed" => Some(Failure::HealthCheckFailed(msg.trim().to_string())),
+            "ArtifactFailed" => Some(Failure::ArtifactFailed(msg.trim().to_string())),
             _ => None,
         }
     }
@@ -178,6 +183,10 @@ impl Default for SimConfig {
 pub fn spawn(client: kube::Client, config: SimConfig) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let ctx = Arc::new(instance::Ctx::new(client, config));
-        futures::join!(instance::run(ctx.clone()), resourceset::run(ctx.clone()), sync::run(ctx));
+        futures::join!(
+            instance::run(ctx.clone()),
+            resourceset::run(ctx.clone()),
+            sync::run(ctx)
+        );
     })
 }

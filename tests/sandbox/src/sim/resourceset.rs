@@ -496,7 +496,7 @@ async fn reconcile_set(ctx: &Ctx, me: &ObjectRef, obj: &Value) -> Result<Action,
                 .await?;
                 return Ok(Action::requeue(ctx.config.retry_interval));
             }
-            Failure::BuildFailed(_) => {}
+            Failure::BuildFailed(_) | Failure::ArtifactFailed(_) => {}
         }
     }
     finish(ctx, me, obj, Ok(()), Some(digest), started).await?;
