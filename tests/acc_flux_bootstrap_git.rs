@@ -603,3 +603,210 @@ fn bootstrap_over_ssh() {
     let key_line = key.private_key.lines().nth(1).unwrap().to_owned();
     assert_no_secret(&applied, &env.ws, &["key-pass-hunter2", &key_line]);
 }
+
+const CLASSIC_FIXTURE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/sandbox/fixtures/classic-bootstrap.yaml"
+);
+const CLASSIC_DIR: &str = "clusters/my-cluster/flux-system";
+const CLASSIC_PATCH: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: kustomize-controller\nspec:\n  template:\n    metadata:\n      annotations:\n        example.com/patched: \"true\"\n";
+
+/// The classic fixture split as `flux bootstrap` commits it: (gotk-components, gotk-sync,
+/// Secret), pointing at `url` with the test server's credentials.
+fn classic_documents(url: &str) -> (String, String, String) {
+    let text = std::fs::read_to_string(CLASSIC_FIXTURE)
+        .unwrap()
+        .replace("https://git.example.com/fleet-infra.git", url)
+        .replace("username: git", "username: bot")
+        .replace("password: bootstrap-token", "password: pw-hunter2-one");
+    let (mut components, mut sync, mut secret) = (Vec::new(), Vec::new(), Vec::new());
+    for doc in text.split("\n---\n") {
+        if doc.contains("\nkind: Secret\n") {
+            secret.push(doc);
+        } else if doc.contains("\nkind: GitRepository\n") || doc.contains("\nkind: Kustomization\n")
+        {
+            sync.push(doc);
+        } else {
+            components.push(doc);
+        }
+    }
+    let join = |d: Vec<&str>| format!("{}\n", d.join("\n---\n").trim_end());
+    (join(components), join(sync), join(secret))
+}
+
+fn classic_config(env: &Env, url: &str) -> String {
+    format!(
+        r#"{REQUIRED_PROVIDERS}
+provider "flux" {{
+  kubernetes = {{
+    config_path = "{kubeconfig}"
+  }}
+  git = {{
+    http = {{
+      username            = "bot"
+      password            = "pw-hunter2-one"
+      allow_insecure_http = true
+    }}
+  }}
+}}
+
+resource "flux_bootstrap_git" "this" {{
+  url      = "{url}"
+  path     = "clusters/my-cluster"
+  interval = "1m0s"
+  operator = {{
+    manifests = file("operator-install.yaml")
+  }}
+  distribution = {{
+    version = "2.7.5"
+  }}
+  kustomize = {{
+    patches = [
+      {{
+        patch  = <<-EOT
+{patch}        EOT
+        target = {{
+          kind = "Deployment"
+          name = "kustomize-controller"
+        }}
+      }},
+    ]
+  }}
+}}
+"#,
+        kubeconfig = env.sandbox.kubeconfig.display(),
+        patch = CLASSIC_PATCH
+            .lines()
+            .map(|l| format!("          {l}\n"))
+            .collect::<String>(),
+    )
+}
+
+/// A classic `flux bootstrap` cluster and repository: import records its settings and the patch,
+/// the plan shows the migration, apply migrates in place (controllers keep their UIDs) with one
+/// commit replacing the gotk-* files, and the plan after is empty.
+#[test]
+fn import_and_migrate_a_classic_bootstrap() {
+    let env = env("classic", false);
+    let url = env.server.url("classic");
+    let (components, sync, secret) = classic_documents(&url);
+    env.repos.create_with_history("classic", "main", 1, 1);
+    let kustomization = format!(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- gotk-components.yaml\n- gotk-sync.yaml\npatches:\n- patch: |\n{}  target:\n    kind: Deployment\n    name: kustomize-controller\n",
+        CLASSIC_PATCH
+            .lines()
+            .map(|l| format!("    {l}\n"))
+            .collect::<String>()
+    );
+    for (file, content) in [
+        ("gotk-components.yaml", components.as_str()),
+        ("gotk-sync.yaml", sync.as_str()),
+        ("kustomization.yaml", kustomization.as_str()),
+    ] {
+        env.repos.push_as_someone_else(
+            "classic",
+            "main",
+            &format!("{CLASSIC_DIR}/{file}"),
+            content,
+            &format!("Add {file}"),
+        );
+    }
+    let before = subjects(&env.repos, "classic").len();
+    // The cluster as `flux bootstrap` left it.
+    let write = |name: &str, text: &str| env.ws.write_file(name, text).display().to_string();
+    let apply = |file: &str| {
+        let out = env.sandbox.kubectl(&[
+            "apply",
+            "--server-side",
+            "--field-manager=kustomize-controller",
+            "-f",
+            file,
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    apply(&write("classic-components.yaml", &components));
+    let out = env.sandbox.kubectl(&[
+        "wait",
+        "--for=condition=Established",
+        "crd",
+        "--all",
+        "--timeout=60s",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    apply(&write("classic-secret.yaml", &secret));
+    apply(&write("classic-sync.yaml", &sync));
+    let controllers = [
+        "source-controller",
+        "kustomize-controller",
+        "helm-controller",
+        "notification-controller",
+    ];
+    let uid = |name: &str| {
+        env.sandbox.get("deployment", "flux-system", name).unwrap()["metadata"]["uid"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let uids: Vec<String> = controllers.iter().map(|c| uid(c)).collect();
+
+    env.ws.write_config(&classic_config(&env, &url));
+    env.ws.import(ADDRESS, "flux-system").assert_success();
+    let imported = state_attributes(&env.ws);
+    assert_eq!(imported["url"], url.as_str());
+    assert_eq!(imported["path"], "clusters/my-cluster");
+    assert_eq!(imported["distribution"]["version"], "2.7.5");
+    assert_eq!(imported["kustomize"]["patches"][0]["patch"], CLASSIC_PATCH);
+    env.ws
+        .plan()
+        .assert_changes()
+        .assert_contains(&["~ files", "~ ready"]);
+
+    env.ws.apply().assert_success();
+    for (name, old) in controllers.iter().zip(&uids) {
+        assert_eq!(&uid(name), old, "{name} was recreated");
+    }
+    let log = subjects(&env.repos, "classic");
+    assert_eq!(log.len(), before + 1);
+    let mut files = env.repos.files("classic", "main");
+    files.retain(|f| f.starts_with(CLASSIC_DIR));
+    assert_eq!(
+        files,
+        vec![
+            format!("{CLASSIC_DIR}/flux-instance.yaml"),
+            format!("{CLASSIC_DIR}/kustomization.yaml")
+        ]
+    );
+    let fi = env
+        .sandbox
+        .get("fluxinstance", "flux-system", "flux")
+        .unwrap();
+    assert_eq!(
+        fi["spec"]["kustomize"]["patches"][0]["patch"],
+        CLASSIC_PATCH
+    );
+    let tip = env.repos.tip("classic", "main").unwrap();
+    let k = env
+        .sandbox
+        .get(
+            "kustomizations.kustomize.toolkit.fluxcd.io",
+            "flux-system",
+            "flux-system",
+        )
+        .unwrap();
+    assert!(
+        k["status"]["lastAppliedRevision"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("@sha1:{tip}")),
+        "{k}"
+    );
+    env.ws.plan().assert_no_changes();
+}

@@ -696,7 +696,10 @@ impl<D: GitAccess> Resource<D> for FluxBootstrapGitResource {
             planned.files = files;
             planned.credentials_hash = hash;
             planned.ready = Value::Known(true);
-            if prior.distribution != planned.distribution {
+            if prior.distribution != planned.distribution
+                || !prior.flux_version.is_known()
+                || not_ready
+            {
                 planned.flux_version = Value::Unknown;
             }
             if not_ready && !files_differ {
