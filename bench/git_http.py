@@ -17,6 +17,7 @@ import os
 import socketserver
 import subprocess
 import sys
+import time
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -27,11 +28,20 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args):  # quiet: the benchmark's stdout is the report
         pass
 
+    def _log(self, note):
+        if os.environ.get("GIT_HTTP_LOG"):
+            with open(os.environ["GIT_HTTP_LOG"], "a") as f:
+                f.write(f"{time.time():.3f} {self.command} {self.path} "
+                        f"{self.headers.get('User-Agent')} {self.headers.get('Transfer-Encoding')} {note}\n")
+
     def _body(self):
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
             out = bytearray()
             while True:
-                size = int(self.rfile.readline().split(b";")[0].strip(), 16)
+                line = self.rfile.readline()
+                if not line.strip():
+                    raise ConnectionError("request body ended before its last chunk")
+                size = int(line.split(b";")[0].strip(), 16)
                 if size == 0:
                     while self.rfile.readline() not in (b"\r\n", b"\n", b""):
                         pass
@@ -42,7 +52,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
         return self.rfile.read(length) if length else b""
 
     def _handle(self):
-        body = self._body()
+        try:
+            body = self._body()
+        except ConnectionError as e:
+            self._log(str(e))
+            self.close_connection = True
+            return
         if self.headers.get("Authorization", "") != self.expected_auth:
             self.send_response(401)
             self.send_header("WWW-Authenticate", 'Basic realm="bench"')
@@ -89,6 +104,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)
+        self._log(f"{status} {len(body)}B in, {len(payload)}B out")
 
     do_GET = _handle
     do_POST = _handle
