@@ -1312,7 +1312,11 @@ contexts:
         // Building never connects: a port nobody listens on still yields a client.
         lazy.client().await.unwrap();
         // Every documented proxy scheme is usable (kube's proxy features are enabled).
-        for proxy in ["http://127.0.0.1:1", "https://127.0.0.1:1", "socks5://127.0.0.1:1"] {
+        for proxy in [
+            "http://127.0.0.1:1",
+            "https://127.0.0.1:1",
+            "socks5://127.0.0.1:1",
+        ] {
             let lazy = LazyClient::new(
                 Settings {
                     host: Some("https://127.0.0.1:1".into()),

@@ -1,16 +1,27 @@
 //! One file per Terraform resource and data source type: the only place where the Flux domain
-//! meets cluster and Git I/O, and where leaf errors become diagnostics.
+//! meets cluster and Git I/O, and where leaf errors become diagnostics. May use `framework`,
+//! `flux`, `cluster` and `git`; never `provider` or `protocol`.
+//!
+//! Reading order:
 //!
 //! - [`common`]: the provider-data seam ([`common::ClusterAccess`]), timeouts, error
-//!   diagnostics, and the apply/wait/delete machinery for objects the Flux Operator reconciles.
+//!   diagnostics naming attributes, the API-JSON ↔ Terraform value mapping, and the
+//!   apply/wait/delete machinery for objects the Flux Operator reconciles (FluxInstance,
+//!   ResourceSet); [`common_fetch`]: downloading release manifests.
+//! - [`flux_operator_model`], [`flux_operator`]: the Flux Operator install.
+//! - [`flux_instance_model`], [`flux_instance`], [`flux_instance_data`]: the FluxInstance
+//!   resource and data source.
+//! - `flux_resource_set`: ResourceSets.
+//! - `flux_bootstrap_git*`: Git-backed self-management and classic-bootstrap migration.
 
 pub mod common;
+pub mod common_fetch;
 pub mod flux_bootstrap_git;
 pub mod flux_bootstrap_git_import;
 pub mod flux_bootstrap_git_model;
 pub mod flux_instance;
-pub mod flux_instance_model;
-pub mod common_fetch;
 pub mod flux_instance_data;
+pub mod flux_instance_model;
 pub mod flux_operator;
+pub mod flux_operator_model;
 pub mod flux_resource_set;
