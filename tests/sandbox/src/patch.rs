@@ -1,7 +1,7 @@
 //! Non-apply patch types: RFC 7386 JSON merge patch and RFC 6902 JSON patch (via `json-patch` 4,
 //! the major kube-core 5 uses), and the strategic-merge subset kubectl needs for built-in kinds
 //! (keyed lists merged by their patch merge key, `null` deletes, `$patch: delete|replace`,
-//! `$setElementOrder/...` and `$retainKeys` directives accepted).
+//! `$retainKeys` honoured, `$setElementOrder/...` accepted and ignored).
 //!
 //! Pure functions; list keys come from the `ssa` module's built-in table.
 
@@ -91,6 +91,11 @@ fn smp(doc: Option<&Value>, patch: &Value, names: &mut Vec<String>) -> Option<Va
                     }
                 }
             }
+            // `$retainKeys`: keys of the live map not listed are cleared (e.g. a Deployment strategy
+            // switching to Recreate drops `rollingUpdate`).
+            if let Some(keep) = pm.get("$retainKeys").and_then(Value::as_array) {
+                out.retain(|k, _| keep.iter().any(|x| x.as_str() == Some(k.as_str())));
+            }
             Some(Value::Object(out))
         }
         Value::Array(items) => match (list_kind(names), doc) {
@@ -150,6 +155,21 @@ mod tests {
         assert_eq!(
             out,
             json!({"spec":{"template":{"spec":{"containers":[{"name":"b","image":"3"}]}}}})
+        );
+    }
+
+    #[test]
+    fn strategic_retain_keys_clears_unlisted_fields() {
+        let doc = json!({"spec":{"strategy":{"type":"RollingUpdate","rollingUpdate":{"maxSurge":"25%"}}}});
+        let p = br#"{"spec":{"strategy":{"$retainKeys":["type"],"type":"Recreate","rollingUpdate":null}}}"#;
+        assert_eq!(
+            strategic(&doc, p).unwrap(),
+            json!({"spec":{"strategy":{"type":"Recreate"}}})
+        );
+        let p = br#"{"spec":{"strategy":{"$retainKeys":["type"],"type":"Recreate"}}}"#;
+        assert_eq!(
+            strategic(&doc, p).unwrap(),
+            json!({"spec":{"strategy":{"type":"Recreate"}}})
         );
     }
 
