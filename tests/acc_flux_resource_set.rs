@@ -917,3 +917,39 @@ resource "flux_resource_set" "staged" {{
     assert_eq!(live["spec"]["steps"][1]["timeout"], json!("30s"));
     workspace.plan().assert_no_changes();
 }
+
+#[test]
+fn unknown_provider_configuration_plans_without_the_cluster() {
+    // The cluster address is only known after apply and points nowhere: any request during the
+    // plan would fail with a connection error.
+    let workspace = Workspace::new(BINARY);
+    workspace.write_config(&format!(
+        r#"{REQUIRED_PROVIDERS}
+resource "terraform_data" "cluster" {{
+  input = "https://127.0.0.1:1"
+}}
+
+provider "flux" {{
+  kubernetes = {{
+    host     = terraform_data.cluster.output
+    token    = "unused"
+    insecure = true
+  }}
+}}
+
+resource "flux_resource_set" "tenants" {{
+  name               = "tenants"
+  namespace          = "flux-system"
+  inputs             = [{{ tenant = "team-a" }}]
+  resources_template = "kind: Namespace\napiVersion: v1\nmetadata:\n  name: << inputs.tenant >>\n"
+}}
+"#
+    ));
+    let planned = workspace.plan();
+    let output = planned.assert_changes();
+    output.assert_contains(&[
+        "flux_resource_set.tenants will be created",
+        "+ ready                 = (known after apply)",
+        "2 to add",
+    ]);
+}

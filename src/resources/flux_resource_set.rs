@@ -231,10 +231,14 @@ async fn dry_run(
     match cluster.dry_run_apply(&to_dynamic(&object)?).await {
         Ok(_) | Err(crate::cluster::apply::ApplyError::NotServed { .. }) => Ok(()),
         Err(e) if e.status().is_some_and(|s| s.code == 404) => Ok(()),
-        Err(e) => Err(renamed(apply_error(
+        Err(e) if e.status().is_some() => Err(renamed(apply_error(
             "ResourceSet Rejected By The API Server",
             &e,
         ))),
+        Err(e) => Err(apply_error(
+            "Cannot Validate The ResourceSet With The Cluster",
+            &e,
+        )),
     }
 }
 
