@@ -810,3 +810,41 @@ fn import_and_migrate_a_classic_bootstrap() {
     );
     env.ws.plan().assert_no_changes();
 }
+
+/// Provider settings unknown until apply (the cluster and the repository credentials come from
+/// resources of the same configuration): the plan succeeds without contacting Git or the
+/// cluster, with the computed values unknown.
+#[test]
+fn unknown_provider_settings_plan_without_contacting_anything() {
+    let env = env("later", false);
+    let url = env.server.url("later");
+    let hcl = config(&env, &url, "pw-hunter2-one", &version("2.7.x"))
+        .replace(
+            "config_path = \"",
+            "config_path = terraform_data.cluster.output == \"\" ? \"\" : \"",
+        )
+        .replace(
+            "password            = \"pw-hunter2-one\"",
+            "password            = terraform_data.token.output",
+        );
+    let hcl = format!(
+        "{hcl}\nresource \"terraform_data\" \"cluster\" {{\n  input = \"created\"\n}}\n\nresource \"terraform_data\" \"token\" {{\n  input = \"pw-hunter2-one\"\n}}\n"
+    );
+    env.ws.write_config(&hcl);
+    let plan = env.ws.plan();
+    plan.assert_changes().assert_contains(&[
+        "+ commit_sha = (known after apply)",
+        "+ credentials_hash = (known after apply)",
+        "+ files = (known after apply)",
+    ]);
+    assert!(
+        env.server.requests().is_empty(),
+        "{:?}",
+        env.server.requests()
+    );
+    assert!(
+        env.sandbox
+            .get("namespace", "default", "flux-system")
+            .is_none()
+    );
+}
