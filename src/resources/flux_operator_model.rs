@@ -1,0 +1,203 @@
+//! The Terraform face of the Flux Operator install: the `flux_operator` schema (with the
+//! settings shared with `flux_bootstrap_git`), its model, and the conversion of the settings
+//! into [`OperatorSettings`].
+//!
+//! Lives in `resources/`: may use `framework`, `flux`; does no I/O.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::flux::operator::OperatorSettings;
+use crate::framework::diagnostics::Diagnostics;
+use crate::framework::model::{Value, to_raw};
+use crate::framework::path::AttrPath;
+use crate::framework::schema::{Attribute, Nesting, Schema};
+use crate::framework::value::Type;
+use crate::resources::common::{Timeouts, timeouts_block, value_to_api_json};
+
+/// The Terraform data of `flux_operator`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(default)]
+#[allow(missing_docs)]
+pub struct OperatorModel {
+    pub id: Value<String>,
+    pub version: Value<String>,
+    pub manifests_url: Value<String>,
+    pub manifests: Value<String>,
+    pub namespace: Value<String>,
+    pub env: Value<BTreeMap<String, String>>,
+    pub resources: Value<ResourcesModel>,
+    pub tolerations: Value<Vec<TolerationModel>>,
+    pub node_selector: Value<BTreeMap<String, String>>,
+    pub image_repository: Value<String>,
+    pub delete_crds: Value<bool>,
+    pub timeouts: Value<Timeouts>,
+    pub operator_version: Value<String>,
+    pub installation_status: Value<String>,
+}
+
+/// `resources`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(default)]
+#[allow(missing_docs)]
+pub struct ResourcesModel {
+    pub limits: Value<BTreeMap<String, String>>,
+    pub requests: Value<BTreeMap<String, String>>,
+}
+
+/// One of `tolerations`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(default)]
+#[allow(missing_docs)]
+pub struct TolerationModel {
+    pub key: Value<String>,
+    pub operator: Value<String>,
+    pub value: Value<String>,
+    pub effect: Value<String>,
+    pub toleration_seconds: Value<i64>,
+}
+
+fn s(name: &str, description: &str) -> Attribute {
+    Attribute::string(name).optional().description(description)
+}
+
+/// The operator settings (everything but the namespace and what `flux_operator` adds around
+/// them), shared with `flux_bootstrap_git`'s nested `operator` attribute.
+pub(crate) fn settings_attributes() -> Vec<Attribute> {
+    let map = |name: &str, d: &str| {
+        Attribute::new(name, Type::map(Type::String))
+            .optional()
+            .description(d)
+    };
+    vec![
+        s(
+            "version",
+            "Operator release to install, e.g. `v0.58.1`: the release's `install.yaml` is downloaded from GitHub at apply. Exactly one of `version`, `manifests_url` and `manifests` must be set.",
+        ),
+        s(
+            "manifests_url",
+            "URL of an operator `install.yaml` (a mirror, or the `flux-operator/install.yaml` of a copied release).",
+        ),
+        s(
+            "manifests",
+            "The operator's install manifests as YAML, e.g. `file(\"install.yaml\")`, for air-gapped installs.",
+        ),
+        map(
+            "env",
+            "Extra environment variables of the operator, e.g. `DEFAULT_SERVICE_ACCOUNT` for multi-tenancy or `REPORTING_INTERVAL`.",
+        ),
+        Attribute::nested(
+            "resources",
+            Nesting::Single,
+            vec![
+                map(
+                    "limits",
+                    "Resource limits, e.g. `{ cpu = \"2\", memory = \"1Gi\" }`.",
+                ),
+                map(
+                    "requests",
+                    "Resource requests, e.g. `{ cpu = \"100m\", memory = \"64Mi\" }`.",
+                ),
+            ],
+        )
+        .optional()
+        .description(
+            "Resource requests and limits of the operator container, replacing the manifests'.",
+        ),
+        Attribute::nested(
+            "tolerations",
+            Nesting::List,
+            vec![
+                s("key", "Taint key."),
+                s("operator", "`Exists` or `Equal`."),
+                s("value", "Taint value."),
+                s("effect", "`NoSchedule`, `PreferNoSchedule` or `NoExecute`."),
+                Attribute::number("toleration_seconds")
+                    .optional()
+                    .description("How long a `NoExecute` taint is tolerated."),
+            ],
+        )
+        .optional()
+        .description("Pod tolerations of the operator, replacing the manifests'."),
+        map(
+            "node_selector",
+            "Node selector of the operator pod, replacing the manifests'.",
+        ),
+        s(
+            "image_repository",
+            "Image repository of the operator (a mirror); the manifests' tag or digest is kept.",
+        ),
+    ]
+}
+
+/// The `flux_operator` schema.
+pub fn schema() -> Schema {
+    let mut attributes = vec![
+        Attribute::string("id")
+            .computed()
+            .description("The namespace."),
+    ];
+    let mut settings = settings_attributes();
+    let rest = settings.split_off(3);
+    attributes.extend(settings);
+    attributes.push(Attribute::string("namespace").default_value("flux-system").description("Namespace of the operator (its `RUNTIME_NAMESPACE`); the FluxInstance must live here. Default `flux-system`. Changing it replaces the operator."));
+    attributes.extend(rest);
+    attributes.extend([
+        Attribute::bool("delete_crds").default_value(false).description("Delete the operator's CRDs on destroy. **This deletes every FluxInstance and ResourceSet in the cluster** (and with a FluxInstance, Flux). Default `false`: destroy keeps the CRDs and the namespace."),
+        Attribute::string("operator_version").computed().description("The operator version installed (the image tag)."),
+        Attribute::string("installation_status").computed().description("`Healthy`, or which operator objects are missing or were changed outside Terraform; a change of this value in a plan means apply re-applies them."),
+    ]);
+    let mut schema = Schema::new(
+        0,
+        "Installs and upgrades the [Flux Operator](https://fluxoperator.dev) from its release \
+         manifests: CRDs (waited for until Established), namespace, RBAC, ServiceAccount, \
+         Deployment (waited for until Available) and Service, all written with server-side apply. \
+         A version change is an in-place update; objects changed or deleted outside Terraform \
+         show as drift and are re-applied. Import with the namespace.",
+        attributes,
+    );
+    schema.block = schema.block.with_block(timeouts_block("10m"));
+    schema
+}
+
+pub(crate) fn namespace_of(model: &OperatorModel) -> String {
+    model
+        .namespace
+        .as_known()
+        .cloned()
+        .unwrap_or_else(|| "flux-system".into())
+}
+
+fn decode<T: serde::de::DeserializeOwned>(
+    what: &'static str,
+    value: Result<crate::framework::value::RawValue, crate::framework::model::ModelError>,
+) -> Result<T, Diagnostics> {
+    value
+        .map_err(|e| e.to_string())
+        .and_then(|raw| serde_json::from_value(value_to_api_json(&raw)).map_err(|e| e.to_string()))
+        .map_err(|e| {
+            Diagnostics::from_error_at(
+                AttrPath::attr(what),
+                "Invalid Operator Setting",
+                format!("{e}."),
+            )
+        })
+}
+
+pub(crate) fn settings(model: &OperatorModel) -> Result<OperatorSettings, Diagnostics> {
+    Ok(OperatorSettings {
+        namespace: Some(namespace_of(model)),
+        env: model.env.as_known().cloned().unwrap_or_default(),
+        resources: match &model.resources {
+            Value::Known(r) => Some(decode("resources", to_raw(r))?),
+            _ => None,
+        },
+        tolerations: match &model.tolerations {
+            Value::Known(t) => Some(decode("tolerations", to_raw(t))?),
+            _ => None,
+        },
+        node_selector: model.node_selector.as_known().cloned(),
+        image_repository: model.image_repository.as_known().cloned(),
+    })
+}
