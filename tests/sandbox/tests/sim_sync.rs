@@ -158,6 +158,66 @@ async fn fetches_with_the_secret_applies_the_path_and_reports_failures() {
     let cm = serde_json::to_value(cms.get("synced").await.unwrap()).unwrap();
     assert_eq!(cm["data"], json!({"value": "two"}));
 
+    // Objects the next revision no longer has are pruned, unless annotated prune: Disabled.
+    repos.push_as_someone_else(
+        "fleet",
+        "main",
+        "clusters/dev/apps/kept.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: kept\n  namespace: default\n  annotations:\n    kustomize.toolkit.fluxcd.io/prune: Disabled\n",
+        "add kept",
+    );
+    git.patch(
+        "flux-system",
+        &pp,
+        &Patch::Merge(
+            json!({"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": "t-kept"}}}),
+        ),
+    )
+    .await
+    .unwrap();
+    let tip3 = format!(
+        "refs/heads/main@sha1:{}",
+        repos.tip("fleet", "main").unwrap()
+    );
+    wait_for(&ks, "flux-system", |k| {
+        k["status"]["lastAppliedRevision"] == tip3.as_str()
+    })
+    .await;
+    repos.push_as_someone_else(
+        "fleet",
+        "main",
+        "clusters/dev/apps/cm.yaml",
+        "",
+        "remove app",
+    );
+    repos.push_as_someone_else(
+        "fleet",
+        "main",
+        "clusters/dev/apps/kept.yaml",
+        "",
+        "remove kept",
+    );
+    git.patch(
+        "flux-system",
+        &pp,
+        &Patch::Merge(
+            json!({"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": "t-pruned"}}}),
+        ),
+    )
+    .await
+    .unwrap();
+    let revision2 = format!(
+        "refs/heads/main@sha1:{}",
+        repos.tip("fleet", "main").unwrap()
+    );
+    let pruned = wait_for(&ks, "flux-system", |k| {
+        k["status"]["lastAppliedRevision"] == revision2.as_str()
+    })
+    .await;
+    assert_eq!(pruned["status"]["inventory"], json!({"entries": []}));
+    assert!(cms.get_opt("synced").await.unwrap().is_none());
+    assert!(cms.get_opt("kept").await.unwrap().is_some());
+
     // The server stops accepting the Secret's password: the source fails with git's reason.
     server.set_password("pw-2");
     git.patch(
