@@ -582,14 +582,26 @@ impl Inner {
         cont: Option<&str>,
     ) -> Result<Value, ApiError> {
         let st = self.lock();
+        let mut list_rv = st.rv;
         let start: Option<Key> = match cont {
             Some(c) if !c.is_empty() => {
                 let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
                     .decode(c)
                     .map_err(|_| ApiError::bad_request("continue key is not valid"))?;
-                let k: (String, String) = serde_json::from_slice(&raw)
+                let (rv, ns, name): (u64, String, String) = serde_json::from_slice(&raw)
                     .map_err(|_| ApiError::bad_request("continue key is not valid"))?;
-                Some(k)
+                // The token pins the list's resourceVersion; once the event log no longer
+                // reaches back to it the apiserver answers 410 (etcd compaction).
+                if rv < st.compacted {
+                    return Err(ApiError::status(
+                        410,
+                        "Expired",
+                        "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.",
+                        None,
+                    ));
+                }
+                list_rv = rv;
+                Some((ns, name))
             }
             _ => None,
         };
@@ -619,7 +631,7 @@ impl Inner {
                     } else {
                         (String::new(), prev.1)
                     };
-                    cont_out = serde_json::to_vec(&prev)
+                    cont_out = serde_json::to_vec(&(list_rv, &prev.0, &prev.1))
                         .ok()
                         .map(|b| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b));
                     break;

@@ -633,6 +633,41 @@ async fn watch_cut_fault_ends_the_stream_and_the_watcher_resumes() {
 }
 
 #[tokio::test]
+async fn stale_continue_tokens_expire_with_410() {
+    let sb = Sandbox::builder().watch_log_capacity(5).build();
+    let api: Api<ConfigMap> = Api::namespaced(sb.client(), "default");
+    for i in 0..3 {
+        api.create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": format!("c{i}")}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    }
+    let first = api.list(&ListParams::default().limit(1)).await.unwrap();
+    let token = first.metadata.continue_.clone().unwrap();
+    let second = api
+        .list(&ListParams::default().limit(1).continue_token(&token))
+        .await
+        .unwrap();
+    assert_eq!(second.items[0].name_any(), "c1");
+    for i in 0..8 {
+        api.create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": format!("x{i}")}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    }
+    let err = api_err(
+        api.list(&ListParams::default().limit(1).continue_token(&token))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((err.code, err.reason.as_str()), (410, "Expired"));
+}
+
+#[tokio::test]
 async fn watch_streams_live_events_with_selectors() {
     let sb = Sandbox::builder().build();
     let c = sb.client();
