@@ -528,3 +528,63 @@ fn scripted_operator_failure_fails_apply_then_converges() {
     assert!(ready_for_generation(&instance(&sandbox)));
     ws.plan().assert_no_changes();
 }
+
+#[test]
+fn ctrl_c_interrupts_the_readiness_wait_promptly() {
+    let sandbox = Sandbox::start();
+    let ws = workspace(&sandbox);
+    ws.write_config(&config("2.7.x", CORE, "medium", ""));
+    ws.apply().assert_success();
+
+    // The next reconcile takes a minute to become Ready; terraform gets SIGINT after 3 s.
+    sandbox.kubectl(&[
+        "-n",
+        "flux-system",
+        "annotate",
+        "fluxinstance",
+        "flux",
+        "sandbox.fluxrs.dev/ready-delay=60s",
+    ]);
+    ws.write_config(&config("2.7.x", CORE, "large", ""));
+    let child = std::process::Command::new(common::terraform::terraform_binary())
+        .args([
+            "apply",
+            "-auto-approve",
+            "-input=false",
+            "-lock=false",
+            "-no-color",
+        ])
+        .current_dir(ws.path())
+        .env("TF_CLI_CONFIG_FILE", ws.path().join(".terraformrc"))
+        .env("CHECKPOINT_DISABLE", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let interrupted = std::time::Instant::now();
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let output = child.wait_with_output().unwrap();
+    let elapsed = interrupted.elapsed();
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!output.status.success(), "{text}");
+    assert!(
+        elapsed.as_secs() < 10,
+        "terraform took {elapsed:?} to stop:\n{text}"
+    );
+    assert!(text.contains("Interrupted"), "{text}");
+    // What was applied is in state: the new spec, not yet ready.
+    let state = ws.show_json();
+    let values = resource(&state, "flux_instance.this");
+    assert_eq!(values["cluster"]["size"], "large");
+    assert_eq!(values["ready"], false);
+    assert_eq!(instance(&sandbox)["spec"]["cluster"]["size"], "large");
+}
