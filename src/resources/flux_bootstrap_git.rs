@@ -41,10 +41,9 @@ use crate::resources::common::{
 };
 use crate::resources::flux_bootstrap_git_model::{
     BootstrapModel, DEFAULT_COMMIT_MESSAGE, GitAccess, GitConfig, INPUT_ATTRIBUTES, clean_path,
-    desired_instance, digest, digests, is_ssh_url, operator_model, read_manifest_into,
-    render_files, schema, secret_hash,
+    desired_instance, digest, digests, instance_ref, is_ssh_url, operator_model,
+    read_manifest_into, render_files, schema, secret_hash,
 };
-use crate::resources::flux_instance::instance_ref;
 use crate::resources::flux_instance_model::{ModelError, validate_enums};
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);

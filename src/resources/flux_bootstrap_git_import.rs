@@ -24,9 +24,8 @@ use crate::git::{Checkout, RepoPath};
 use crate::resources::common::apply_error;
 use crate::resources::flux_bootstrap_git::{git_auth, git_error, git_options};
 use crate::resources::flux_bootstrap_git_model::{
-    BootstrapModel, DEFAULT_COMMIT_MESSAGE, GitAccess, read_manifest_into,
+    BootstrapModel, DEFAULT_COMMIT_MESSAGE, GitAccess, instance_ref, read_manifest_into,
 };
-use crate::resources::flux_instance::instance_ref;
 
 fn invalid(detail: String) -> Diagnostics {
     Diagnostics::from_error("Cannot Import The Bootstrap", detail)

@@ -114,6 +114,16 @@ pub trait GitAccess: ClusterAccess {
     fn git_config(&self) -> Result<GitConfig, Diagnostics>;
 }
 
+/// The FluxInstance `<name>` in `namespace`.
+pub fn instance_ref(namespace: &str, name: &str) -> crate::cluster::objects::ObjectRef {
+    crate::cluster::objects::ObjectRef::new(
+        crate::flux::instance::API_VERSION,
+        crate::flux::instance::KIND,
+        Some(namespace),
+        name,
+    )
+}
+
 /// Whether a repository URL is reached over SSH.
 pub fn is_ssh_url(url: &str) -> bool {
     url.starts_with("ssh://") || (!url.contains("://") && url.contains('@') && url.contains(':'))
