@@ -953,3 +953,84 @@ resource "flux_resource_set" "tenants" {{
         "2 to add",
     ]);
 }
+
+#[test]
+fn build_failure_fails_at_once_quoting_the_operator_then_converges() {
+    let sandbox = start();
+    let workspace = sandbox.workspace();
+    let config = |replicas: i64| {
+        format!(
+            r#"{provider}
+resource "flux_resource_set" "app" {{
+  name               = "app"
+  namespace          = "flux-system"
+  inputs             = [{{ replicas = {replicas} }}]
+  resources_template = <<-EOT
+    apiVersion: v1
+    kind: ConfigMap
+    metadata:
+      name: app
+      namespace: flux-system
+    data:
+      replicas: "<< inputs.replicas >>"
+  EOT
+}}
+"#,
+            provider = sandbox.provider_block()
+        )
+    };
+    workspace.write_config(&config(1));
+    assert_applied(&workspace.apply());
+
+    // The simulator's scripted failure: the next reconcile stalls with BuildFailed.
+    sandbox.ok(&[
+        "annotate",
+        "resourceset",
+        "app",
+        "-n",
+        "flux-system",
+        "sandbox.fluxrs.dev/fail=BuildFailed:template rendering exploded",
+    ]);
+    workspace.write_config(&config(2));
+    let started = Instant::now();
+    let failed = workspace.apply();
+    failed.assert_failure();
+    failed.assert_contains(&[
+        "ResourceSet Failed",
+        "is stalled: BuildFailed: template rendering exploded",
+    ]);
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "a stalled ResourceSet fails at once, not after the 10m default timeout"
+    );
+    let values = state_resource(&workspace, "flux_resource_set.app");
+    assert_eq!(values["ready"], json!(false));
+    assert_eq!(values["inputs"], json!([{"replicas": 2}]));
+
+    // The cause goes away (an annotation change makes the operator reconcile by itself): the
+    // refreshed state is Ready with the new input applied, and nothing is left to do.
+    sandbox.ok(&[
+        "annotate",
+        "resourceset",
+        "app",
+        "-n",
+        "flux-system",
+        "sandbox.fluxrs.dev/fail-",
+    ]);
+    sandbox.ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "-n",
+        "flux-system",
+        "resourceset/app",
+        "--timeout=30s",
+    ]);
+    workspace.plan().assert_no_changes();
+    assert_applied(&workspace.apply());
+    let values = state_resource(&workspace, "flux_resource_set.app");
+    assert_eq!(values["ready"], json!(true));
+    let generated = sandbox
+        .get("configmap", Some("flux-system"), "app")
+        .unwrap();
+    assert_eq!(generated["data"], json!({"replicas": "2"}));
+}
