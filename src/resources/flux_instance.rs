@@ -9,15 +9,10 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures::future::join_all;
-use kube::api::DynamicObject;
 
 use crate::cluster::objects::{Cluster, ObjectRef};
-use crate::cluster::wait::{WaitOutcome, deployment_available};
 use crate::flux::hazards::{self, InstanceChange};
-use crate::flux::instance::{API_VERSION, FluxInstance, KIND};
 use crate::flux::normalize::validate_spec;
-use crate::flux::operator::DEPLOYMENT_NAME;
 use crate::framework::diagnostics::Diagnostics;
 use crate::framework::model::{Value, to_raw};
 use crate::framework::path::AttrPath;
@@ -25,8 +20,10 @@ use crate::framework::resource::{ApplyError, Context, PlanChange, Planned, Resou
 use crate::framework::schema::Schema;
 use crate::resources::common::{
     self, ClusterAccess, DeletionPolicy, Operation, ReconcileWait, api_field_to_path, apply_error,
-    cluster_for_apply, cluster_if_known, cluster_ref,
+    cluster_for_apply, cluster_if_known,
 };
+use crate::resources::flux_instance_live::{get_live, operator_namespace, to_dynamic};
+pub use crate::resources::flux_instance_live::{installation_status, instance_ref};
 use crate::resources::flux_instance_model::{
     HEALTHY, InstanceModel, ModelError, SPEC_ATTRIBUTES, live_model, model_object, schema,
     validate_enums,
@@ -45,11 +42,6 @@ const DESIRED_EXTRA: [&str; 4] = [
 /// The `flux_instance` resource.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct FluxInstanceResource;
-
-/// The FluxInstance's reference.
-pub fn instance_ref(namespace: &str, name: &str) -> ObjectRef {
-    ObjectRef::new(API_VERSION, KIND, Some(namespace), name)
-}
 
 fn model_ref(model: &InstanceModel) -> ObjectRef {
     instance_ref(
@@ -80,115 +72,8 @@ fn desired_changed(prior: &InstanceModel, planned: &InstanceModel) -> bool {
         })
 }
 
-fn to_dynamic(object: &FluxInstance) -> Result<DynamicObject, Diagnostics> {
-    object
-        .to_json()
-        .and_then(|json| {
-            serde_json::from_value(json)
-                .map_err(|e| crate::flux::instance::InstanceError::Decode(e.to_string()))
-        })
-        .map_err(|e| {
-            Diagnostics::from_error("Provider Bug: Cannot Encode FluxInstance", e.to_string())
-        })
-}
-
-fn from_dynamic(object: &DynamicObject) -> Result<FluxInstance, Diagnostics> {
-    serde_json::to_value(object)
-        .map_err(|e| e.to_string())
-        .and_then(|json| FluxInstance::from_json(json).map_err(|e| e.to_string()))
-        .map_err(|e| Diagnostics::from_error("Unreadable FluxInstance", format!("{e}.")))
-}
-
 fn spec_error(error: &ModelError) -> Diagnostics {
     Diagnostics::from_error("Invalid FluxInstance Spec", format!("{error}."))
-}
-
-/// Reads the live FluxInstance; `None` when it, its namespace or its CRD is gone.
-async fn get_live(
-    cluster: &Cluster,
-    object: &ObjectRef,
-) -> Result<Option<FluxInstance>, Diagnostics> {
-    let found = cluster
-        .get(object)
-        .await
-        .map_err(|e| apply_error("Cannot Read The FluxInstance", &e))?;
-    found.as_ref().map(from_dynamic).transpose()
-}
-
-/// `Healthy`, or which inventory objects are missing or (Deployments) not Available.
-pub async fn installation_status(
-    cluster: &Cluster,
-    live: &FluxInstance,
-) -> Result<String, Diagnostics> {
-    let suspended = live.reconcile_annotations().is_ok_and(|a| a.is_disabled());
-    let Some(inventory) = live.status.as_ref().and_then(|s| s.inventory.as_ref()) else {
-        return Ok(HEALTHY.to_owned());
-    };
-    if suspended {
-        return Ok(HEALTHY.to_owned());
-    }
-    let refs = inventory.object_refs().unwrap_or_default();
-    let checks = refs.iter().map(|object| async move {
-        let found = cluster.get(&cluster_ref(object)).await?;
-        let problem = match found {
-            None => Some("missing"),
-            Some(d)
-                if object.kind == "Deployment"
-                    && deployment_available(Some(&d)) != WaitOutcome::Done =>
-            {
-                Some("not available")
-            }
-            Some(_) => None,
-        };
-        Ok::<_, crate::cluster::apply::ApplyError>(
-            problem.map(|p| format!("{} {} {p}", object.kind, object_name(object))),
-        )
-    });
-    let mut problems = Vec::new();
-    for result in join_all(checks).await {
-        if let Some(problem) =
-            result.map_err(|e| apply_error("Cannot Check The Flux Installation", &e))?
-        {
-            problems.push(problem);
-        }
-    }
-    Ok(if problems.is_empty() {
-        HEALTHY.to_owned()
-    } else {
-        format!("Drifted: {}", problems.join(", "))
-    })
-}
-
-fn object_name(object: &crate::flux::object::ObjectRef) -> String {
-    match &object.namespace {
-        Some(ns) => format!("{ns}/{}", object.name),
-        None => object.name.clone(),
-    }
-}
-
-/// The namespace the Flux Operator runs in, if it is installed.
-async fn operator_namespace(
-    cluster: &Cluster,
-    namespace: &str,
-) -> Result<Option<String>, Diagnostics> {
-    let here = ObjectRef::new("apps/v1", "Deployment", Some(namespace), DEPLOYMENT_NAME);
-    let read = |e| apply_error("Cannot Find The Flux Operator", &e);
-    if cluster.get(&here).await.map_err(read)?.is_some() {
-        return Ok(Some(namespace.to_owned()));
-    }
-    let all = cluster
-        .list(
-            "apps/v1",
-            "Deployment",
-            None,
-            "app.kubernetes.io/name=flux-operator",
-        )
-        .await
-        .map_err(read)?;
-    Ok(all
-        .into_iter()
-        .find(|d| d.metadata.name.as_deref() == Some(DEPLOYMENT_NAME))
-        .and_then(|d| d.metadata.namespace))
 }
 
 /// The CRD's rules checked locally, for plans that cannot ask the API server.

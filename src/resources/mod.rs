@@ -9,7 +9,7 @@
 //!   apply/wait/delete machinery for objects the Flux Operator reconciles (FluxInstance,
 //!   ResourceSet); [`common_fetch`]: downloading release manifests.
 //! - [`flux_operator_model`], [`flux_operator`]: the Flux Operator install.
-//! - [`flux_instance_model`], [`flux_instance`], [`flux_instance_data`]: the FluxInstance
+//! - [`flux_instance_model`], [`flux_instance_live`], [`flux_instance`], [`flux_instance_data`]: the FluxInstance
 //!   resource and data source.
 //! - `flux_resource_set`: ResourceSets.
 //! - `flux_bootstrap_git*`: Git-backed self-management and classic-bootstrap migration.
@@ -21,6 +21,7 @@ pub mod flux_bootstrap_git_import;
 pub mod flux_bootstrap_git_model;
 pub mod flux_instance;
 pub mod flux_instance_data;
+pub mod flux_instance_live;
 pub mod flux_instance_model;
 pub mod flux_operator;
 pub mod flux_operator_model;

@@ -1,0 +1,130 @@
+//! Reading a FluxInstance and its installation from the cluster: the object itself, whether the
+//! objects in its inventory are present and healthy (installation drift), and where the Flux
+//! Operator runs.
+//!
+//! Lives in `resources/`: may use `framework`, `flux`, `cluster`, never `provider`.
+
+use futures::future::join_all;
+use kube::api::DynamicObject;
+
+use crate::cluster::objects::{Cluster, ObjectRef};
+use crate::cluster::wait::{WaitOutcome, deployment_available};
+use crate::flux::instance::{API_VERSION, FluxInstance, KIND};
+use crate::flux::operator::DEPLOYMENT_NAME;
+use crate::framework::diagnostics::Diagnostics;
+use crate::resources::common::{apply_error, cluster_ref};
+use crate::resources::flux_instance_model::HEALTHY;
+
+/// The FluxInstance's reference.
+pub fn instance_ref(namespace: &str, name: &str) -> ObjectRef {
+    ObjectRef::new(API_VERSION, KIND, Some(namespace), name)
+}
+
+/// The object as the cluster layer writes it.
+pub(crate) fn to_dynamic(object: &FluxInstance) -> Result<DynamicObject, Diagnostics> {
+    object
+        .to_json()
+        .and_then(|json| {
+            serde_json::from_value(json)
+                .map_err(|e| crate::flux::instance::InstanceError::Decode(e.to_string()))
+        })
+        .map_err(|e| {
+            Diagnostics::from_error("Provider Bug: Cannot Encode FluxInstance", e.to_string())
+        })
+}
+
+/// An object read from the cluster, typed.
+pub(crate) fn from_dynamic(object: &DynamicObject) -> Result<FluxInstance, Diagnostics> {
+    serde_json::to_value(object)
+        .map_err(|e| e.to_string())
+        .and_then(|json| FluxInstance::from_json(json).map_err(|e| e.to_string()))
+        .map_err(|e| Diagnostics::from_error("Unreadable FluxInstance", format!("{e}.")))
+}
+
+/// Reads the live FluxInstance; `None` when it, its namespace or its CRD is gone.
+pub(crate) async fn get_live(
+    cluster: &Cluster,
+    object: &ObjectRef,
+) -> Result<Option<FluxInstance>, Diagnostics> {
+    let found = cluster
+        .get(object)
+        .await
+        .map_err(|e| apply_error("Cannot Read The FluxInstance", &e))?;
+    found.as_ref().map(from_dynamic).transpose()
+}
+
+/// `Healthy`, or which inventory objects are missing or (Deployments) not Available.
+pub async fn installation_status(
+    cluster: &Cluster,
+    live: &FluxInstance,
+) -> Result<String, Diagnostics> {
+    let suspended = live.reconcile_annotations().is_ok_and(|a| a.is_disabled());
+    let Some(inventory) = live.status.as_ref().and_then(|s| s.inventory.as_ref()) else {
+        return Ok(HEALTHY.to_owned());
+    };
+    if suspended {
+        return Ok(HEALTHY.to_owned());
+    }
+    let refs = inventory.object_refs().unwrap_or_default();
+    let checks = refs.iter().map(|object| async move {
+        let found = cluster.get(&cluster_ref(object)).await?;
+        let problem = match found {
+            None => Some("missing"),
+            Some(d)
+                if object.kind == "Deployment"
+                    && deployment_available(Some(&d)) != WaitOutcome::Done =>
+            {
+                Some("not available")
+            }
+            Some(_) => None,
+        };
+        Ok::<_, crate::cluster::apply::ApplyError>(
+            problem.map(|p| format!("{} {} {p}", object.kind, object_name(object))),
+        )
+    });
+    let mut problems = Vec::new();
+    for result in join_all(checks).await {
+        if let Some(problem) =
+            result.map_err(|e| apply_error("Cannot Check The Flux Installation", &e))?
+        {
+            problems.push(problem);
+        }
+    }
+    Ok(if problems.is_empty() {
+        HEALTHY.to_owned()
+    } else {
+        format!("Drifted: {}", problems.join(", "))
+    })
+}
+
+fn object_name(object: &crate::flux::object::ObjectRef) -> String {
+    match &object.namespace {
+        Some(ns) => format!("{ns}/{}", object.name),
+        None => object.name.clone(),
+    }
+}
+
+/// The namespace the Flux Operator runs in, if it is installed.
+pub(crate) async fn operator_namespace(
+    cluster: &Cluster,
+    namespace: &str,
+) -> Result<Option<String>, Diagnostics> {
+    let here = ObjectRef::new("apps/v1", "Deployment", Some(namespace), DEPLOYMENT_NAME);
+    let read = |e| apply_error("Cannot Find The Flux Operator", &e);
+    if cluster.get(&here).await.map_err(read)?.is_some() {
+        return Ok(Some(namespace.to_owned()));
+    }
+    let all = cluster
+        .list(
+            "apps/v1",
+            "Deployment",
+            None,
+            "app.kubernetes.io/name=flux-operator",
+        )
+        .await
+        .map_err(read)?;
+    Ok(all
+        .into_iter()
+        .find(|d| d.metadata.name.as_deref() == Some(DEPLOYMENT_NAME))
+        .and_then(|d| d.metadata.namespace))
+}
