@@ -152,9 +152,21 @@ pub(crate) fn git_options(ctx: &Context<impl GitAccess>) -> Options {
     let flag = Arc::new(AtomicBool::new(false));
     let token = ctx.cancellation().clone();
     let set = flag.clone();
+    // Forwards a cancellation while the Git operation holds the flag; ends with it.
     tokio::spawn(async move {
-        token.cancelled().await;
-        set.store(true, Ordering::SeqCst);
+        loop {
+            tokio::select! {
+                () = token.cancelled() => {
+                    set.store(true, Ordering::SeqCst);
+                    return;
+                }
+                () = tokio::time::sleep(Duration::from_millis(500)) => {
+                    if Arc::strong_count(&set) == 1 {
+                        return;
+                    }
+                }
+            }
+        }
     });
     Options {
         cancel: Some(flag),
