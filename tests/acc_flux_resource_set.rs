@@ -3,17 +3,17 @@
 //! every effect is checked twice: in Terraform's state and in the cluster through the real
 //! `kubectl`.
 //!
-//! The sandbox binary must be built first: `cargo build -p kube-sandbox --bin kube-sandbox`
-//! (the tests panic with that instruction when it is missing).
+//! The sandbox is started with the shared helper of the flux_instance acceptance tests
+//! (`tests/fixtures/flux_instance/sandbox.rs`), which builds the binary first.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+#[path = "fixtures/flux_instance/sandbox.rs"]
+mod shared_sandbox;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use common::terraform::{Output, REQUIRED_PROVIDERS, Workspace};
@@ -32,53 +32,20 @@ const OWNER_NAME: &str = "resourceset.fluxcd.controlplane.io/name";
 const OWNER_NAMESPACE: &str = "resourceset.fluxcd.controlplane.io/namespace";
 
 // ---------------------------------------------------------------------------------------------
-// The standalone sandbox (to move to tests/common once a shared helper exists there)
+// The standalone sandbox (the shared helper of the flux_instance acceptance tests), with the
+// Flux Operator fixture installed by kubectl
 // ---------------------------------------------------------------------------------------------
 
 struct Sandbox {
-    child: Child,
+    inner: shared_sandbox::Sandbox,
     kubeconfig: PathBuf,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for Sandbox {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn sandbox_binary() -> PathBuf {
-    let path = Path::new(BINARY).with_file_name("kube-sandbox");
-    assert!(
-        path.is_file(),
-        "{} is missing: build it with `cargo build -p kube-sandbox --bin kube-sandbox`",
-        path.display()
-    );
-    path
 }
 
 /// Starts `kube-sandbox serve --operator-sim` and installs the Flux Operator fixture with kubectl.
 fn start() -> Sandbox {
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    let mut child = Command::new(sandbox_binary())
-        .args(["serve", "--operator-sim", "--kubeconfig"])
-        .arg(&kubeconfig)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(line.starts_with("ready https://127.0.0.1:"), "{line:?}");
-    let sandbox = Sandbox {
-        child,
-        kubeconfig,
-        dir,
-    };
+    let inner = shared_sandbox::Sandbox::start();
+    let kubeconfig = inner.kubeconfig();
+    let sandbox = Sandbox { inner, kubeconfig };
     sandbox.ok(&["apply", "--server-side", "-f", OPERATOR_INSTALL]);
     sandbox.ok(&[
         "wait",
@@ -92,41 +59,18 @@ fn start() -> Sandbox {
 }
 
 impl Sandbox {
-    fn kubectl(&self, args: &[&str]) -> std::process::Output {
-        Command::new("kubectl")
-            .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .args(args)
-            .env_remove("KUBECONFIG")
-            .env("HOME", self.dir.path())
-            .output()
-            .expect("kubectl on PATH")
-    }
-
     #[track_caller]
     fn ok(&self, args: &[&str]) -> String {
-        let out = self.kubectl(args);
-        assert!(
-            out.status.success(),
-            "kubectl {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        self.inner.kubectl(args)
     }
 
     /// The object as JSON, or `None` when kubectl says NotFound.
     fn get(&self, kind: &str, namespace: Option<&str>, name: &str) -> Option<Value> {
-        let mut args = vec!["get", kind, name, "-o", "json"];
+        let mut args = vec![kind, name];
         if let Some(ns) = namespace {
             args.extend(["-n", ns]);
         }
-        let out = self.kubectl(&args);
-        if out.status.success() {
-            return Some(serde_json::from_slice(&out.stdout).unwrap());
-        }
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains("NotFound"), "kubectl get {kind} {name}: {err}");
-        None
+        self.inner.get_json(&args)
     }
 
     /// Waits until the object is gone (namespaces terminate asynchronously).
