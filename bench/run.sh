@@ -22,9 +22,16 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get install -y "${need_apt[@]}" >/dev/null
 fi
 
-echo "bench: cargo build --release (provider and kube-sandbox)" >&2
-cargo build --release -p terraform-provider-flux -p kube-sandbox \
-  --bin terraform-provider-flux --bin kube-sandbox >&2
+# BENCH_BIN_DIR=<dir holding terraform-provider-flux and kube-sandbox> skips the build (e.g. copies
+# of release binaries, so that another build in the shared target dir cannot replace them mid-run).
+if [ -n "${BENCH_BIN_DIR:-}" ]; then
+  BIN_DIR=$BENCH_BIN_DIR
+else
+  echo "bench: cargo build --release (provider and kube-sandbox)" >&2
+  cargo build --release -p terraform-provider-flux -p kube-sandbox \
+    --bin terraform-provider-flux --bin kube-sandbox >&2
+  BIN_DIR=$TARGET_DIR/release
+fi
 
 NULL=$CACHE/terraform-provider-null_v2.1.2_x4
 if [ ! -x "$NULL" ]; then
@@ -60,7 +67,7 @@ fi
 echo "bench: peer $(sha256sum "$NULL")" >&2
 
 python3 bench/bench.py \
-  --provider "$TARGET_DIR/release/terraform-provider-flux" \
-  --sandbox "$TARGET_DIR/release/kube-sandbox" \
+  --provider "$BIN_DIR/terraform-provider-flux" \
+  --sandbox "$BIN_DIR/kube-sandbox" \
   --null "$NULL" \
   --out bench/RESULTS.md "$@"
