@@ -9,9 +9,9 @@ locals {
   }
 }
 
+# In a full configuration, add `depends_on = [flux_instance.this]` so the operator and Flux exist
+# before the ResourceSet is applied.
 resource "flux_resource_set" "tenants" {
-  depends_on = [flux_instance.this]
-
   name      = "tenants"
   namespace = "flux-system"
 
