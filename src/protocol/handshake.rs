@@ -198,7 +198,7 @@ pub async fn serve(service: Arc<dyn ProviderService>) -> Result<(), HandshakeErr
         }
         None => {
             print_handshake(&line)?;
-            serve_with_incoming(service, TcpListenerStream::new(listener), shutdown).await?;
+            serve_with_incoming(service, plain_incoming(listener), shutdown).await?;
         }
     }
     tracing::info!("plugin server stopped");
@@ -233,8 +233,7 @@ pub async fn serve_debug(service: Arc<dyn ProviderService>) -> Result<(), Handsh
         on_interrupt.cancel();
         result
     });
-    let served =
-        serve_with_incoming(service, TcpListenerStream::new(listener), shutdown.clone()).await;
+    let served = serve_with_incoming(service, plain_incoming(listener), shutdown.clone()).await;
     if signal.is_finished() {
         if let Ok(Err(error)) = signal.await {
             return Err(HandshakeError::Signal(error));
@@ -281,8 +280,24 @@ fn ignore_interrupts() {
     });
 }
 
-/// Accepted connections after their TLS handshake; handshakes run concurrently so that a slow
-/// or refused client does not hold up others.
+/// Accepted plaintext connections, with Nagle's algorithm off: every RPC answer is one small
+/// write, and delaying it for a TCP ACK costs ~40 ms per call (tonic's own `tcp_nodelay` setting
+/// does not apply to `serve_with_incoming`).
+fn plain_incoming(
+    listener: TcpListener,
+) -> impl tokio_stream::Stream<Item = Result<TcpStream, std::io::Error>> {
+    use tokio_stream::StreamExt as _;
+    TcpListenerStream::new(listener).map(|accepted| {
+        accepted.and_then(|stream| {
+            stream.set_nodelay(true)?;
+            Ok(stream)
+        })
+    })
+}
+
+/// Accepted connections after their TLS handshake, with Nagle's algorithm off (see
+/// [`plain_incoming`]); handshakes run concurrently so that a slow or refused client does not
+/// hold up others.
 fn tls_incoming(
     listener: TcpListener,
     acceptor: TlsAcceptor,
@@ -296,7 +311,10 @@ fn tls_incoming(
                 () = sender.closed() => break,
                 accepted = listener.accept() => accepted,
             };
-            let (stream, peer) = match accepted {
+            let (stream, peer) = match accepted.and_then(|(stream, peer)| {
+                stream.set_nodelay(true)?;
+                Ok((stream, peer))
+            }) {
                 Ok(accepted) => accepted,
                 Err(error) => {
                     tracing::warn!(%error, "accepting a connection failed");
