@@ -338,7 +338,11 @@ impl FluxResourceSetResource {
             ));
         }
         plan_computed(ctx, &mut planned, prior.as_ref());
-        dry_run(ctx, &planned).await?;
+        // A plan that changes nothing applies nothing: only a change needs the API server's
+        // verdict (this keeps a no-change plan at one read per object).
+        if prior.as_ref() != Some(&planned) {
+            dry_run(ctx, &planned).await?;
+        }
         let replace = match &prior {
             Some(p) if p.namespace != planned.namespace || p.name != planned.name => {
                 vec![AttrPath::attr("namespace"), AttrPath::attr("name")]
