@@ -463,6 +463,33 @@ async fn discovery_is_pinned_cached_and_blind_to_broken_groups() {
     assert_eq!(discovery, vec!["/api/v1"]);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_first_uses_share_one_discovery_request() {
+    let sandbox = Sandbox::builder().build();
+    let cluster = Cluster::new(sandbox.client());
+    // Terraform refreshes resources in parallel: ten reads miss the empty cache together.
+    let reads = (0..10).map(|i| {
+        let cluster = cluster.clone();
+        tokio::spawn(async move {
+            let name = format!("absent-{i}");
+            cluster
+                .get(&ObjectRef::new("v1", "ConfigMap", Some("default"), &name))
+                .await
+        })
+    });
+    for read in futures::future::join_all(reads).await {
+        assert!(read.expect("task").expect("read").is_none());
+    }
+    let discovery: Vec<String> = sandbox
+        .recorder()
+        .requests()
+        .into_iter()
+        .filter(|r| r.verb == "discovery")
+        .map(|r| r.path)
+        .collect();
+    assert_eq!(discovery, vec!["/api/v1"]);
+}
+
 #[tokio::test]
 async fn delete_is_idempotent_and_reports_finalizers() {
     let sandbox = Sandbox::builder().build();

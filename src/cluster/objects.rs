@@ -150,6 +150,10 @@ type Kinds = HashMap<String, ResolvedKind>;
 pub struct Cluster {
     client: kube::Client,
     kinds: Arc<Mutex<HashMap<String, Arc<Kinds>>>>,
+    /// Serialises discovery requests, so that concurrent operations missing the cache at once
+    /// (Terraform refreshes resources in parallel) make one request per group version, not one
+    /// each.
+    discovery_gate: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl fmt::Debug for Cluster {
@@ -166,6 +170,7 @@ impl Cluster {
         Self {
             client,
             kinds: Arc::default(),
+            discovery_gate: Arc::default(),
         }
     }
 
@@ -181,13 +186,26 @@ impl Cluster {
         api_version: &str,
         kind: &str,
     ) -> Result<Option<ResolvedKind>, ObjectsError> {
-        if let Some(kinds) = self.cached(api_version)
+        let seen = self.cached(api_version);
+        if let Some(kinds) = &seen
             && let Some(found) = kinds.get(kind)
         {
             return Ok(Some(found.clone()));
         }
-        // Not cached, or cached before this kind was served: one fresh look at the group version.
-        let kinds = self.discover(api_version).await?;
+        // Not cached, or cached before this kind was served: one fresh look at the group version,
+        // unless another operation refreshed it while this one waited for the gate.
+        let _gate = self.discovery_gate.lock().await;
+        let current = self.cached(api_version);
+        let refreshed_meanwhile = match (&seen, &current) {
+            (None, Some(_)) => true,
+            (Some(before), Some(now)) => !Arc::ptr_eq(before, now),
+            _ => false,
+        };
+        let kinds = if refreshed_meanwhile {
+            current
+        } else {
+            self.discover(api_version).await?
+        };
         Ok(kinds.and_then(|kinds| kinds.get(kind).cloned()))
     }
 
