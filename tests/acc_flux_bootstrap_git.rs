@@ -414,6 +414,50 @@ fn bootstrap_into_history_and_orphan() {
     );
 }
 
+/// A commit pushed by someone else between Terraform's clone and its push: the push is retried
+/// on top of it, both changes are in the history, nothing was force-pushed.
+#[test]
+fn a_concurrent_push_is_retried_without_force() {
+    let env = env("race", true);
+    let url = env.server.url("race");
+    let before = env.repos.tip("race", "main").unwrap();
+    let repos = env.repos.clone();
+    env.server.before_next_push(move || {
+        repos.push_as_someone_else(
+            "race",
+            "main",
+            "apps/other.yaml",
+            "kind: Other\n",
+            "Someone else's change",
+        );
+    });
+    env.ws
+        .write_config(&config(&env, &url, "pw-hunter2-one", &version("2.7.x")));
+    env.ws.apply().assert_success();
+
+    let log = subjects(&env.repos, "race");
+    assert_eq!(log.len(), 7, "{log:?}");
+    assert_eq!(log[0], "Update Flux (terraform-provider-flux)");
+    assert_eq!(log[1], "Someone else's change");
+    assert!(env.repos.is_ancestor("race", &before, "main"));
+    let files = env.repos.files("race", "main");
+    assert!(files.contains(&"apps/other.yaml".to_owned()), "{files:?}");
+    assert!(files.contains(&INSTANCE_FILE.to_owned()), "{files:?}");
+    // The first push was refused (the branch had moved) and the second, rebased one accepted.
+    let pushes: Vec<u16> = env
+        .server
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.uri.ends_with("/git-receive-pack"))
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(pushes.len(), 2, "{pushes:?}");
+    assert_ne!(pushes[0], 200, "{pushes:?}");
+    assert_eq!(pushes[1], 200, "{pushes:?}");
+    assert_synced(&env, "race");
+    env.ws.plan().assert_no_changes();
+}
+
 /// Import of an operator-managed bootstrap plans empty.
 #[test]
 fn import_of_an_operator_managed_bootstrap_plans_empty() {

@@ -291,6 +291,11 @@ impl GitHttpServer {
         self.inner.set_token(token);
     }
 
+    /// Runs `hook` once, just before the next push negotiation (a concurrent writer).
+    pub fn before_next_push(&self, hook: impl FnOnce() + Send + 'static) {
+        self.inner.before_next_push(hook);
+    }
+
     /// The requests served so far.
     pub fn requests(&self) -> Vec<RequestRecord> {
         self.inner.requests()

@@ -102,9 +102,13 @@ pub struct RequestRecord {
     pub status: u16,
 }
 
+/// Work to run once, just before the server answers the next push negotiation.
+type PushHook = Box<dyn FnOnce() + Send>;
+
 struct HttpState {
     opts: HttpServerOptions,
     log: Vec<RequestRecord>,
+    before_next_push: Option<PushHook>,
 }
 
 fn lock(state: &Mutex<HttpState>) -> MutexGuard<'_, HttpState> {
@@ -165,6 +169,7 @@ impl GitHttpServer {
         let state = Arc::new(Mutex::new(HttpState {
             opts,
             log: Vec::new(),
+            before_next_push: None,
         }));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let st = state.clone();
@@ -234,6 +239,13 @@ impl GitHttpServer {
     /// The requests served so far.
     pub fn requests(&self) -> Vec<RequestRecord> {
         lock(&self.state).log.clone()
+    }
+
+    /// Runs `hook` once, just before the server answers the next push negotiation (the
+    /// `git-receive-pack` ref advertisement): what the hook writes to the repositories lands
+    /// between a client's clone and its push, like a concurrent writer's commit.
+    pub fn before_next_push(&self, hook: impl FnOnce() + Send + 'static) {
+        lock(&self.state).before_next_push = Some(Box::new(hook));
     }
 }
 
@@ -400,7 +412,17 @@ async fn handle(
             }
             r
         }
-        Some(user) => cgi(req, &root, &user).await,
+        Some(user) => {
+            let hook = if push && method == "GET" {
+                lock(&state).before_next_push.take()
+            } else {
+                None
+            };
+            if let Some(hook) = hook {
+                let _ran = tokio::task::spawn_blocking(hook).await;
+            }
+            cgi(req, &root, &user).await
+        }
     };
     lock(&state).log.push(RequestRecord {
         method,
