@@ -75,6 +75,35 @@ pub async fn cluster_for_apply<D: ClusterAccess>(data: &D) -> Result<Cluster, Di
     data.cluster().await
 }
 
+/// `common_metadata` of a FluxInstance or ResourceSet: labels and annotations the operator sets
+/// on every object it generates.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(default)]
+pub struct CommonMetadataModel {
+    /// Labels set on every generated object.
+    pub labels: Value<BTreeMap<String, String>>,
+    /// Annotations set on every generated object.
+    pub annotations: Value<BTreeMap<String, String>>,
+}
+
+/// The optional `common_metadata` nested attribute (see [`CommonMetadataModel`]).
+pub fn common_metadata_attribute(description: &str, annotations_description: &str) -> Attribute {
+    Attribute::nested(
+        "common_metadata",
+        Nesting::Single,
+        vec![
+            Attribute::string_map("labels")
+                .optional()
+                .description("Labels set on every generated object."),
+            Attribute::string_map("annotations")
+                .optional()
+                .description(annotations_description),
+        ],
+    )
+    .optional()
+    .description(description)
+}
+
 /// The `timeouts` block: how long create, update and delete wait.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(default)]

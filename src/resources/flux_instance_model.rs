@@ -23,7 +23,8 @@ use crate::framework::path::AttrPath;
 use crate::framework::schema::{Attribute, Nesting, Schema};
 use crate::framework::value::{RawValue, Type};
 use crate::resources::common::{
-    Timeouts, api_json_to_value, deletion_policy_attribute, timeouts_block, value_to_api_json,
+    Timeouts, api_json_to_value, common_metadata_attribute, deletion_policy_attribute,
+    timeouts_block, value_to_api_json,
 };
 
 /// Computed `installation_status` of a healthy installation.
@@ -172,14 +173,7 @@ pub struct SyncModel {
     pub provider: Value<String>,
 }
 
-/// `common_metadata`.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
-#[serde(default)]
-#[allow(missing_docs)]
-pub struct CommonMetadataModel {
-    pub labels: Value<BTreeMap<String, String>>,
-    pub annotations: Value<BTreeMap<String, String>>,
-}
+pub use crate::resources::common::CommonMetadataModel;
 
 /// One element of `component_images`.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
@@ -294,10 +288,7 @@ pub fn spec_attributes() -> Vec<Attribute> {
             s("provider", &format!("Authentication provider: {}.",
                 one_of(&names(SyncProvider::ALL, SyncProvider::as_str)))),
         ]).optional().description("Make Flux sync the cluster from a source. Removing it, or changing `kind`, makes the operator delete the generated Kustomization, which prunes what it applied: the plan warns."),
-        Attribute::nested("common_metadata", Nesting::Single, vec![
-            Attribute::new("labels", Type::map(Type::String)).optional().description("Labels set on every generated object."),
-            Attribute::new("annotations", Type::map(Type::String)).optional().description("Annotations set on every generated object."),
-        ]).optional().description("Labels and annotations set on every object the operator generates."),
+        common_metadata_attribute("Labels and annotations set on every object the operator generates.", "Annotations set on every generated object."),
         Attribute::bool("wait").default_value(true).description("Whether the operator health-checks every object it applies. Default `true`."),
         Attribute::bool("migrate_resources").default_value(true).description("Whether the operator migrates Flux custom resources to the latest storage version after an upgrade. Default `true`."),
     ]

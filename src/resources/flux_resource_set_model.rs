@@ -29,7 +29,8 @@ use crate::framework::path::AttrPath;
 use crate::framework::schema::{Attribute, Nesting, Schema};
 use crate::framework::value::{Number, RawValue, Type};
 use crate::resources::common::{
-    DeletionPolicy, Timeouts, api_field_to_path, deletion_policy_attribute, timeouts_block,
+    CommonMetadataModel, DeletionPolicy, Timeouts, api_field_to_path, common_metadata_attribute,
+    deletion_policy_attribute, timeouts_block,
 };
 
 /// Computed `inventory_status` when every generated object exists and is healthy.
@@ -135,15 +136,6 @@ pub struct DependencyModel {
     pub ready_expr: Value<String>,
 }
 
-/// `common_metadata`.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
-#[serde(default)]
-#[allow(missing_docs)]
-pub struct CommonMetadataModel {
-    pub labels: Value<BTreeMap<String, String>>,
-    pub annotations: Value<BTreeMap<String, String>>,
-}
-
 /// One element of the computed `inventory`.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(default)]
@@ -195,10 +187,7 @@ pub fn schema() -> Schema {
             Attribute::bool("ready").optional().description("Also wait until the dependency is ready (its `Ready` condition), not only present."),
             s("ready_expr", "A CEL expression deciding readiness."),
         ]).optional().description("Objects that must exist (and be ready) before the operator reconciles the ResourceSet (the API's `dependsOn`; renamed because `depends_on` is a Terraform meta-argument). While one is missing or not ready, the operator reports `DependencyNotReady` and apply keeps waiting until its timeout."),
-        Attribute::nested("common_metadata", Nesting::Single, vec![
-            Attribute::string_map("labels").optional().description("Labels set on every generated object."),
-            Attribute::string_map("annotations").optional().description("Annotations set on every generated object; `fluxcd.controlplane.io/prune: disabled` disables garbage collection."),
-        ]).optional().description("Labels and annotations set on every generated object."),
+        common_metadata_attribute("Labels and annotations set on every generated object.", "Annotations set on every generated object; `fluxcd.controlplane.io/prune: disabled` disables garbage collection."),
         s("service_account_name", "Service account (in the ResourceSet's namespace) the operator impersonates to apply the generated objects."),
         Attribute::bool("wait").default_value(false).description("Whether the operator health-checks the generated objects before reporting Ready. Default `false` (the operator's default)."),
         s("reconcile_every", "How often the operator re-applies the generated objects to correct drift (`fluxcd.controlplane.io/reconcileEvery`), a Go duration; operator default `1h`."),
