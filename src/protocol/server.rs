@@ -283,6 +283,20 @@ fn log_outcome(diagnostics: &Diagnostics) {
         .count();
     let warnings = diagnostics.iter().count() - errors;
     tracing::debug!(errors, warnings, "served");
+    // The summary and the attribute path only: details may quote configuration values.
+    for diagnostic in diagnostics.iter() {
+        let attribute = diagnostic
+            .path
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        tracing::debug!(
+            severity = ?diagnostic.severity,
+            summary = %diagnostic.summary,
+            attribute = %attribute,
+            "diagnostic"
+        );
+    }
 }
 
 macro_rules! rpc {
