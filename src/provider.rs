@@ -380,19 +380,68 @@ fn title(summary_for: &kubeconfig::Error) -> &'static str {
         E::InsecureWithCa => "Conflicting TLS Settings",
         E::ExecWithoutCommand | E::InvalidExecApiVersion(_) => "Invalid Exec Plugin",
         E::InvalidHost { .. } => "Invalid Kubernetes Host",
+        E::InvalidTlsServerName(_) => "Invalid TLS Server Name",
         E::InvalidProxyUrl { .. } => "Invalid Proxy URL",
         E::NoConfiguration => "No Kubernetes Configuration",
         E::InCluster(_) | E::Kubeconfig(_) | E::BuildClient(_) => "Kubernetes Client Error",
     }
 }
 
-/// A diagnostic for a cluster configuration error, at `kubernetes.<setting>` when the error
-/// names one. The messages of [`kubeconfig::Error`] never contain secret values.
-pub fn kubernetes_diagnostic(error: &kubeconfig::Error) -> Diagnostics {
-    let mut detail = error.to_string();
-    if let Some(first) = detail.get(..1) {
-        detail = format!("{}{}", first.to_uppercase(), &detail[1..]);
+/// The settings of `kubernetes`, as [`kubeconfig::Error`] messages name them (longest first, so
+/// that `config_paths` is matched before `config_path`).
+const KUBERNETES_SETTINGS: [(&str, &str); 13] = [
+    ("exec api_version", "exec.api_version"),
+    ("cluster_ca_certificate", "cluster_ca_certificate"),
+    ("client_certificate", "client_certificate"),
+    ("tls_server_name", "tls_server_name"),
+    ("config_context", "config_context"),
+    ("config_paths", "config_paths"),
+    ("config_path", "config_path"),
+    ("client_key", "client_key"),
+    ("proxy_url", "proxy_url"),
+    ("insecure", "insecure"),
+    ("token", "token"),
+    ("host", "host"),
+    ("exec", "exec"),
+];
+
+/// `message` with every bare setting name outside double quotes (values are quoted) written as
+/// its attribute path: `proxy_url "x" is not...` becomes `kubernetes.proxy_url "x" is not...`.
+fn qualify_settings(message: &str) -> String {
+    let mut out = String::with_capacity(message.len() + 32);
+    let mut quoted = false;
+    let mut rest = message;
+    'scan: while let Some(c) = rest.chars().next() {
+        if c == '"' {
+            quoted = !quoted;
+        } else if !quoted {
+            let boundary_before = !out
+                .chars()
+                .last()
+                .is_some_and(|p| p.is_ascii_alphanumeric() || matches!(p, '_' | '.' | '<'));
+            for (bare, path) in KUBERNETES_SETTINGS {
+                let after = rest.get(bare.len()..).and_then(|a| a.chars().next());
+                let boundary_after =
+                    !after.is_some_and(|a| a.is_ascii_alphanumeric() || a == '_' || a == '.');
+                if boundary_before && boundary_after && rest.starts_with(bare) {
+                    out.push_str("kubernetes.");
+                    out.push_str(path);
+                    rest = &rest[bare.len()..];
+                    continue 'scan;
+                }
+            }
+        }
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
     }
+    out
+}
+
+/// A diagnostic for a cluster configuration error, at `kubernetes.<setting>` when the error
+/// names one. The message names settings by their attribute paths (`kubernetes.proxy_url`), and
+/// says what to fix. The messages of [`kubeconfig::Error`] never contain secret values.
+pub fn kubernetes_diagnostic(error: &kubeconfig::Error) -> Diagnostics {
+    let detail = qualify_settings(&error.to_string());
     match error.setting() {
         Some(setting) => {
             let mut path = AttrPath::attr("kubernetes");
@@ -1112,6 +1161,91 @@ mod tests {
                 assert!(!d.detail.contains("hunter2"), "{name}: secret in {d:?}");
             }
         }
+    }
+
+    #[test]
+    fn messages_name_settings_by_their_paths() {
+        let details = |model: ProviderModel| -> Vec<String> {
+            let (_, diags) = resolve(&model, &Environment::default());
+            diags.iter().map(|d| d.detail.clone()).collect()
+        };
+        type Case = (Vec<(&'static str, RawValue)>, Vec<&'static str>);
+        let cases: Vec<Case> = vec![
+            (
+                vec![("host", s("https://h")), ("proxy_url", s("nope"))],
+                vec![
+                    "kubernetes.proxy_url \"nope\" is not a valid proxy URL (no scheme); use \
+                     http://, https:// or socks5://. Fix the provider setting \
+                     kubernetes.proxy_url.",
+                ],
+            ),
+            (
+                vec![("host", s("ftp://x")), ("token", s("t"))],
+                vec![
+                    "kubernetes.host \"ftp://x\" is not a valid API server URL (the scheme must \
+                     be https or http); use https://<host>:<port>. Fix the provider setting \
+                     kubernetes.host.",
+                ],
+            ),
+            (
+                vec![
+                    ("host", s("https://h")),
+                    ("tls_server_name", s("not a host")),
+                ],
+                vec![
+                    "kubernetes.tls_server_name \"not a host\" is not a DNS name or IP address; \
+                     use the name in the API server's certificate, e.g. \
+                     \"kubernetes.default.svc\". Fix the provider setting \
+                     kubernetes.tls_server_name.",
+                ],
+            ),
+            (
+                vec![
+                    ("host", s("https://h")),
+                    (
+                        "exec",
+                        RawValue::object([("command", s("x")), ("api_version", s("v1"))]),
+                    ),
+                ],
+                vec![
+                    "kubernetes.exec.api_version \"v1\" is not supported; use \
+                     client.authentication.k8s.io/v1 or v1beta1. Fix the provider setting \
+                     kubernetes.exec.api_version.",
+                ],
+            ),
+        ];
+        for (kubernetes, want) in cases {
+            let got = details(config(Some(kubernetes), None));
+            let want: Vec<String> = want.iter().map(|w| w.to_string()).collect();
+            assert_eq!(got, want);
+        }
+        // No message starts with a capitalised setting name ("Proxy_url", "Insecure = true").
+        let (_, diags) = resolve(
+            &config(
+                Some(vec![
+                    ("host", s("https://h")),
+                    ("insecure", RawValue::Bool(true)),
+                    (
+                        "cluster_ca_certificate",
+                        s("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----"),
+                    ),
+                ]),
+                None,
+            ),
+            &Environment::default(),
+        );
+        let insecure = diags
+            .iter()
+            .find(|d| d.summary == "Conflicting TLS Settings")
+            .map(|d| d.detail.clone());
+        assert_eq!(
+            insecure.as_deref(),
+            Some(
+                "kubernetes.insecure = true disables the verification that \
+                 kubernetes.cluster_ca_certificate configures; set only one of them. Fix the \
+                 provider setting kubernetes.insecure."
+            )
+        );
     }
 
     #[test]

@@ -240,9 +240,10 @@ fn hazards_and_api_validation_fail_at_plan() {
         .assert_contains(&["Flux minor version downgrade"]);
     // A name the operator will not honour.
     ws.write_config(&config("2.7.x", CORE, "medium", r#"name = "other""#));
-    ws.plan()
-        .assert_error()
-        .assert_contains(&["Unsupported FluxInstance name"]);
+    ws.plan().assert_error().assert_contains(&[
+        "Unsupported FluxInstance Name",
+        "the Flux Operator only reconciles",
+    ]);
     // A namespace other than the operator's.
     ws.write_config(&config(
         "2.7.x",

@@ -206,5 +206,5 @@ fn manifest_source_is_validated() {
     ws.write_config(&config(r#"version = "latest""#, ""));
     ws.validate()
         .assert_failure()
-        .assert_contains(&["invalid Flux Operator version \"latest\""]);
+        .assert_contains(&["version = \"latest\" is not an operator release"]);
 }

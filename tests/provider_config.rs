@@ -260,7 +260,7 @@ fn each_malformed_setting_fails_validate_naming_the_attribute() {
             ),
             summary: "Error: Invalid Exec Plugin",
             contains: vec![
-                "Exec needs a command",
+                "kubernetes.exec needs a command",
                 "Fix the provider setting kubernetes.exec.command.",
             ],
         },

@@ -240,6 +240,12 @@ pub enum Error {
         "exec api_version {0:?} is not supported; use client.authentication.k8s.io/v1 or v1beta1"
     )]
     InvalidExecApiVersion(String),
+    /// `tls_server_name` is not a DNS name or IP address.
+    #[error(
+        "tls_server_name {0:?} is not a DNS name or IP address; use the name in the API server's \
+         certificate, e.g. \"kubernetes.default.svc\""
+    )]
+    InvalidTlsServerName(String),
     /// `host` is not a valid URL.
     #[error("host {host:?} is not a valid API server URL ({reason}); use https://<host>:<port>")]
     InvalidHost {
@@ -293,6 +299,7 @@ impl Error {
             Error::ExecWithoutCommand => Some("exec.command"),
             Error::InvalidExecApiVersion(_) => Some("exec.api_version"),
             Error::InvalidHost { .. } => Some("host"),
+            Error::InvalidTlsServerName(_) => Some("tls_server_name"),
             Error::InvalidProxyUrl { .. } => Some("proxy_url"),
             Error::NoConfiguration
             | Error::InCluster(_)
@@ -517,6 +524,11 @@ pub fn check_inline(settings: &Settings) -> Vec<Error> {
     }
     if settings.insecure == Some(true) && settings.cluster_ca_certificate.is_some() {
         problems.push(Error::InsecureWithCa);
+    }
+    if let Some(name) = &settings.tls_server_name
+        && rustls::pki_types::ServerName::try_from(name.as_str()).is_err()
+    {
+        problems.push(Error::InvalidTlsServerName(name.clone()));
     }
     if let Some(url) = &settings.proxy_url
         && let Err(e) = check_proxy(url)

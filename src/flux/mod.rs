@@ -17,6 +17,7 @@
 //! - [`bootstrap`]: detection and conversion of classic `flux bootstrap` installations.
 //! - [`object`]: object references shared by the above (inventory entries, manifest objects).
 //! - [`duration`]: the Go duration strings the API uses (`1m`, `10m0s`).
+//! - [`validate`]: rules for values users type (names, quantities, URLs, branches, patches).
 
 /// Defines a closed string enum with its serde names, `as_str`, `Display`, `FromStr` and `ALL`.
 macro_rules! string_enum {
@@ -81,6 +82,7 @@ pub mod render;
 pub mod resource_set;
 pub mod semantic;
 pub mod status;
+pub mod validate;
 pub mod version;
 
 /// A string that is not one of the values a closed API enum allows.

@@ -512,6 +512,24 @@ impl VersionConstraint {
             .any(|c| self.matches(c))
     }
 
+    /// Whether some release version in `[low, high)` satisfies the constraint (exact, for the
+    /// same reason as [`Self::admits_at_or_above`]).
+    pub fn admits_between(&self, low: &FluxVersion, high: &FluxVersion) -> bool {
+        let mut candidates = vec![low.clone()];
+        for (comps, _) in &self.alternatives {
+            for comp in comps {
+                for v in comp.versions() {
+                    candidates.push(FluxVersion::new(v.major, v.minor, v.patch));
+                    candidates.push(v.next_patch());
+                }
+            }
+        }
+        candidates
+            .iter()
+            .filter(|c| *c >= low && *c < high)
+            .any(|c| self.matches(c))
+    }
+
     /// Refuses a constraint that can only resolve to a lower minor than `current` (the version
     /// last applied). A lower patch within the same minor is allowed, as the operator allows it.
     ///

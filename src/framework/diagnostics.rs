@@ -27,6 +27,26 @@ pub struct Diagnostic {
     pub path: Option<AttrPath>,
 }
 
+impl Diagnostic {
+    /// The detail as shown to the user: when an error concerns an attribute that the text does
+    /// not name, the path comes first (`cluster.size: "huge" is not allowed...`), so that
+    /// the message says where even when Terraform can only point at the resource block (it
+    /// cannot locate attributes inside object values).
+    pub fn detail_naming_path(&self) -> String {
+        match &self.path {
+            Some(path) if !path.is_root() && self.severity == Severity::Error => {
+                let name = path.to_string();
+                if self.detail.contains(&name) {
+                    self.detail.clone()
+                } else {
+                    format!("{name}: {}", self.detail)
+                }
+            }
+            _ => self.detail.clone(),
+        }
+    }
+}
+
 /// An ordered collection of diagnostics. Not an error type: it may hold only warnings.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Diagnostics(pub Vec<Diagnostic>);

@@ -39,7 +39,7 @@ pub fn diagnostics_to_proto(diagnostics: &Diagnostics) -> Vec<pb::Diagnostic> {
                 Severity::Warning => pb::diagnostic::Severity::Warning,
             } as i32,
             summary: diagnostic.summary.clone(),
-            detail: diagnostic.detail.clone(),
+            detail: diagnostic.detail_naming_path(),
             attribute: diagnostic
                 .path
                 .as_ref()

@@ -1232,6 +1232,12 @@ fn diagnostics_convert_with_and_without_paths() {
             detail: "e".to_owned(),
             path: Some(AttrPath::root()),
         },
+        Diagnostic {
+            severity: Severity::Error,
+            summary: "E2".to_owned(),
+            detail: "e2".to_owned(),
+            path: Some(AttrPath::attr("b").then_attr("c")),
+        },
     ]);
     use pb::attribute_path::step::Selector;
     let step = |selector| pb::attribute_path::Step {
@@ -1250,6 +1256,7 @@ fn diagnostics_convert_with_and_without_paths() {
             pb::Diagnostic {
                 severity: pb::diagnostic::Severity::Warning as i32,
                 summary: "W".to_owned(),
+                // A warning keeps its detail as written.
                 detail: "w".to_owned(),
                 attribute: Some(expected_path.clone()),
             },
@@ -1258,6 +1265,18 @@ fn diagnostics_convert_with_and_without_paths() {
                 summary: "E".to_owned(),
                 detail: "e".to_owned(),
                 attribute: None,
+            },
+            // An error whose detail does not name its attribute gets the path first.
+            pb::Diagnostic {
+                severity: pb::diagnostic::Severity::Error as i32,
+                summary: "E2".to_owned(),
+                detail: "b.c: e2".to_owned(),
+                attribute: Some(pb::AttributePath {
+                    steps: vec![
+                        step(Selector::AttributeName("b".to_owned())),
+                        step(Selector::AttributeName("c".to_owned())),
+                    ],
+                }),
             },
         ]
     );

@@ -372,6 +372,33 @@ pub fn apply_error(summary: &str, error: &ApplyError) -> Diagnostics {
     out
 }
 
+/// Fails at `namespace` when the namespace does not exist.
+///
+/// # Errors
+///
+/// A diagnostic at `namespace` saying so and what to do, or one quoting the API server.
+pub async fn require_namespace(cluster: &Cluster, namespace: &str) -> Result<(), Diagnostics> {
+    let reference = ObjectRef::new("v1", "Namespace", None, namespace);
+    let found = cluster
+        .get(&reference)
+        .await
+        .map_err(|e| apply_error("Cannot Read The Namespace", &e))?;
+    if found.is_some() {
+        return Ok(());
+    }
+    Err(Diagnostics::from_error_at(
+        AttrPath::attr("namespace"),
+        "Namespace Not Found",
+        format!(
+            "namespace = {namespace:?}: the namespace does not exist in the cluster, so the \
+             object cannot be created there. Create it first; if another resource of this \
+             configuration creates it, reference that resource's name attribute (e.g. \
+             kubernetes_namespace.this.metadata[0].name) instead of the literal name, so that \
+             the plan waits for it."
+        ),
+    ))
+}
+
 /// Converts a Flux object reference into the cluster layer's.
 pub fn cluster_ref(object: &FluxRef) -> ObjectRef {
     ObjectRef::new(

@@ -660,10 +660,10 @@ impl<D: GitAccess> Resource<D> for FluxBootstrapGitResource {
         _ctx: &mut Context<D>,
         config: BootstrapModel,
     ) -> Result<(), Diagnostics> {
-        let mut out = validate_enums(&crate::resources::flux_bootstrap_git_model::instance_model(
-            &config,
-            Value::Null,
-        ));
+        let instance =
+            crate::resources::flux_bootstrap_git_model::instance_model(&config, Value::Null);
+        let mut out = validate_enums(&instance);
+        out.extend(crate::resources::validation::bootstrap(&config, &instance));
         if let Some(path) = config.path.as_known()
             && let Err(d) = clean_path(path)
         {
@@ -688,6 +688,14 @@ impl<D: GitAccess> Resource<D> for FluxBootstrapGitResource {
     ) -> Result<Planned<BootstrapModel>, Diagnostics> {
         let mut planned = change.proposed;
         planned.id = planned.namespace.clone();
+        let data = ctx.data()?;
+        if let (true, Some(url)) = (data.git_known(), planned.url.as_known()) {
+            let mismatch =
+                crate::resources::validation::git_settings_match_url(url, &data.git_config()?);
+            if mismatch.has_errors() {
+                return Err(mismatch);
+            }
+        }
         let (files, hash) = expected(ctx, &planned);
         let Some(prior) = change.prior else {
             planned.files = files;

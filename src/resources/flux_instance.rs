@@ -318,7 +318,8 @@ impl<D: ClusterAccess> Resource<D> for FluxInstanceResource {
         _ctx: &mut Context<D>,
         config: InstanceModel,
     ) -> Result<(), Diagnostics> {
-        let out = validate_enums(&config);
+        let mut out = validate_enums(&config);
+        out.extend(crate::resources::validation::instance(&config));
         if out.has_errors() { Err(out) } else { Ok(()) }
     }
 

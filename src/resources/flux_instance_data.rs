@@ -72,6 +72,15 @@ impl<D: ClusterAccess> DataSource<D> for FluxInstanceData {
         data_schema()
     }
 
+    async fn validate(
+        &self,
+        _ctx: &mut Context<D>,
+        config: InstanceModel,
+    ) -> Result<(), Diagnostics> {
+        let out = crate::resources::validation::instance_data(&config);
+        if out.has_errors() { Err(out) } else { Ok(()) }
+    }
+
     async fn read(
         &self,
         ctx: &mut Context<D>,

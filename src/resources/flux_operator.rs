@@ -259,26 +259,8 @@ impl<D: ClusterAccess> Resource<D> for FluxOperatorResource {
         _ctx: &mut Context<D>,
         config: OperatorModel,
     ) -> Result<(), Diagnostics> {
-        let set = [&config.version, &config.manifests_url, &config.manifests];
-        if set.iter().any(|v| v.is_unknown()) {
-            return Ok(());
-        }
-        if set.iter().filter(|v| v.is_known()).count() != 1 {
-            return Err(Diagnostics::from_error(
-                "Operator Manifests Source",
-                "Set exactly one of version (a release such as \"v0.58.1\"), manifests_url, or manifests (the YAML itself).",
-            ));
-        }
-        if let Some(v) = config.version.as_known() {
-            op::normalize_version(v).map_err(|e| {
-                Diagnostics::from_error_at(
-                    AttrPath::attr("version"),
-                    "Invalid Operator Version",
-                    format!("{e}."),
-                )
-            })?;
-        }
-        Ok(())
+        let out = crate::resources::validation::operator_resource(&config);
+        if out.has_errors() { Err(out) } else { Ok(()) }
     }
 
     async fn plan(

@@ -214,8 +214,10 @@ async fn inventory_status(cluster: &Cluster, live: &ResourceSet) -> Result<Strin
     })
 }
 
-/// The server-side dry-run, when the spec and the cluster are known. A namespace that does not
-/// exist yet (created in the same apply) or a CRD not installed yet is no error.
+/// The server-side dry-run, when the spec and the cluster are known. A CRD not installed yet (the
+/// operator is installed in the same apply) is no error; a namespace that does not exist is, at
+/// `namespace` (a namespace created in the same apply must be referenced through the resource
+/// that creates it, so that it is unknown at plan).
 async fn dry_run(
     ctx: &mut Context<impl ClusterAccess>,
     planned: &ResourceSetModel,
@@ -230,7 +232,10 @@ async fn dry_run(
     };
     match cluster.dry_run_apply(&to_dynamic(&object)?).await {
         Ok(_) | Err(crate::cluster::apply::ApplyError::NotServed { .. }) => Ok(()),
-        Err(e) if e.status().is_some_and(|s| s.code == 404) => Ok(()),
+        Err(e) if e.status().is_some_and(|s| s.code == 404) => {
+            let namespace = planned.namespace.as_known().cloned().unwrap_or_default();
+            crate::resources::common::require_namespace(&cluster, &namespace).await
+        }
         Err(e) if e.status().is_some() => Err(renamed(apply_error(
             "ResourceSet Rejected By The API Server",
             &e,
@@ -419,7 +424,8 @@ impl<D: ClusterAccess> Resource<D> for FluxResourceSetResource {
         _ctx: &mut Context<D>,
         config: ResourceSetModel,
     ) -> Result<(), Diagnostics> {
-        let out = validate_config(&config);
+        let mut out = validate_config(&config);
+        out.extend(crate::resources::validation::resource_set(&config));
         if out.has_errors() { Err(out) } else { Ok(()) }
     }
 

@@ -13,6 +13,7 @@
 //!   resource and data source.
 //! - `flux_resource_set`: ResourceSets.
 //! - `flux_bootstrap_git*`: Git-backed self-management and classic-bootstrap migration.
+//! - [`validation`]: what users type, checked per resource at validate time.
 
 pub mod common;
 pub mod common_fetch;
@@ -26,3 +27,4 @@ pub mod flux_instance_model;
 pub mod flux_operator;
 pub mod flux_operator_model;
 pub mod flux_resource_set;
+pub mod validation;
