@@ -280,12 +280,7 @@ fn bootstrap_over_http_lifecycle() {
             .collect::<Vec<_>>(),
         vec![INSTANCE_FILE, KUSTOMIZATION_FILE]
     );
-    assert!(
-        state["credentials_hash"]
-            .as_str()
-            .unwrap()
-            .starts_with("sha256:")
-    );
+    assert_eq!(state["secret_status"], "Current");
     assert_no_secret(
         &applied,
         &env.ws,
@@ -342,7 +337,7 @@ fn bootstrap_over_http_lifecycle() {
     env.ws
         .plan()
         .assert_changes()
-        .assert_contains(&["~ credentials_hash"]);
+        .assert_contains(&[r#"~ secret_status = "Outdated" -> "Current""#]);
     let rotated = env.ws.apply();
     rotated.assert_success();
     let secret = env
@@ -878,7 +873,7 @@ fn unknown_provider_settings_plan_without_contacting_anything() {
     let plan = env.ws.plan();
     plan.assert_changes().assert_contains(&[
         "+ commit_sha = (known after apply)",
-        "+ credentials_hash = (known after apply)",
+        "+ secret_status = (known after apply)",
         "+ files = (known after apply)",
     ]);
     assert!(

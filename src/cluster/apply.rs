@@ -25,6 +25,7 @@ use kube::core::{Status, TypeMeta};
 use serde_json::{Value, json};
 
 use super::objects::{Cluster, ObjectRef, ObjectsError};
+use super::retry::{Safety, retrying};
 use super::status::{self, describe};
 
 /// The field manager of every server-side apply and patch this provider makes.
@@ -227,9 +228,11 @@ impl Cluster {
         let mut params = PatchParams::apply(FIELD_MANAGER).force();
         params.dry_run = dry_run;
         let body = apply_body(object);
-        match api
-            .patch(&reference.name, &params, &Patch::Apply(&body))
-            .await
+        let patch = Patch::Apply(&body);
+        match retrying(Safety::Idempotent, "server-side apply", || {
+            api.patch(&reference.name, &params, &patch)
+        })
+        .await
         {
             Ok(stored) => Ok(stored),
             Err(source) => {
@@ -265,7 +268,7 @@ impl Cluster {
                 });
             }
         };
-        match api.get(&object.name).await {
+        match retrying(Safety::Read, "get", || api.get(&object.name)).await {
             Ok(found) => Ok(Some(found)),
             Err(error) if status::is_not_found(&error) => {
                 self.note_error(object, &error);
@@ -319,7 +322,7 @@ impl Cluster {
         };
         let mut items = Vec::new();
         loop {
-            let page = match api.list(&params).await {
+            let page = match retrying(Safety::Read, "list", || api.list(&params)).await {
                 Ok(page) => page,
                 Err(error) if status::is_type_not_served(&error) => {
                     self.forget(api_version);
@@ -360,7 +363,11 @@ impl Cluster {
             propagation_policy: Some(propagation),
             ..DeleteParams::default()
         };
-        match api.delete(&object.name, &params).await {
+        match retrying(Safety::Idempotent, "delete", || {
+            api.delete(&object.name, &params)
+        })
+        .await
+        {
             // The server returns the object while it waits for finalizers (some built-in stores
             // return the deleted object itself), or a Status when the object is gone.
             Ok(outcome) => Ok(match outcome.left() {
@@ -407,13 +414,15 @@ impl Cluster {
             }
         };
         let patch = json!({ "metadata": { "annotations": annotations } });
+        let patch = Patch::Merge(&patch);
         let params = PatchParams {
             field_manager: Some(FIELD_MANAGER.to_owned()),
             ..PatchParams::default()
         };
-        match api
-            .patch(&object.name, &params, &Patch::Merge(&patch))
-            .await
+        match retrying(Safety::Idempotent, "annotate", || {
+            api.patch(&object.name, &params, &patch)
+        })
+        .await
         {
             Ok(patched) => Ok(Some(patched)),
             Err(error) if status::is_not_found(&error) => {
@@ -455,7 +464,7 @@ impl Cluster {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let current = match api.get(&object.name).await {
+            let current = match retrying(Safety::Read, "get", || api.get(&object.name)).await {
                 Ok(current) => current,
                 Err(error) if status::is_not_found(&error) => return Ok(false),
                 Err(error) => return Err(failed(error)),
@@ -487,7 +496,11 @@ impl Cluster {
             {
                 Ok(_) => return Ok(true),
                 Err(error) if status::is_not_found(&error) => return Ok(false),
-                Err(error) if status::is_conflict(&error) && attempt < CONFLICT_RETRIES => {}
+                // A conflict or a transient failure: recompute from a fresh read.
+                Err(error)
+                    if attempt < CONFLICT_RETRIES
+                        && (status::is_conflict(&error)
+                            || super::retry::transient(&error, Safety::Read).is_some()) => {}
                 Err(error) => return Err(failed(error)),
             }
         }

@@ -4,5 +4,6 @@ pub mod apply;
 pub mod config;
 pub mod health;
 pub mod objects;
+pub mod retry;
 pub mod status;
 pub mod wait;

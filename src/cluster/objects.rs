@@ -257,11 +257,14 @@ impl Cluster {
     /// Requests the resource list of one group version and caches it; `None` on 404.
     async fn discover(&self, api_version: &str) -> Result<Option<Arc<Kinds>>, ObjectsError> {
         let (group, version) = split_api_version(api_version);
-        let listed = if group.is_empty() {
-            self.client.list_core_api_resources(version).await
-        } else {
-            self.client.list_api_group_resources(api_version).await
-        };
+        let listed = super::retry::retrying(super::retry::Safety::Read, "discovery", || async {
+            if group.is_empty() {
+                self.client.list_core_api_resources(version).await
+            } else {
+                self.client.list_api_group_resources(api_version).await
+            }
+        })
+        .await;
         let list = match listed {
             Ok(list) => list,
             Err(error) if status::is_not_found(&error) => {

@@ -530,19 +530,32 @@ pub fn sync_secret(namespace: &str, name: &str, data: &BTreeMap<String, String>)
     })
 }
 
-/// A digest of the Secret data, kept in state instead of the credentials so that a rotation
-/// shows in the plan: `sha256:<hex>` over the sorted keys and values, each length-prefixed (no
-/// two different maps hash alike by concatenation).
-pub fn credentials_hash(data: &BTreeMap<String, String>) -> String {
-    use sha2::Digest as _;
-    let mut hasher = sha2::Sha256::new();
-    for (key, value) in data {
-        for part in [key, value] {
-            hasher.update((part.len() as u64).to_be_bytes());
-            hasher.update(part.as_bytes());
+/// `secret_status` when the Secret holds every key the provider writes, with the same value.
+pub const SECRET_CURRENT: &str = "Current";
+/// `secret_status` when a key the provider writes differs (credentials rotated, or the Secret
+/// edited in the cluster).
+pub const SECRET_OUTDATED: &str = "Outdated";
+/// `secret_status` when the Secret does not exist.
+pub const SECRET_MISSING: &str = "Missing";
+/// `secret_status` when the provider writes no Secret (not managed, or no credentials).
+pub const SECRET_UNMANAGED: &str = "Unmanaged";
+
+/// Whether the live sync Secret's data holds what the provider would write (`desired`; `None`
+/// when it writes nothing). Only the comparison's outcome is kept in state: nothing derived
+/// from a credential, so a state file gives nothing to test a guessed password against.
+/// Keys the provider does not write are ignored (another manager may add some).
+pub fn secret_status(
+    desired: Option<&BTreeMap<String, String>>,
+    live: Option<&BTreeMap<String, String>>,
+) -> &'static str {
+    match (desired, live) {
+        (None, _) => SECRET_UNMANAGED,
+        (Some(_), None) => SECRET_MISSING,
+        (Some(want), Some(have)) if want.iter().all(|(k, v)| have.get(k) == Some(v)) => {
+            SECRET_CURRENT
         }
+        (Some(_), Some(_)) => SECRET_OUTDATED,
     }
-    format!("sha256:{}", hex::encode(hasher.finalize()))
 }
 
 /// Whether a Flux source or Kustomization revision (`main@sha1:<sha>`,
@@ -866,27 +879,45 @@ mod tests {
     }
 
     #[test]
-    fn credential_hashes_change_with_any_key_or_value() {
+    fn secret_status_compares_what_the_provider_writes() {
         let map = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
             pairs
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect()
         };
-        let base = credentials_hash(&map(&[("username", "git"), ("password", "a")]));
-        assert_eq!(
-            base,
-            credentials_hash(&map(&[("password", "a"), ("username", "git")])),
-            "order-independent"
-        );
-        assert!(base.starts_with("sha256:") && base.len() == 7 + 64);
-        for other in [
-            map(&[("username", "git"), ("password", "b")]),
-            map(&[("username", "gi"), ("password", "ta")]),
-            map(&[("username", "git")]),
-            map(&[("username", "git"), ("password", "a"), ("ca.crt", "x")]),
-        ] {
-            assert_ne!(credentials_hash(&other), base, "{other:?}");
+        let want = map(&[("username", "git"), ("password", "a")]);
+        let cases = [
+            (None, None, SECRET_UNMANAGED),
+            (None, Some(map(&[("x", "y")])), SECRET_UNMANAGED),
+            (Some(want.clone()), None, SECRET_MISSING),
+            (Some(want.clone()), Some(want.clone()), SECRET_CURRENT),
+            (
+                Some(want.clone()),
+                Some(map(&[
+                    ("username", "git"),
+                    ("password", "a"),
+                    ("extra", "kept"),
+                ])),
+                SECRET_CURRENT,
+            ),
+            (
+                Some(want.clone()),
+                Some(map(&[("username", "git"), ("password", "b")])),
+                SECRET_OUTDATED,
+            ),
+            (
+                Some(want.clone()),
+                Some(map(&[("username", "git")])),
+                SECRET_OUTDATED,
+            ),
+        ];
+        for (desired, live, expected) in cases {
+            assert_eq!(
+                secret_status(desired.as_ref(), live.as_ref()),
+                expected,
+                "{desired:?} {live:?}"
+            );
         }
     }
 

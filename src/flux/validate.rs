@@ -173,6 +173,11 @@ pub fn git_url(text: &str) -> Result<(), String> {
     })
 }
 
+/// Whether a URL carries a password (or token) in its user info (`https://user:secret@host/`).
+pub fn url_has_password(text: &str) -> bool {
+    url::Url::parse(text).is_ok_and(|u| u.password().is_some())
+}
+
 /// `git@host:owner/repo.git` split into `git@host` and the path; `None` for anything with a
 /// scheme.
 fn scp_like(text: &str) -> Option<(&str, &str)> {

@@ -23,6 +23,7 @@ use kube::api::{DynamicObject, PropagationPolicy};
 
 use crate::cluster::objects::{Cluster, ObjectRef};
 use crate::cluster::wait::{WaitError, WaitOutcome};
+use crate::flux::bootstrap::secret_status;
 use crate::flux::bootstrap::{CLASSIC_FILES, revision_has_commit, sync_secret};
 use crate::flux::instance::ANNOTATION_REQUESTED_AT;
 use crate::flux::render::parse_instance_manifest;
@@ -42,7 +43,7 @@ use crate::resources::common::{
 use crate::resources::flux_bootstrap_git_model::{
     BootstrapModel, DEFAULT_COMMIT_MESSAGE, GitAccess, GitConfig, INPUT_ATTRIBUTES, clean_path,
     desired_instance, digest, digests, instance_ref, is_ssh_url, operator_model,
-    read_manifest_into, render_files, schema, secret_hash,
+    read_manifest_into, render_files, schema,
 };
 use crate::resources::flux_instance_model::{ModelError, validate_enums};
 
@@ -539,7 +540,9 @@ async fn apply_bootstrap(
         .map_or(Value::Known(String::new()), |p| p.commit_sha.clone())
         .or(Value::Known(String::new()));
     state.files = Value::Known(digests(&files));
-    state.credentials_hash = Value::Known(secret_hash(secret_data.as_ref()));
+    // The Secret now holds what was written (or nothing is managed).
+    state.secret_status =
+        Value::Known(secret_status(secret_data.as_ref(), secret_data.as_ref()).to_owned());
     state.ready = Value::Known(false);
     state.flux_version = state.flux_version.clone().or(Value::Known(String::new()));
     if state.flux_version.is_unknown() {
@@ -620,7 +623,8 @@ fn expected(
     } else {
         None
     };
-    let hash = Value::Known(secret_hash(secret_data.as_ref()));
+    // What apply leaves: the Secret holding what the credentials write, or nothing managed.
+    let hash = Value::Known(secret_status(secret_data.as_ref(), secret_data.as_ref()).to_owned());
     let files = desired_instance(planned, pull_secret(planned, secret_data.as_ref()))
         .ok()
         .and_then(|i| render_files(path, &i, &[]).ok())
@@ -699,21 +703,21 @@ impl<D: GitAccess> Resource<D> for FluxBootstrapGitResource {
         let (files, hash) = expected(ctx, &planned);
         let Some(prior) = change.prior else {
             planned.files = files;
-            planned.credentials_hash = hash;
+            planned.secret_status = hash;
             planned.commit_sha = Value::Unknown;
             planned.ready = Value::Known(true);
             planned.flux_version = Value::Unknown;
             return Ok(Planned::new(planned));
         };
         let files_differ = files.is_unknown() || files != prior.files;
-        let hash_differs = hash.is_unknown() || hash != prior.credentials_hash;
+        let hash_differs = hash.is_unknown() || hash != prior.secret_status;
         let not_ready = prior.ready.as_known() != Some(&true);
         if inputs_changed(&prior, &planned) || files_differ || hash_differs || not_ready {
             if files_differ {
                 planned.commit_sha = Value::Unknown;
             }
             planned.files = files;
-            planned.credentials_hash = hash;
+            planned.secret_status = hash;
             planned.ready = Value::Known(true);
             if prior.distribution != planned.distribution
                 || !prior.flux_version.is_known()
@@ -847,10 +851,14 @@ impl<D: GitAccess> Resource<D> for FluxBootstrapGitResource {
                 .get(&ObjectRef::new("v1", "Secret", Some(&namespace), &name))
                 .await
                 .map_err(|e| apply_error("Cannot Read The Sync Secret", &e))?;
-            state.credentials_hash = Value::Known(match secret {
-                Some(s) => secret_hash(Some(&decode_secret(&s))),
-                None => String::new(),
-            });
+            // Compared here, with the credentials the provider holds now; only the outcome is
+            // kept (no digest of the credentials ever enters state).
+            let desired = config.secret_data(&url)?;
+            let live = secret.as_ref().map(decode_secret);
+            state.secret_status =
+                Value::Known(secret_status(desired.as_ref(), live.as_ref()).to_owned());
+        } else {
+            state.secret_status = Value::Known(secret_status(None, None).to_owned());
         }
         state.id = Value::Known(namespace);
         Ok(Some(state))
@@ -959,6 +967,15 @@ impl<D: GitAccess> Resource<D> for FluxBootstrapGitResource {
 
     async fn import(&self, ctx: &mut Context<D>, id: &str) -> Result<BootstrapModel, Diagnostics> {
         crate::resources::flux_bootstrap_git_import::import(ctx, id).await
+    }
+
+    async fn upgrade_state(
+        &self,
+        _ctx: &mut Context<D>,
+        version: i64,
+        state: serde_json::Value,
+    ) -> Result<BootstrapModel, Diagnostics> {
+        crate::resources::flux_bootstrap_git_model::upgrade_state(version, state)
     }
 }
 

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::flux::bootstrap::{GitCredentials, credentials_hash, sync_secret_data};
+use crate::flux::bootstrap::{GitCredentials, sync_secret_data};
 use crate::flux::instance::FluxInstance;
 use crate::flux::normalize::canonical_components;
 use crate::flux::render::{RenderError, clean_repo_path, render_flux_system};
@@ -216,7 +216,7 @@ pub struct BootstrapModel {
     pub timeouts: Value<Timeouts>,
     pub commit_sha: Value<String>,
     pub files: Value<BTreeMap<String, String>>,
-    pub credentials_hash: Value<String>,
+    pub secret_status: Value<String>,
     pub ready: Value<bool>,
     pub flux_version: Value<String>,
 }
@@ -279,18 +279,22 @@ pub fn schema() -> Schema {
             "How to install the Flux Operator when it is not running in `namespace` (the \
              settings of `flux_operator`). Unset: the operator must already be installed.",
         ),
-        Attribute::string("secret_name").default_value("flux-system").description(
-            "The Secret Flux pulls the repository with. Default `flux-system`.",
-        ),
-        Attribute::bool("manage_secret").default_value(true).description(
-            "Write `secret_name` from the provider's git credentials (`username`/`password`, \
+        Attribute::string("secret_name")
+            .default_value("flux-system")
+            .description("The Secret Flux pulls the repository with. Default `flux-system`."),
+        Attribute::bool("manage_secret")
+            .default_value(true)
+            .description(
+                "Write `secret_name` from the provider's git credentials (`username`/`password`, \
              `bearerToken` or `identity`/`known_hosts`, and `ca.crt`). `false`: use an existing \
              Secret. Default `true`.",
-        ),
+            ),
         Attribute::string("commit_message")
             .default_value(DEFAULT_COMMIT_MESSAGE)
-            .description("Message of the commits this resource makes (the provider's \
-             `git.commit_message_appendix` is appended)."),
+            .description(
+                "Message of the commits this resource makes (the provider's \
+             `git.commit_message_appendix` is appended).",
+            ),
         deletion_policy_attribute(
             "Flux is uninstalled from the cluster (the Flux Operator is kept), then the \
              committed files are removed from Git in one commit.",
@@ -304,23 +308,29 @@ pub fn schema() -> Schema {
         Attribute::string("commit_sha")
             .computed()
             .description("The last commit this resource made to the owned files."),
-        Attribute::new("files", Type::map(Type::String)).computed().description(
-            "The files this resource owns in the repository, path → `sha256:` digest of the \
+        Attribute::new("files", Type::map(Type::String))
+            .computed()
+            .description(
+                "The files this resource owns in the repository, path → `sha256:` digest of the \
              content. A change means a file was edited outside Terraform.",
+            ),
+        Attribute::string("secret_status").computed().description(
+            "Whether the sync Secret holds what the provider's git credentials would write, \
+             compared at refresh: `Current`, `Outdated` (credentials rotated, or the Secret \
+             changed in the cluster), `Missing`, or `Unmanaged` (`manage_secret = false`, or no \
+             credentials). A plan from `Outdated` or `Missing` to `Current` means apply \
+             rewrites the Secret. Nothing derived from the credentials is kept in state (no \
+             digest), so a state file cannot be used to test guessed passwords.",
         ),
-        Attribute::string("credentials_hash").computed().description(
-            "A digest of the sync Secret's data; a change means the credentials rotated (or the \
-             Secret was changed in the cluster) and apply rewrites the Secret.",
-        ),
-        Attribute::bool("ready").computed().description(
-            "Whether the FluxInstance is Ready and Flux applied the last commit.",
-        ),
+        Attribute::bool("ready")
+            .computed()
+            .description("Whether the FluxInstance is Ready and Flux applied the last commit."),
         Attribute::string("flux_version")
             .computed()
             .description("The Flux version the operator resolved and applied."),
     ]);
     let mut schema = Schema::new(
-        0,
+        SCHEMA_VERSION,
         "Bootstraps Flux from a Git repository through the Flux Operator: the FluxInstance \
          manifest is committed under `<path>/flux-system/`, the operator is installed if \
          missing, the sync Secret is written from the provider's git credentials, and the \
@@ -440,9 +450,46 @@ pub fn digests(files: &BTreeMap<String, String>) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// The credentials hash of the Secret data (empty string when nothing is written).
-pub fn secret_hash(data: Option<&BTreeMap<String, String>>) -> String {
-    data.map(credentials_hash).unwrap_or_default()
+/// The schema version: 1 replaced the unsalted `credentials_hash` of version 0 with
+/// `secret_status`.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// A stored state of an older schema `version` as the current model.
+///
+/// # Errors
+///
+/// A diagnostic when the version is unknown or the stored JSON does not fit.
+pub fn upgrade_state(
+    version: i64,
+    state: serde_json::Value,
+) -> Result<BootstrapModel, Diagnostics> {
+    let unreadable = |detail: String| {
+        Diagnostics::from_error(
+            "Unreadable Stored State",
+            format!(
+                "The stored state of this flux_bootstrap_git (schema version {version}) cannot \
+                 be upgraded: {detail}. Remove the resource from state and import it again."
+            ),
+        )
+    };
+    let state = match version {
+        0 => upgrade_state_v0(state),
+        other => return Err(unreadable(format!("version {other} is unknown"))),
+    };
+    let raw = crate::framework::value::RawValue::from_json(&state, &schema().type_of())
+        .map_err(|e| unreadable(e.to_string()))?;
+    crate::framework::model::from_raw(&raw).map_err(|e| unreadable(e.to_string()))
+}
+
+/// State of schema version 0 in version 1's shape: `credentials_hash` (a SHA-256 of the
+/// credentials, which a state file must not hold) is dropped, `secret_status` is left to the
+/// next refresh.
+pub fn upgrade_state_v0(mut state: serde_json::Value) -> serde_json::Value {
+    if let Some(fields) = state.as_object_mut() {
+        fields.remove("credentials_hash");
+        fields.insert("secret_status".into(), serde_json::Value::Null);
+    }
+    state
 }
 
 /// Copies what a committed manifest says into `model`: the instance settings (normalised as
@@ -617,7 +664,23 @@ mod tests {
             ssh.keys().cloned().collect::<Vec<_>>(),
             vec!["identity", "known_hosts"]
         );
-        assert_ne!(secret_hash(Some(&http)), secret_hash(Some(&ssh)));
-        assert_eq!(secret_hash(None), "");
+        assert_ne!(http, ssh);
+    }
+
+    #[test]
+    fn version_0_state_loses_the_credentials_hash() {
+        let old = serde_json::json!({"id": "flux-system", "credentials_hash": "sha256:abc", "ready": true});
+        assert_eq!(
+            upgrade_state_v0(old),
+            serde_json::json!({"id": "flux-system", "secret_status": null, "ready": true})
+        );
+        let model = upgrade_state(
+            0,
+            serde_json::json!({"id": "flux-system", "url": "https://h/r.git", "credentials_hash": "sha256:abc"}),
+        )
+        .unwrap();
+        assert_eq!(model.id, Value::Known("flux-system".to_owned()));
+        assert_eq!(model.secret_status, Value::Null);
+        assert!(upgrade_state(7, serde_json::json!({})).is_err());
     }
 }

@@ -232,9 +232,19 @@ pub fn instance(config: &InstanceModel) -> Diagnostics {
     );
     if let Some(sync) = config.sync.as_known() {
         let kind = sync.kind.as_known().map(String::as_str);
-        checks.string(attr(&["sync", "url"]), &sync.url, "Invalid Sync URL", |u| {
-            rule::sync_url(kind, u)
-        });
+        match sync.url.as_known() {
+            // Never echoed: the value holds a credential.
+            Some(url) if rule::url_has_password(url) => checks.out.error_at(
+                attr(&["sync", "url"]),
+                "Credentials In The Sync URL",
+                "sync.url carries a password or token in its user info. The URL is stored in \
+                 the Terraform state and in the FluxInstance, so it must not hold credentials: \
+                 put them in the Secret named by sync.pull_secret.",
+            ),
+            _ => checks.string(attr(&["sync", "url"]), &sync.url, "Invalid Sync URL", |u| {
+                rule::sync_url(kind, u)
+            }),
+        }
         checks.string(
             attr(&["sync", "ref"]),
             &sync.git_ref,
@@ -430,12 +440,24 @@ pub fn bootstrap(
     let mut checks = Checks::new();
     instance_settings(&mut checks, instance);
     timeouts(&mut checks, &config.timeouts);
-    checks.string(
-        AttrPath::attr("url"),
-        &config.url,
-        "Invalid Repository URL",
-        rule::git_url,
-    );
+    match config.url.as_known() {
+        // Never echoed: the value holds a credential, and would end up in state.
+        Some(url) if rule::url_has_password(url) => checks.out.error_at(
+            AttrPath::attr("url"),
+            "Credentials In The Repository URL",
+            "url carries a password or token in its user info (https://user:secret@host/...). \
+             The URL is stored in the Terraform state and committed to the repository, so it \
+             must not hold credentials: remove them from the URL and set them in the \
+             provider's git.http settings (username and password, or bearer_token), which \
+             never enter state.",
+        ),
+        _ => checks.string(
+            AttrPath::attr("url"),
+            &config.url,
+            "Invalid Repository URL",
+            rule::git_url,
+        ),
+    }
     checks.string(
         AttrPath::attr("branch"),
         &config.branch,

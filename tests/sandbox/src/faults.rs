@@ -61,6 +61,10 @@ pub struct FaultRule {
     /// Regex over the path.
     #[serde(default)]
     pub path_regex: Option<String>,
+    /// Regex over the `User-Agent` header (absent header: the empty string), to fault one
+    /// client's requests and not another's (e.g. a provider's, not the simulated operator's).
+    #[serde(default)]
+    pub user_agent: Option<String>,
     /// Probability (0..=1) that a matching request is affected; default 1.
     #[serde(default)]
     pub rate: Option<f64>,
@@ -80,6 +84,7 @@ impl FaultRule {
             resource: None,
             name: None,
             path_regex: None,
+            user_agent: None,
             rate: None,
             times: None,
             action,
@@ -101,6 +106,11 @@ impl FaultRule {
     /// Restricts to a plural resource.
     pub fn resource(mut self, r: &str) -> Self {
         self.resource = Some(r.into());
+        self
+    }
+    /// Restricts to requests whose `User-Agent` matches the regex `re`.
+    pub fn user_agent(mut self, re: &str) -> Self {
+        self.user_agent = Some(re.into());
         self
     }
     /// Restricts to an object name.
@@ -162,6 +172,7 @@ pub(crate) struct RequestInfo<'a> {
     pub verb: &'a str,
     pub resource: Option<&'a str>,
     pub name: Option<&'a str>,
+    pub user_agent: Option<&'a str>,
 }
 
 /// Shared, cheap-to-clone fault configuration.
@@ -269,7 +280,11 @@ impl Faults {
                 && rule
                     .path_regex
                     .as_deref()
-                    .is_none_or(|x| regex::Regex::new(x).is_ok_and(|re| re.is_match(req.path)));
+                    .is_none_or(|x| regex::Regex::new(x).is_ok_and(|re| re.is_match(req.path)))
+                && rule.user_agent.as_deref().is_none_or(|x| {
+                    regex::Regex::new(x)
+                        .is_ok_and(|re| re.is_match(req.user_agent.unwrap_or_default()))
+                });
             if !m {
                 continue;
             }

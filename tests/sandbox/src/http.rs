@@ -163,6 +163,7 @@ pub(crate) async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Res
         verb: &verb,
         resource: resource.as_deref(),
         name: name.as_deref(),
+        user_agent: rec.user_agent.as_deref(),
     });
     let mut watch_fault = None;
     for a in actions {
