@@ -3,8 +3,12 @@
 //!
 //! - [`terraform`]: runs the real `terraform` CLI against the provider binary built by cargo,
 //!   through `dev_overrides`, in a temporary workspace.
+//! - [`real_cluster`]: the run's real control plane (`scripts/real-cluster.sh`), shared by the
+//!   test processes through `FLUX_TEST_KUBECONFIG`, with per-test namespaces and a
+//!   shared/exclusive lease for cluster-scoped changes.
 
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod git_server;
+pub mod real_cluster;
 pub mod terraform;

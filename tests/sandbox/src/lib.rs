@@ -16,6 +16,7 @@
 pub mod errors;
 pub mod faults;
 pub mod git_http;
+pub mod kubelet_sim;
 pub mod patch;
 pub mod recorder;
 pub mod registry;
@@ -23,6 +24,7 @@ pub mod schema;
 pub mod selectors;
 pub mod sim;
 pub mod ssa;
+pub mod standalone;
 pub mod table;
 pub mod tls;
 

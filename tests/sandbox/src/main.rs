@@ -7,7 +7,13 @@
 //!                    [--deployment-available-delay-ms <n>]
 //! kube-sandbox git-serve --root <dir> [--listen 127.0.0.1:0]
 //!                    [--username <u> --password <p> | --token <t>] [--init <repo-name>...]
+//! kube-sandbox kubelet-sim --kubeconfig <path> [--node <name>]
+//! kube-sandbox operator-sim --kubeconfig <path> [--flux-versions <list>]
+//!                    [--flux-manifests <dir>] [--no-sync]
 //! ```
+//!
+//! `kubelet-sim` and `operator-sim` run this crate's controllers against ANY API server (the real
+//! kube-apiserver of `scripts/real-cluster.sh`); see `kube_sandbox::standalone`.
 //!
 //! `git-serve` is a smart-HTTP Git server (see `kube_sandbox::git_http`); it prints
 //! `ready http://127.0.0.1:<port>`.
@@ -81,11 +87,39 @@ fn parse(mut it: impl Iterator<Item = String>) -> anyhow::Result<Args> {
     })
 }
 
+/// Logs of the standalone controllers on stderr; `KUBE_SANDBOX_LOG=debug|info|warn` (default
+/// `warn`).
+fn init_logging() {
+    let level = match std::env::var("KUBE_SANDBOX_LOG").as_deref() {
+        Ok("debug") => tracing::Level::DEBUG,
+        Ok("info") => tracing::Level::INFO,
+        _ => tracing::Level::WARN,
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(level)
+        .with_ansi(false)
+        .init();
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    if std::env::args().nth(1).as_deref() == Some("git-serve") {
-        let mut out = std::io::stdout();
-        return Ok(kube_sandbox::git_http::run_cli(std::env::args().skip(2), &mut out).await?);
+    let mut out = std::io::stdout();
+    match std::env::args().nth(1).as_deref() {
+        Some("git-serve") => {
+            return Ok(kube_sandbox::git_http::run_cli(std::env::args().skip(2), &mut out).await?);
+        }
+        Some("kubelet-sim") => {
+            init_logging();
+            let args = std::env::args().skip(2);
+            return Ok(kube_sandbox::standalone::run_kubelet_sim(args, &mut out).await?);
+        }
+        Some("operator-sim") => {
+            init_logging();
+            let args = std::env::args().skip(2);
+            return Ok(kube_sandbox::standalone::run_operator_sim(args, &mut out).await?);
+        }
+        _ => {}
     }
     let args = parse(std::env::args().skip(1))?;
     let mut b = kube_sandbox::Sandbox::builder();

@@ -248,6 +248,17 @@ pub fn sync_objects(spec: &Value, namespace: &str, version: &Version) -> Vec<Val
 
 /// Builds the install of a FluxInstance `spec` in `namespace` for the resolved `version`.
 pub fn build(spec: &Value, namespace: &str, version: &Version) -> Result<Build, BuildError> {
+    build_with(spec, namespace, version, None)
+}
+
+/// [`build`], with the real Flux install objects of `real` (on a real control plane) in place
+/// of the simulator's own for the components and release it has.
+pub fn build_with(
+    spec: &Value,
+    namespace: &str,
+    version: &Version,
+    real: Option<&super::real_manifests::RealManifests>,
+) -> Result<Build, BuildError> {
     let registry = spec["distribution"]["registry"]
         .as_str()
         .unwrap_or("ghcr.io/fluxcd");
@@ -278,10 +289,15 @@ pub fn build(spec: &Value, namespace: &str, version: &Version) -> Result<Build, 
     let mut components_status = Vec::new();
     let mut workloads = Vec::new();
     for c in &comps {
-        let tag = component_tag(c, version).ok_or_else(|| BuildError::ComponentUnavailable {
-            component: c.clone(),
-            version: version.to_string(),
-        })?;
+        let real_tag = real
+            .and_then(|r| r.image_tag(version, c))
+            .map(str::to_owned);
+        let tag = real_tag
+            .or_else(|| component_tag(c, version))
+            .ok_or_else(|| BuildError::ComponentUnavailable {
+                component: c.clone(),
+                version: version.to_string(),
+            })?;
         for crd in component_crds(c) {
             let docs = parse_multi(crd).map_err(|e| BuildError::Manifests(e.to_string()))?;
             objects.extend(docs);
@@ -317,6 +333,9 @@ pub fn build(spec: &Value, namespace: &str, version: &Version) -> Result<Build, 
         }
     }
     objects.extend(workloads);
+    if let Some(r) = real {
+        r.overlay(&mut objects, namespace, version);
+    }
     if spec["cluster"]["networkPolicy"].as_bool() != Some(false) {
         objects.extend(network_policies(namespace));
     }

@@ -434,9 +434,14 @@ async fn reconcile_instance(ctx: &Ctx, me: &ObjectRef, obj: &Value) -> Result<Ac
     let built = match (resolved, scripted_build) {
         (_, Some(m)) => Err(m),
         (Err(e), None) => Err(e.to_string()),
-        (Ok(v), None) => build::build(spec, &me.namespace, &v)
-            .map(|b| (v, b))
-            .map_err(|e| e.to_string()),
+        (Ok(v), None) => build::build_with(
+            spec,
+            &me.namespace,
+            &v,
+            ctx.config.real_manifests.as_deref(),
+        )
+        .map(|b| (v, b))
+        .map_err(|e| e.to_string()),
     };
     let (
         resolved_version,

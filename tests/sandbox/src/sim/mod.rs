@@ -23,6 +23,7 @@ pub mod fixtures;
 pub mod instance;
 pub mod inventory;
 pub mod ops;
+pub mod real_manifests;
 pub mod resourceset;
 pub mod status;
 pub mod sync;
@@ -163,6 +164,12 @@ pub struct SimConfig {
     pub uninstall_timeout: Duration,
     /// Runtime failure scripting.
     pub script: Script,
+    /// Whether the simulator also plays source- and kustomize-controller ([`sync`]); off when
+    /// the real controllers run (`kube-sandbox operator-sim --no-sync`).
+    pub sync: bool,
+    /// The real Flux install objects to apply instead of the simulator's own
+    /// ([`real_manifests`]; `--flux-manifests`).
+    pub real_manifests: Option<Arc<real_manifests::RealManifests>>,
 }
 
 impl Default for SimConfig {
@@ -175,6 +182,8 @@ impl Default for SimConfig {
             retry_interval: Duration::from_secs(1),
             uninstall_timeout: Duration::from_secs(30),
             script: Script::default(),
+            sync: true,
+            real_manifests: None,
         }
     }
 }
@@ -182,11 +191,17 @@ impl Default for SimConfig {
 /// Starts the simulator on a client; it runs until the task is aborted.
 pub fn spawn(client: kube::Client, config: SimConfig) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
+        let sync = config.sync;
         let ctx = Arc::new(instance::Ctx::new(client, config));
+        let sync_task = async {
+            if sync {
+                sync::run(ctx.clone()).await;
+            }
+        };
         futures::join!(
             instance::run(ctx.clone()),
             resourceset::run(ctx.clone()),
-            sync::run(ctx)
+            sync_task
         );
     })
 }
