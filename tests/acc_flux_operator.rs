@@ -1,19 +1,18 @@
-//! Acceptance tests of `flux_operator`: the real `terraform` driving the built provider against
-//! the standalone `kube-sandbox serve --operator-sim` (TLS, token kubeconfig). The manifests come
+//! Acceptance tests of `flux_operator`: the real `terraform` (and `tofu`) driving the built
+//! provider against the run's real control plane (`tests/common/real_cluster.rs`: kube-apiserver
+//! with the operator simulator), in a namespace of the test's own. The manifests come
 //! from a loopback `manifests_url` (a one-file HTTP server in the test) and from inline
 //! `manifests`, because GitHub is unreachable here; both the state and the cluster are checked.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
-#[path = "fixtures/flux_instance/sandbox.rs"]
-mod sandbox;
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
 
+use common::real_cluster::{OPERATOR_INSTALL, RealCluster, operator_install_in};
 use common::terraform::{REQUIRED_PROVIDERS, Workspace};
-use sandbox::{OPERATOR_INSTALL, Sandbox};
 use serde_json::Value;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_terraform-provider-flux");
@@ -39,6 +38,13 @@ fn serve_once_per_request(body: String) -> String {
 }
 
 fn config(source: &str, extra: &str) -> String {
+    config_in(None, source, extra)
+}
+
+fn config_in(namespace: Option<&str>, source: &str, extra: &str) -> String {
+    let namespace = namespace
+        .map(|ns| format!("namespace = \"{ns}\""))
+        .unwrap_or_default();
     format!(
         r#"{REQUIRED_PROVIDERS}
 provider "flux" {{
@@ -46,6 +52,7 @@ provider "flux" {{
 }}
 
 resource "flux_operator" "this" {{
+  {namespace}
   {source}
   env = {{ DEFAULT_SERVICE_ACCOUNT = "flux-tenant" }}
   {extra}
@@ -59,9 +66,9 @@ fn state_values(ws: &Workspace) -> Value {
     state["values"]["root_module"]["resources"][0]["values"].clone()
 }
 
-fn operator_image(sandbox: &Sandbox) -> String {
+fn operator_image(sandbox: &RealCluster, ns: &str) -> String {
     let deployment = sandbox
-        .get_json(&["deployment", "flux-operator", "-n", "flux-system"])
+        .get_json(&["deployment", "flux-operator", "-n", ns])
         .expect("operator Deployment");
     deployment["spec"]["template"]["spec"]["containers"][0]["image"]
         .as_str()
@@ -71,13 +78,18 @@ fn operator_image(sandbox: &Sandbox) -> String {
 
 #[test]
 fn operator_install_drift_upgrade_and_destroy() {
-    let sandbox = Sandbox::start();
+    // `delete_crds = true` deletes cluster-scoped CRDs other tests use: the whole cluster.
+    let sandbox = RealCluster::exclusive();
+    let namespace = sandbox.namespace("acc-operator");
+    let ns = namespace.name.as_str();
+    let install = operator_install_in(OPERATOR_INSTALL, ns);
     let ws = Workspace::new(BINARY);
     ws.write_file("kubeconfig", &sandbox.kubeconfig_yaml());
-    let url = serve_once_per_request(OPERATOR_INSTALL.to_owned());
+    let url = serve_once_per_request(install.clone());
 
     // Install from a URL: CRDs established, Deployment Available, settings applied.
-    ws.write_config(&config(
+    ws.write_config(&config_in(
+        Some(ns),
         &format!(r#"manifests_url = "{url}/install.yaml""#),
         "",
     ));
@@ -96,7 +108,7 @@ fn operator_install_drift_upgrade_and_destroy() {
             .any(|c| c["type"] == "Established" && c["status"] == "True")
     );
     let deployment = sandbox
-        .get_json(&["deployment", "flux-operator", "-n", "flux-system"])
+        .get_json(&["deployment", "flux-operator", "-n", ns])
         .unwrap();
     let env = &deployment["spec"]["template"]["spec"]["containers"][0]["env"];
     assert!(
@@ -109,16 +121,10 @@ fn operator_install_drift_upgrade_and_destroy() {
     ws.plan().assert_no_changes();
 
     // Drift: an owned object deleted, another changed.
+    sandbox.kubectl(&["-n", ns, "delete", "serviceaccount", "flux-operator"]);
     sandbox.kubectl(&[
         "-n",
-        "flux-system",
-        "delete",
-        "serviceaccount",
-        "flux-operator",
-    ]);
-    sandbox.kubectl(&[
-        "-n",
-        "flux-system",
+        ns,
         "set",
         "image",
         "deployment/flux-operator",
@@ -132,26 +138,30 @@ fn operator_install_drift_upgrade_and_destroy() {
     ws.apply().assert_success();
     assert!(
         sandbox
-            .get_json(&["serviceaccount", "flux-operator", "-n", "flux-system"])
+            .get_json(&["serviceaccount", "flux-operator", "-n", ns])
             .is_some()
     );
     assert_eq!(
-        operator_image(&sandbox),
+        operator_image(&sandbox, ns),
         "ghcr.io/controlplaneio-fluxcd/flux-operator:v0.58.1"
     );
     ws.plan().assert_no_changes();
 
     // A version change is one in-place update.
-    let upgraded = OPERATOR_INSTALL.replace("flux-operator:v0.58.1", "flux-operator:v0.59.0");
+    let upgraded = install.replace("flux-operator:v0.58.1", "flux-operator:v0.59.0");
     ws.write_file("install.yaml", &upgraded);
-    ws.write_config(&config(r#"manifests = file("install.yaml")"#, ""));
+    ws.write_config(&config_in(
+        Some(ns),
+        r#"manifests = file("install.yaml")"#,
+        "",
+    ));
     ws.plan().assert_changes().assert_contains(&[
         "flux_operator.this will be updated in-place",
         "Plan: 0 to add, 1 to change, 0 to destroy.",
     ]);
     ws.apply().assert_success();
     assert_eq!(
-        operator_image(&sandbox),
+        operator_image(&sandbox, ns),
         "ghcr.io/controlplaneio-fluxcd/flux-operator:v0.59.0"
     );
     assert_eq!(state_values(&ws)["operator_version"], "v0.59.0");
@@ -160,11 +170,11 @@ fn operator_install_drift_upgrade_and_destroy() {
     // Destroy keeps the CRDs and the namespace.
     ws.destroy().assert_success();
     assert_eq!(
-        sandbox.get_json(&["deployment", "flux-operator", "-n", "flux-system"]),
+        sandbox.get_json(&["deployment", "flux-operator", "-n", ns]),
         None
     );
     assert_eq!(
-        sandbox.get_json(&["serviceaccount", "flux-operator", "-n", "flux-system"]),
+        sandbox.get_json(&["serviceaccount", "flux-operator", "-n", ns]),
         None
     );
     assert!(
@@ -172,10 +182,11 @@ fn operator_install_drift_upgrade_and_destroy() {
             .get_json(&["crd", "fluxinstances.fluxcd.controlplane.io"])
             .is_some()
     );
-    assert!(sandbox.get_json(&["namespace", "flux-system"]).is_some());
+    assert!(sandbox.get_json(&["namespace", ns]).is_some());
 
     // With delete_crds, the CRDs go too.
-    ws.write_config(&config(
+    ws.write_config(&config_in(
+        Some(ns),
         r#"manifests = file("install.yaml")"#,
         "delete_crds = true",
     ));
@@ -185,7 +196,7 @@ fn operator_install_drift_upgrade_and_destroy() {
         sandbox.get_json(&["crd", "fluxinstances.fluxcd.controlplane.io"]),
         None
     );
-    assert!(sandbox.get_json(&["namespace", "flux-system"]).is_some());
+    assert!(sandbox.get_json(&["namespace", ns]).is_some());
 }
 
 #[test]

@@ -331,7 +331,9 @@ pub fn value_to_api_json(value: &RawValue) -> serde_json::Value {
 
 /// Whether every field of `desired` (an object as we apply it) has the same value in `live`
 /// (the object as stored, which also carries server defaults and other managers' fields). Lists
-/// must have the same length, elements compared in order; numbers compare by value.
+/// must have the same length, elements compared in order; numbers compare by value; two strings
+/// that are the same resource quantity are equal (the API server stores quantities in canonical
+/// form: `cpu: 2000m` reads back as `"2"`, `memory: 1024Mi` as `"1Gi"`).
 pub fn is_subset(desired: &serde_json::Value, live: &serde_json::Value) -> bool {
     use serde_json::Value as J;
     match (desired, live) {
@@ -342,6 +344,9 @@ pub fn is_subset(desired: &serde_json::Value, live: &serde_json::Value) -> bool 
             want.len() == have.len() && want.iter().zip(have).all(|(w, h)| is_subset(w, h))
         }
         (J::Number(a), J::Number(b)) => a.as_f64() == b.as_f64(),
+        (J::String(a), J::String(b)) if a != b => {
+            quantity_nanos(a).is_some_and(|x| Some(x) == quantity_nanos(b))
+        }
         (a, b) => a == b,
     }
 }
@@ -398,6 +403,59 @@ fn failure_kind(error: &ApplyError) -> Option<(&'static str, &'static str)> {
             )),
         },
     }
+}
+
+/// A Kubernetes resource quantity (`1.5`, `2000m`, `64Mi`, `1e3`, `2k`) in billionths, exactly;
+/// `None` for anything else (or out of range).
+fn quantity_nanos(text: &str) -> Option<i128> {
+    let (negative, body) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text.strip_prefix('+').unwrap_or(text)),
+    };
+    let end = body
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(body.len());
+    let (number, suffix) = body.split_at(end);
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    if whole.is_empty() && fraction.is_empty() || fraction.contains('.') {
+        return None;
+    }
+    let digits: i128 = format!("{whole}{fraction}").parse().ok()?;
+    let scale = i32::try_from(fraction.len()).ok()?;
+    let (exp10, binary): (i32, u32) = match suffix {
+        "" => (0, 0),
+        "n" => (-9, 0),
+        "u" => (-6, 0),
+        "m" => (-3, 0),
+        "k" => (3, 0),
+        "M" => (6, 0),
+        "G" => (9, 0),
+        "T" => (12, 0),
+        "P" => (15, 0),
+        "E" => (18, 0),
+        "Ki" => (0, 10),
+        "Mi" => (0, 20),
+        "Gi" => (0, 30),
+        "Ti" => (0, 40),
+        "Pi" => (0, 50),
+        "Ei" => (0, 60),
+        other => {
+            let e = other.strip_prefix(['e', 'E'])?;
+            (e.parse().ok()?, 0)
+        }
+    };
+    let power = 9 + exp10 - scale;
+    let mut value = digits.checked_mul(1_i128.checked_shl(binary)?)?;
+    if power >= 0 {
+        value = value.checked_mul(10_i128.checked_pow(u32::try_from(power).ok()?)?)?;
+    } else {
+        let divisor = 10_i128.checked_pow(u32::try_from(-power).ok()?)?;
+        if value % divisor != 0 {
+            return None; // finer than a nano: not something the server rewrites
+        }
+        value /= divisor;
+    }
+    Some(if negative { -value } else { value })
 }
 
 /// A diagnostic for a failed request: the server's message quoted, attached to the attribute the
@@ -847,6 +905,30 @@ async fn release_finalizer(
 mod tests {
     use super::*;
     use pretty_assertions::assert_eq;
+
+    #[test]
+    fn quantities_compare_as_the_api_server_canonicalises_them() {
+        use serde_json::json;
+        // (as applied, as a real kube-apiserver stores it, equal?)
+        let cases = [
+            ("2000m", "2", true),
+            ("1024Mi", "1Gi", true),
+            ("0.5", "500m", true),
+            ("1e3", "1k", true),
+            ("64Mi", "64Mi", true),
+            ("100m", "0.1", true),
+            ("2000m", "3", false),
+            ("1Gi", "1G", false),
+            ("2000m", "2000", false),
+            ("v2", "2", false),
+            ("flux-system", "flux", false),
+        ];
+        for (applied, stored, equal) in cases {
+            let desired = json!({"resources": {"limits": {"cpu": applied}}});
+            let live = json!({"resources": {"limits": {"cpu": stored}}, "other": 1});
+            assert_eq!(is_subset(&desired, &live), equal, "{applied} vs {stored}");
+        }
+    }
 
     #[test]
     fn api_fields_become_attribute_paths() {

@@ -1,5 +1,8 @@
 //! The real `terraform` CLI (from `TF_ACC_TERRAFORM_PATH`, else `PATH`) driving the provider
-//! binary built by cargo. A [`Workspace`] is a temporary directory with a CLI configuration whose
+//! binary built by cargo. `TF_ACC_TERRAFORM_PATH` may also name an OpenTofu `tofu` binary
+//! (`make test` runs the acceptance tests a second time that way): both CLIs honour the same
+//! CLI configuration (`dev_overrides`), `TF_*` variables and JSON formats; [`cli`] tells which one
+//! runs, for the few messages that name it. A [`Workspace`] is a temporary directory with a CLI configuration whose
 //! `dev_overrides` point `registry.terraform.io/fluxrs/flux` at the binary's directory, so no
 //! `terraform init` is needed. Every command captures stdout, stderr and the provider's log
 //! (`TF_LOG_PROVIDER=trace` into `terraform.log` in the workspace).
@@ -46,6 +49,42 @@ pub fn terraform_binary() -> PathBuf {
             candidate.display()
         ),
     }
+}
+
+/// Which CLI [`terraform_binary`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cli {
+    /// HashiCorp Terraform.
+    Terraform,
+    /// OpenTofu.
+    OpenTofu,
+}
+
+impl Cli {
+    /// The product name the CLI prints in its messages ("Terraform", "OpenTofu").
+    pub fn product(self) -> &'static str {
+        match self {
+            Cli::Terraform => "Terraform",
+            Cli::OpenTofu => "OpenTofu",
+        }
+    }
+}
+
+/// The CLI the tests run (from the first word of `<binary> version`).
+pub fn cli() -> Cli {
+    static CLI: std::sync::OnceLock<Cli> = std::sync::OnceLock::new();
+    *CLI.get_or_init(|| {
+        let output = Command::new(terraform_binary())
+            .arg("version")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run `version`");
+        if String::from_utf8_lossy(&output.stdout).starts_with("OpenTofu") {
+            Cli::OpenTofu
+        } else {
+            Cli::Terraform
+        }
+    })
 }
 
 /// What one terraform command did.
@@ -278,8 +317,12 @@ impl Workspace {
         let child = command.spawn().expect("start terraform");
         let output = wait_with_timeout(child, COMMAND_TIMEOUT);
         let log = self.provider_log();
+        let name = match cli() {
+            Cli::Terraform => "terraform",
+            Cli::OpenTofu => "tofu",
+        };
         Output {
-            command: format!("terraform {}", args.join(" ")),
+            command: format!("{name} {}", args.join(" ")),
             code: output.status.code(),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
