@@ -978,3 +978,107 @@ resource "flux_resource_set" "app" {{
         .unwrap();
     assert_eq!(generated["data"], json!({"replicas": "2"}));
 }
+
+/// The resources whose planned action is not a no-op, after `plan -out=tfplan`.
+fn changed_addresses(workspace: &Workspace) -> Vec<String> {
+    workspace
+        .run(&[
+            "plan",
+            "-input=false",
+            "-lock=false",
+            "-no-color",
+            "-out=tfplan",
+        ])
+        .assert_success();
+    let shown = workspace.run(&["show", "-json", "tfplan"]);
+    shown.assert_success();
+    let plan: Value = serde_json::from_str(&shown.stdout).unwrap();
+    plan["resource_changes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| c["change"]["actions"] != json!(["no-op"]))
+        .map(|c| c["address"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// (GETs, LISTs) of one resource type our provider made, from the sandbox recorder.
+fn provider_reads(sandbox: &Sandbox, plural: &str) -> (usize, usize) {
+    let requests = sandbox.inner.requests();
+    let ours: Vec<&Value> = requests
+        .iter()
+        .filter(|r| {
+            r["userAgent"]
+                .as_str()
+                .is_some_and(|a| a.starts_with("terraform-provider-flux/"))
+                && r["path"]
+                    .as_str()
+                    .is_some_and(|p| p.contains(&format!("/{plural}")))
+        })
+        .collect();
+    let count = |verb: &str| ours.iter().filter(|r| r["verb"] == verb).count();
+    (count("get"), count("list"))
+}
+
+#[test]
+fn many_resource_sets_share_one_list_per_kind_and_still_show_drift() {
+    let sandbox = start();
+    let workspace = sandbox.workspace();
+    workspace.write_config(&format!(
+        r#"{provider}
+resource "flux_resource_set" "many" {{
+  count     = 8
+  name      = "many-${{count.index}}"
+  namespace = "flux-system"
+  inputs    = [{{ value = "v${{count.index}}" }}]
+  resources = [{{
+    apiVersion = "v1"
+    kind       = "ConfigMap"
+    metadata   = {{ name = "many-${{count.index}}", namespace = "flux-system" }}
+    data       = {{ value = "<< inputs.value >>" }}
+  }}]
+}}
+"#,
+        provider = sandbox.provider_block()
+    ));
+    assert_applied(&workspace.apply());
+
+    // A no-change plan: the eight refreshes read each kind with a few GETs and one shared LIST.
+    sandbox.inner.clear_requests();
+    workspace.plan().assert_no_changes();
+    assert_eq!(provider_reads(&sandbox, "resourcesets"), (3, 1));
+    assert_eq!(provider_reads(&sandbox, "configmaps"), (3, 1));
+
+    // Drift made with kubectl after the previous plan, on objects read from the shared LISTs
+    // (the last two of eight): a generated object deleted, a spec changed. Exactly those two
+    // resources plan a change, and apply repairs both.
+    sandbox.ok(&["delete", "configmap", "many-6", "-n", "flux-system"]);
+    sandbox.ok(&[
+        "patch",
+        "resourceset",
+        "many-7",
+        "-n",
+        "flux-system",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"inputs":[{"value":"drifted"}]}}"#,
+    ]);
+    assert_eq!(
+        changed_addresses(&workspace),
+        ["flux_resource_set.many[6]", "flux_resource_set.many[7]"]
+    );
+    let (changed, _) = planned_changes(&workspace, "flux_resource_set.many[6]");
+    assert_eq!(changed, ["inventory_status"]);
+    let (changed, _) = planned_changes(&workspace, "flux_resource_set.many[7]");
+    assert_eq!(changed, ["inputs[0].value"]);
+    assert_applied(&workspace.apply());
+    let restored = sandbox
+        .get("configmap", Some("flux-system"), "many-6")
+        .expect("the operator re-created the deleted ConfigMap");
+    assert_eq!(restored["data"], json!({"value": "v6"}));
+    let live = sandbox
+        .get("resourceset", Some("flux-system"), "many-7")
+        .unwrap();
+    assert_eq!(live["spec"]["inputs"], json!([{"value": "v7"}]));
+    workspace.plan().assert_no_changes();
+}

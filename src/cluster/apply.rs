@@ -229,11 +229,14 @@ impl Cluster {
         params.dry_run = dry_run;
         let body = apply_body(object);
         let patch = Patch::Apply(&body);
-        match retrying(Safety::Idempotent, "server-side apply", || {
+        let applied = retrying(Safety::Idempotent, "server-side apply", || {
             api.patch(&reference.name, &params, &patch)
         })
-        .await
-        {
+        .await;
+        if !dry_run {
+            self.shared_reads().clear();
+        }
+        match applied {
             Ok(stored) => Ok(stored),
             Err(source) => {
                 self.note_error(&reference, &source);
@@ -363,11 +366,12 @@ impl Cluster {
             propagation_policy: Some(propagation),
             ..DeleteParams::default()
         };
-        match retrying(Safety::Idempotent, "delete", || {
+        let deleted = retrying(Safety::Idempotent, "delete", || {
             api.delete(&object.name, &params)
         })
-        .await
-        {
+        .await;
+        self.shared_reads().clear();
+        match deleted {
             // The server returns the object while it waits for finalizers (some built-in stores
             // return the deleted object itself), or a Status when the object is gone.
             Ok(outcome) => Ok(match outcome.left() {
@@ -419,11 +423,12 @@ impl Cluster {
             field_manager: Some(FIELD_MANAGER.to_owned()),
             ..PatchParams::default()
         };
-        match retrying(Safety::Idempotent, "annotate", || {
+        let patched = retrying(Safety::Idempotent, "annotate", || {
             api.patch(&object.name, &params, &patch)
         })
-        .await
-        {
+        .await;
+        self.shared_reads().clear();
+        match patched {
             Ok(patched) => Ok(Some(patched)),
             Err(error) if status::is_not_found(&error) => {
                 self.note_error(object, &error);
@@ -490,10 +495,11 @@ impl Cluster {
                 field_manager: Some(FIELD_MANAGER.to_owned()),
                 ..PatchParams::default()
             };
-            match api
+            let patched = api
                 .patch(&object.name, &params, &Patch::Merge(&patch))
-                .await
-            {
+                .await;
+            self.shared_reads().clear();
+            match patched {
                 Ok(_) => return Ok(true),
                 Err(error) if status::is_not_found(&error) => return Ok(false),
                 // A conflict or a transient failure: recompute from a fresh read.

@@ -73,6 +73,45 @@ pub fn unhealthy_reason(object: &DynamicObject) -> Option<String> {
 }
 
 impl Cluster {
+    /// [`Cluster::health`] for a refresh: each object is read with [`Cluster::get_shared`], so
+    /// the refreshes of one operation share one LIST per kind and namespace.
+    pub async fn health_shared(&self, objects: &[ObjectRef]) -> Result<HealthReport, HealthError> {
+        // Several objects of one kind and namespace are read from its shared LIST at once.
+        let mut per_group: BTreeMap<(&str, &str, Option<&str>), u32> = BTreeMap::new();
+        for object in objects {
+            *per_group
+                .entry((
+                    object.api_version.as_str(),
+                    object.kind.as_str(),
+                    object.namespace.as_deref(),
+                ))
+                .or_default() += 1;
+        }
+        let mut found: BTreeMap<&ObjectRef, DynamicObject> = BTreeMap::new();
+        for object in objects {
+            let members = per_group
+                .get(&(
+                    object.api_version.as_str(),
+                    object.kind.as_str(),
+                    object.namespace.as_deref(),
+                ))
+                .copied()
+                .unwrap_or(1);
+            let reads = if members > 1 { u32::MAX } else { 1 };
+            let read = self
+                .read_shared(object, reads)
+                .await
+                .map_err(|source| HealthError::Read {
+                    object: object.clone(),
+                    source,
+                })?;
+            if let Some(live) = read {
+                found.insert(object, live);
+            }
+        }
+        Ok(report(objects, &found))
+    }
+
     /// Reports which of `objects` are missing or unhealthy (see [`unhealthy_reason`]).
     pub async fn health(&self, objects: &[ObjectRef]) -> Result<HealthReport, HealthError> {
         // Objects grouped by kind and namespace, keeping each group's members in input order.
@@ -126,25 +165,30 @@ impl Cluster {
                 }
             }
         }
-        let mut report = HealthReport::default();
-        for object in objects {
-            match found.get(object) {
-                None => {
-                    if !report.missing.contains(object) {
-                        report.missing.push(object.clone());
-                    }
+        Ok(report(objects, &found))
+    }
+}
+
+/// The report on `objects`, from those found alive.
+fn report(objects: &[ObjectRef], found: &BTreeMap<&ObjectRef, DynamicObject>) -> HealthReport {
+    let mut report = HealthReport::default();
+    for object in objects {
+        match found.get(object) {
+            None => {
+                if !report.missing.contains(object) {
+                    report.missing.push(object.clone());
                 }
-                Some(live) => {
-                    if let Some(reason) = unhealthy_reason(live)
-                        && !report.unhealthy.iter().any(|(o, _)| o == object)
-                    {
-                        report.unhealthy.push((object.clone(), reason));
-                    }
+            }
+            Some(live) => {
+                if let Some(reason) = unhealthy_reason(live)
+                    && !report.unhealthy.iter().any(|(o, _)| o == object)
+                {
+                    report.unhealthy.push((object.clone(), reason));
                 }
             }
         }
-        Ok(report)
     }
+    report
 }
 
 #[cfg(test)]

@@ -5,5 +5,6 @@ pub mod config;
 pub mod health;
 pub mod objects;
 pub mod retry;
+pub mod shared;
 pub mod status;
 pub mod wait;

@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use kube::api::{Api, ApiResource, DynamicObject};
 use kube::core::Status;
 
+use super::shared::SharedReads;
 use super::status::{self, describe};
 
 /// A reference to one Kubernetes object: enough to address it through the API.
@@ -154,6 +155,8 @@ pub struct Cluster {
     /// (Terraform refreshes resources in parallel) make one request per group version, not one
     /// each.
     discovery_gate: Arc<tokio::sync::Mutex<()>>,
+    /// LISTs shared by refreshes ([`Cluster::get_shared`]).
+    shared: Arc<SharedReads>,
 }
 
 impl fmt::Debug for Cluster {
@@ -171,6 +174,7 @@ impl Cluster {
             client,
             kinds: Arc::default(),
             discovery_gate: Arc::default(),
+            shared: Arc::default(),
         }
     }
 
@@ -243,6 +247,11 @@ impl Cluster {
         if status::is_type_not_served(error) {
             self.forget(&object.api_version);
         }
+    }
+
+    /// The LISTs shared by refreshes through this handle.
+    pub(crate) fn shared_reads(&self) -> &SharedReads {
+        &self.shared
     }
 
     fn cached(&self, api_version: &str) -> Option<Arc<Kinds>> {

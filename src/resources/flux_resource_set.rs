@@ -100,15 +100,26 @@ fn to_dynamic(object: &ResourceSet) -> Result<DynamicObject, Diagnostics> {
         .map_err(|e| Diagnostics::from_error("Provider Bug: Cannot Encode ResourceSet", e))
 }
 
+/// How a read reaches the cluster: `Live` (one GET per object) after an apply, where other
+/// controllers are expected to change objects; `Shared` in a refresh, where the refreshes of one
+/// Terraform operation share one LIST per kind and namespace ([`Cluster::get_shared`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Reads {
+    Live,
+    Shared,
+}
+
 /// Reads the live ResourceSet; `None` when it, its namespace or its CRD is gone.
 async fn get_live(
     cluster: &Cluster,
     object: &ObjectRef,
+    reads: Reads,
 ) -> Result<Option<ResourceSet>, Diagnostics> {
-    let found = cluster
-        .get(object)
-        .await
-        .map_err(|e| apply_error("Cannot Read The ResourceSet", &e))?;
+    let found = match reads {
+        Reads::Live => cluster.get(object).await,
+        Reads::Shared => cluster.get_shared(object).await,
+    }
+    .map_err(|e| apply_error("Cannot Read The ResourceSet", &e))?;
     found
         .map(|o| {
             serde_json::to_value(&o)
@@ -173,7 +184,11 @@ fn needs_reconcile(prior: &ResourceSetModel) -> bool {
 }
 
 /// `Healthy`, or which inventory objects are missing or unhealthy (suspended: not checked).
-async fn inventory_status(cluster: &Cluster, live: &ResourceSet) -> Result<String, Diagnostics> {
+async fn inventory_status(
+    cluster: &Cluster,
+    live: &ResourceSet,
+    reads: Reads,
+) -> Result<String, Diagnostics> {
     if live.reconcile_annotations().is_ok_and(|a| a.is_disabled()) {
         return Ok(HEALTHY.to_owned());
     }
@@ -186,7 +201,11 @@ async fn inventory_status(cluster: &Cluster, live: &ResourceSet) -> Result<Strin
         .iter()
         .map(common::cluster_ref)
         .collect();
-    let report = cluster.health(&refs).await.map_err(|e| {
+    let report = match reads {
+        Reads::Live => cluster.health(&refs).await,
+        Reads::Shared => cluster.health_shared(&refs).await,
+    }
+    .map_err(|e| {
         Diagnostics::from_error(
             "Cannot Check The Generated Objects",
             format!("{e}. Check the provider's access to the generated objects' kinds."),
@@ -251,10 +270,13 @@ async fn dry_run(
 async fn state_after(cluster: &Cluster, planned: &ResourceSetModel) -> ResourceSetModel {
     let mut state = planned.clone();
     let mut fresh = ResourceSetModel::default();
-    if let Ok(Some(live)) = get_live(cluster, &model_ref(planned)).await {
+    if let Ok(Some(live)) = get_live(cluster, &model_ref(planned), Reads::Live).await {
         set_status(&mut fresh, &live);
         if !state.inventory_status.is_known() {
-            fresh.inventory_status = inventory_status(cluster, &live).await.ok().into();
+            fresh.inventory_status = inventory_status(cluster, &live, Reads::Live)
+                .await
+                .ok()
+                .into();
         }
     }
     if !state.inventory_status.is_known() {
@@ -454,11 +476,13 @@ impl<D: ClusterAccess> Resource<D> for FluxResourceSetResource {
         let Some(cluster) = cluster_if_known(ctx.data()?.as_ref()).await? else {
             return Ok(Some(state));
         };
-        match get_live(&cluster, &model_ref(&state)).await? {
+        match get_live(&cluster, &model_ref(&state), Reads::Shared).await? {
             None => Ok(None),
             Some(live) => {
                 let mut model = live_model(&live, &state)?;
-                model.inventory_status = inventory_status(&cluster, &live).await?.into();
+                model.inventory_status = inventory_status(&cluster, &live, Reads::Shared)
+                    .await?
+                    .into();
                 Ok(Some(model))
             }
         }
