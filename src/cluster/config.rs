@@ -821,6 +821,10 @@ fn with_user_agent(config: &mut kube::Config) {
     ));
 }
 
+/// The `User-Agent` of every API request: makes the provider's requests attributable in the
+/// API server's audit log.
+pub const USER_AGENT: &str = concat!("terraform-provider-flux/", env!("CARGO_PKG_VERSION"));
+
 /// A kube-rs client built on first use from [`Settings`], then shared.
 pub struct LazyClient {
     settings: Settings,
@@ -860,7 +864,11 @@ impl LazyClient {
     pub async fn client(&self) -> Result<kube::Client, Error> {
         self.client
             .get_or_try_init(|| async {
-                let config = build_config(&self.settings, &self.env).await?;
+                let mut config = build_config(&self.settings, &self.env).await?;
+                config.headers.push((
+                    http::header::USER_AGENT,
+                    http::HeaderValue::from_static(USER_AGENT),
+                ));
                 kube::Client::try_from(config).map_err(Error::BuildClient)
             })
             .await
