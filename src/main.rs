@@ -87,7 +87,10 @@ fn run(command: Command) -> anyhow::Result<()> {
         return Ok(());
     }
     logging::init();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    // One thread: the provider waits on Terraform, the API server and Git far more than it
+    // computes, and every extra worker thread costs start-up time and memory (its stack and its
+    // own malloc arena). Blocking work (Git through libgit2) runs on tokio's blocking pool.
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;

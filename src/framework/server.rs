@@ -8,7 +8,7 @@
 //! Must not depend on tonic, prost, kube, git2, or any other module of this crate.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
@@ -32,7 +32,9 @@ use crate::framework::value::RawValue;
 /// The framework's [`ProviderService`]: a [`Provider`] with its resources and data sources.
 pub struct Server<P: Provider> {
     provider: P,
-    schemas: ProviderSchemas,
+    /// Built on first use (GetProviderSchema or the first RPC that needs a type), so that the
+    /// handshake does not wait for it.
+    schemas: OnceLock<ProviderSchemas>,
     resources: BTreeMap<String, Box<dyn DynResource<P::Data>>>,
     data_sources: BTreeMap<String, Box<dyn DynDataSource<P::Data>>>,
     data: RwLock<Option<Arc<P::Data>>>,
@@ -91,7 +93,8 @@ fn finish(schema: &Schema, value: RawValue) -> RawValue {
 }
 
 impl<P: Provider> Server<P> {
-    /// A server over `provider`: builds every schema once (capabilities: `plan_destroy`).
+    /// A server over `provider`; every schema is built once, on first use (capabilities:
+    /// `plan_destroy`).
     pub fn new(provider: P) -> Self {
         let resources: BTreeMap<_, _> = provider
             .resources()
@@ -103,13 +106,26 @@ impl<P: Provider> Server<P> {
             .into_iter()
             .map(|d| (d.type_name().to_string(), d))
             .collect();
-        let schemas = ProviderSchemas {
-            provider: provider.schema(),
-            resources: resources
+        Self {
+            provider,
+            schemas: OnceLock::new(),
+            resources,
+            data_sources,
+            data: RwLock::new(None),
+            cancel: Mutex::new(CancellationToken::new()),
+        }
+    }
+
+    fn build_schemas(&self) -> ProviderSchemas {
+        ProviderSchemas {
+            provider: self.provider.schema(),
+            resources: self
+                .resources
                 .iter()
                 .map(|(name, r)| (name.clone(), r.schema()))
                 .collect(),
-            data_sources: data_sources
+            data_sources: self
+                .data_sources
                 .iter()
                 .map(|(name, d)| (name.clone(), d.schema()))
                 .collect(),
@@ -117,14 +133,6 @@ impl<P: Provider> Server<P> {
                 plan_destroy: true,
                 ..ServerCapabilities::default()
             },
-        };
-        Self {
-            provider,
-            schemas,
-            resources,
-            data_sources,
-            data: RwLock::new(None),
-            cancel: Mutex::new(CancellationToken::new()),
         }
     }
 
@@ -168,7 +176,7 @@ impl<P: Provider> Server<P> {
     ) -> Result<(&dyn DynResource<P::Data>, &Schema), Diagnostics> {
         match (
             self.resources.get(type_name),
-            self.schemas.resources.get(type_name),
+            self.schemas().resources.get(type_name),
         ) {
             (Some(resource), Some(schema)) => Ok((resource.as_ref(), schema)),
             _ => Err(unknown_type("Resource", type_name)),
@@ -181,7 +189,7 @@ impl<P: Provider> Server<P> {
     ) -> Result<(&dyn DynDataSource<P::Data>, &Schema), Diagnostics> {
         match (
             self.data_sources.get(type_name),
-            self.schemas.data_sources.get(type_name),
+            self.schemas().data_sources.get(type_name),
         ) {
             (Some(source), Some(schema)) => Ok((source.as_ref(), schema)),
             _ => Err(unknown_type("Data Source", type_name)),
@@ -189,7 +197,7 @@ impl<P: Provider> Server<P> {
     }
 
     fn provider_config(&self, config: RawValue) -> Result<P::Config, Diagnostics> {
-        let config = config.conform(&self.schemas.provider.type_of());
+        let config = config.conform(&self.schemas().provider.type_of());
         from_raw(&config).map_err(|e| model_error("provider configuration", &e))
     }
 
@@ -340,7 +348,7 @@ fn merged(ctx: Context<impl Sized>, result: Result<(), Diagnostics>) -> Diagnost
 #[async_trait]
 impl<P: Provider> ProviderService for Server<P> {
     fn schemas(&self) -> &ProviderSchemas {
-        &self.schemas
+        self.schemas.get_or_init(|| self.build_schemas())
     }
 
     async fn validate_provider_config(&self, config: RawValue) -> Diagnostics {

@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -153,30 +153,41 @@ impl gp::grpc_broker_server::GrpcBroker for Broker {
 /// The tfplugin6 `Provider` service over a [`ProviderService`].
 pub struct ProviderServer {
     service: Arc<dyn ProviderService>,
-    provider_type: Type,
-    resource_types: BTreeMap<String, Type>,
-    data_source_types: BTreeMap<String, Type>,
+    /// Derived from the schemas on first use, so that the handshake does not wait for them.
+    types: OnceLock<Types>,
+}
+
+/// The value types of every schema.
+struct Types {
+    provider: Type,
+    resources: BTreeMap<String, Type>,
+    data_sources: BTreeMap<String, Type>,
 }
 
 impl ProviderServer {
-    /// Wraps `service`; the value types of every schema are derived once, here.
+    /// Wraps `service`; the value types of every schema are derived once, on first use.
     pub fn new(service: Arc<dyn ProviderService>) -> Self {
-        let schemas = service.schemas();
-        let provider_type = codec::block_type(&schemas.provider.block);
-        let types = |schemas: &BTreeMap<String, crate::framework::schema::Schema>| {
-            schemas
-                .iter()
-                .map(|(name, schema)| (name.clone(), codec::block_type(&schema.block)))
-                .collect()
-        };
-        let resource_types = types(&schemas.resources);
-        let data_source_types = types(&schemas.data_sources);
         Self {
             service,
-            provider_type,
-            resource_types,
-            data_source_types,
+            types: OnceLock::new(),
         }
+    }
+
+    fn types(&self) -> &Types {
+        self.types.get_or_init(|| {
+            let schemas = self.service.schemas();
+            let types = |schemas: &BTreeMap<String, crate::framework::schema::Schema>| {
+                schemas
+                    .iter()
+                    .map(|(name, schema)| (name.clone(), codec::block_type(&schema.block)))
+                    .collect()
+            };
+            Types {
+                provider: codec::block_type(&schemas.provider.block),
+                resources: types(&schemas.resources),
+                data_sources: types(&schemas.data_sources),
+            }
+        })
     }
 
     /// The tonic service, with message size limits raised to [`MAX_MESSAGE_SIZE`].
@@ -187,13 +198,15 @@ impl ProviderServer {
     }
 
     fn resource_type(&self, type_name: &str) -> Result<&Type, Diagnostics> {
-        self.resource_types
+        self.types()
+            .resources
             .get(type_name)
             .ok_or_else(|| unknown_type("managed resource", type_name))
     }
 
     fn data_source_type(&self, type_name: &str) -> Result<&Type, Diagnostics> {
-        self.data_source_types
+        self.types()
+            .data_sources
             .get(type_name)
             .ok_or_else(|| unknown_type("data source", type_name))
     }
@@ -702,7 +715,7 @@ impl ProviderServer {
         &self,
         request: pb::validate_provider_config::Request,
     ) -> Result<pb::validate_provider_config::Response, Status> {
-        let config = decode(request.config.as_ref(), &self.provider_type, "config")?;
+        let config = decode(request.config.as_ref(), &self.types().provider, "config")?;
         let diagnostics = self.service.validate_provider_config(config).await;
         log_outcome(&diagnostics);
         Ok(pb::validate_provider_config::Response {
@@ -714,7 +727,7 @@ impl ProviderServer {
         &self,
         request: pb::configure_provider::Request,
     ) -> Result<pb::configure_provider::Response, Status> {
-        let config = decode(request.config.as_ref(), &self.provider_type, "config")?;
+        let config = decode(request.config.as_ref(), &self.types().provider, "config")?;
         let diagnostics = self
             .service
             .configure_provider(ConfigureRequest {
