@@ -32,7 +32,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if os.environ.get("GIT_HTTP_LOG"):
             with open(os.environ["GIT_HTTP_LOG"], "a") as f:
                 f.write(f"{time.time():.3f} {self.command} {self.path} "
-                        f"{self.headers.get('User-Agent')} {self.headers.get('Transfer-Encoding')} {note}\n")
+                        f"UA={self.headers.get('User-Agent')} "
+                        f"TE={self.headers.get('Transfer-Encoding')} {note}\n")
 
     def _body(self):
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":

@@ -66,7 +66,15 @@ PY
 fi
 echo "bench: peer $(sha256sum "$NULL")" >&2
 
+# The official Go provider (github.com/fluxcd/terraform-provider-flux) as the bootstrap peer:
+# bench/official_probe.py asks the Go module proxy for its newest release from the wrapper module
+# bench/official (the machine's Go, then the one approved newer toolchain when the answer is
+# "needs a newer Go"). A refusal is recorded verbatim and the official rows say "not measured".
+official_status=$(python3 bench/official_probe.py)
+echo "bench: official provider: $official_status" >&2
+
 python3 bench/bench.py \
+  --official-status "$official_status" \
   --provider "$BIN_DIR/terraform-provider-flux" \
   --sandbox "$BIN_DIR/kube-sandbox" \
   --null "$NULL" \
