@@ -98,13 +98,13 @@ impl Cluster {
                 .copied()
                 .unwrap_or(1);
             let reads = if members > 1 { u32::MAX } else { 1 };
-            let read = self
-                .read_shared(object, reads)
-                .await
-                .map_err(|source| HealthError::Read {
-                    object: object.clone(),
-                    source,
-                })?;
+            let read =
+                self.read_shared(object, reads)
+                    .await
+                    .map_err(|source| HealthError::Read {
+                        object: object.clone(),
+                        source,
+                    })?;
             if let Some(live) = read {
                 found.insert(object, live);
             }

@@ -181,10 +181,8 @@ impl Cluster {
                 .clone()
                 .unwrap_or_else(|| self.client().default_namespace().to_owned())
         });
-        let path = <DynamicObject as kube::Resource>::url_path(
-            &resolved.resource,
-            namespace.as_deref(),
-        );
+        let path =
+            <DynamicObject as kube::Resource>::url_path(&resolved.resource, namespace.as_deref());
         let mut params = ListParams::default().limit(500);
         let mut items = HashMap::new();
         let mut bytes = 0;

@@ -587,7 +587,12 @@ async fn read_blobs(
     let (batch, odd): (Vec<&str>, Vec<&str>) = paths.iter().partition(|p| !p.contains('\n'));
     let mut files = BTreeMap::new();
     for path in odd {
-        let content = git_bytes(repo, env, &["cat-file", "blob", &format!("FETCH_HEAD:{path}")]).await?;
+        let content = git_bytes(
+            repo,
+            env,
+            &["cat-file", "blob", &format!("FETCH_HEAD:{path}")],
+        )
+        .await?;
         files.insert(path.to_owned(), content);
     }
     if batch.is_empty() {
@@ -638,7 +643,9 @@ async fn read_blobs(
         let header = String::from_utf8_lossy(&rest[..end]).into_owned();
         rest = &rest[end + 1..];
         let size: usize = match header.split(' ').collect::<Vec<_>>().as_slice() {
-            [_, "blob", size] => size.parse().map_err(|_| format!("git cat-file: {header}"))?,
+            [_, "blob", size] => size
+                .parse()
+                .map_err(|_| format!("git cat-file: {header}"))?,
             _ => return Err(format!("git cat-file FETCH_HEAD:{path}: {header}")),
         };
         if rest.len() < size + 1 {
