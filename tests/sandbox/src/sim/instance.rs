@@ -78,6 +78,9 @@ pub struct Ctx {
     pub(crate) kube: Kube,
     pub(crate) config: SimConfig,
     seen: Mutex<HashMap<String, (Seen, Instant)>>,
+    /// Per ResourceSet (by UID): the `lastExportedRevision`s of its input providers when it was
+    /// last rendered.
+    provider_revisions: Mutex<HashMap<String, String>>,
 }
 
 impl Ctx {
@@ -87,6 +90,7 @@ impl Ctx {
             kube: Kube::new(client, FIELD_MANAGER),
             config,
             seen: Mutex::default(),
+            provider_revisions: Mutex::default(),
         }
     }
 
@@ -129,6 +133,21 @@ impl Ctx {
         {
             Some(elapsed) => Action::requeue(reconcile_every(obj).saturating_sub(elapsed)),
             None => Action::await_change(),
+        }
+    }
+
+    /// The input providers' revisions a ResourceSet was last rendered with.
+    pub(crate) fn provider_revisions(&self, obj: &Value) -> Option<String> {
+        self.provider_revisions
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&Self::seen_key(obj)).cloned())
+    }
+
+    /// Records the input providers' revisions a ResourceSet is rendered with.
+    pub(crate) fn set_provider_revisions(&self, obj: &Value, fingerprint: String) {
+        if let Ok(mut m) = self.provider_revisions.lock() {
+            m.insert(Self::seen_key(obj), fingerprint);
         }
     }
 

@@ -2,10 +2,11 @@
 //! following the operator's documented behaviour (`flux-operator.md` §1–3, kube-sandbox §4.5).
 //!
 //! It reconciles only while a Deployment `flux-operator` exists in a namespace, is not being
-//! deleted and is `Available`: the FluxInstance `flux` in that namespace ([`instance`]) and
-//! ResourceSets in every namespace ([`resourceset`]). It writes as field manager
-//! `flux-operator`, status through `/status`. Watches (kube-runtime) drive it; timers are used
-//! only for configured delays, dependency re-checks and retries.
+//! deleted and is `Available`: the FluxInstance `flux` in that namespace ([`instance`]),
+//! ResourceSets in every namespace ([`resourceset`]) and ResourceSetInputProviders
+//! ([`inputprovider`]). It writes as field manager `flux-operator`, status through `/status`.
+//! Watches (kube-runtime) drive it; timers are used only for configured delays, dependency
+//! re-checks and retries.
 //!
 //! Test hooks, all namespaced under `sandbox.fluxrs.dev`:
 //! - annotation `sandbox.fluxrs.dev/fail: BuildFailed:<message>`,
@@ -20,6 +21,7 @@
 
 pub mod build;
 pub mod fixtures;
+pub mod inputprovider;
 pub mod instance;
 pub mod inventory;
 pub mod ops;
@@ -201,6 +203,7 @@ pub fn spawn(client: kube::Client, config: SimConfig) -> tokio::task::JoinHandle
         futures::join!(
             instance::run(ctx.clone()),
             resourceset::run(ctx.clone()),
+            inputprovider::run(ctx.clone()),
             sync_task
         );
     })

@@ -1,14 +1,15 @@
 //! The simulated ResourceSet reconciler: finalizer, `dependsOn` readiness (re-checked every
 //! [`SimConfig::dependency_requeue`](super::SimConfig)), rendering of `resources`,
 //! `resourcesTemplate` and `steps` with the input sets (inline `inputs`, and `inputsFrom`
-//! Static ResourceSetInputProviders whose `defaultValues` are one input set), server-side apply
+//! the `status.exportedInputs` of ResourceSetInputProviders, re-rendered when their
+//! `lastExportedRevision` changes), server-side apply
 //! with the owner labels, inventory and garbage collection, `wait`, and pruning on delete.
 //!
 //! `dependsOn[].readyExpr` is evaluated with the `cel` crate (through `kube_cel`), the
 //! dependency's top-level fields bound as variables (`status.conditions.filter(...)`); a parse
 //! error stalls with `InvalidCELExpression`.
 //!
-//! Not simulated: non-Static input providers, `serviceAccountName` impersonation, the `copyFrom`/`checksumFrom`/
+//! Not simulated: `serviceAccountName` impersonation, the `copyFrom`/`checksumFrom`/
 //! `convertKubeConfigFrom` annotations, and the template functions listed in [`super::template`].
 
 use std::sync::Arc;
@@ -46,6 +47,13 @@ fn resourceset_resource() -> ApiResource {
     )
 }
 
+fn provider_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("fluxcd.controlplane.io", "v1", "ResourceSetInputProvider"),
+        "resourcesetinputproviders",
+    )
+}
+
 /// Runs the ResourceSet controller until the task is aborted.
 pub async fn run(ctx: Arc<Ctx>) {
     let ar = resourceset_resource();
@@ -54,7 +62,9 @@ pub async fn run(ctx: Arc<Ctx>) {
     let deployments: Api<Deployment> = Api::all(client);
     let controller = Controller::new_with(api, watcher::Config::default(), ar.clone());
     let store = controller.store();
+    let provider_store = store.clone();
     let ar_map = ar.clone();
+    let ar_providers = ar.clone();
     let script =
         tokio_stream::wrappers::WatchStream::new(ctx.config.script.subscribe()).map(|_| ());
     controller
@@ -79,6 +89,21 @@ pub async fn run(ctx: Arc<Ctx>) {
                 } else {
                     Vec::new()
                 }
+            },
+        )
+        .watches_with(
+            Api::<DynamicObject>::all_with(ctx.kube.client().clone(), &provider_resource()),
+            provider_resource(),
+            watcher::Config::default(),
+            move |p: DynamicObject| {
+                // A provider changed: every ResourceSet of its namespace re-checks its inputs.
+                let ns = p.metadata.namespace.clone().unwrap_or_default();
+                provider_store
+                    .state()
+                    .iter()
+                    .filter(|o| o.metadata.namespace.as_deref() == Some(ns.as_str()))
+                    .map(|o| KubeRef::from_obj_with(o.as_ref(), ar_providers.clone()))
+                    .collect::<Vec<_>>()
             },
         )
         .reconcile_all_on(script)
@@ -115,7 +140,7 @@ async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Ctx>) -> Result<Action, Sim
     if reconcile_disabled(&obj) {
         return Ok(Action::await_change());
     }
-    if !ctx.needs_reconcile(&obj) {
+    if !ctx.needs_reconcile(&obj) && !providers_changed(&ctx, &me, &obj).await? {
         return Ok(ctx.idle_action(&obj));
     }
     reconcile_set(&ctx, &me, &obj).await
@@ -231,7 +256,75 @@ fn ready_expr(expr: &str, live: &Value) -> Result<bool, String> {
     ))
 }
 
-/// Input sets: inline `inputs` and Static `inputsFrom` providers, combined by `inputStrategy`.
+/// The providers `inputsFrom` selects (same namespace, by name or label selector), each with
+/// its input sets read from `status.exportedInputs` (a provider that has not exported yet has
+/// none), and a fingerprint of their `lastExportedRevision`s.
+async fn provider_sets(
+    ctx: &Ctx,
+    me: &ObjectRef,
+    spec: &Value,
+) -> Result<(Vec<(String, Vec<Value>)>, String), SimError> {
+    let mut providers: Vec<(String, Vec<Value>)> = Vec::new();
+    let mut fingerprint = String::new();
+    let Some(refs) = spec["inputsFrom"].as_array() else {
+        return Ok((providers, fingerprint));
+    };
+    let all = ctx
+        .kube
+        .list_all("fluxcd.controlplane.io/v1", "ResourceSetInputProvider")
+        .await?;
+    for rf in refs {
+        for p in all.iter().filter(|p| {
+            p["metadata"]["namespace"] == me.namespace.as_str()
+                && (rf["name"]
+                    .as_str()
+                    .is_some_and(|n| p["metadata"]["name"] == n)
+                    || rf["selector"]["matchLabels"]
+                        .as_object()
+                        .is_some_and(|ml| ml.iter().all(|(k, v)| &p["metadata"]["labels"][k] == v)))
+        }) {
+            let pname = p["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let prov = json!({"apiVersion": "fluxcd.controlplane.io/v1", "kind": "ResourceSetInputProvider",
+                              "name": pname, "namespace": me.namespace});
+            let sets = p["status"]["exportedInputs"]
+                .as_array()
+                .map(|list| {
+                    list.iter()
+                        .map(|input| {
+                            let mut m = input.as_object().cloned().unwrap_or_default();
+                            m.insert("provider".into(), prov.clone());
+                            Value::Object(m)
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            fingerprint.push_str(&format!(
+                "{pname}={};",
+                p["status"]["lastExportedRevision"]
+                    .as_str()
+                    .unwrap_or_default()
+            ));
+            providers.push((pname, sets));
+        }
+    }
+    Ok((providers, fingerprint))
+}
+
+/// Whether the exported inputs of the providers a ResourceSet takes inputs from changed since
+/// its last reconciliation (the operator watches `status.lastExportedRevision`).
+async fn providers_changed(ctx: &Ctx, me: &ObjectRef, obj: &Value) -> Result<bool, SimError> {
+    if obj["spec"]["inputsFrom"].as_array().is_none() {
+        return Ok(false);
+    }
+    let (_, fingerprint) = provider_sets(ctx, me, &obj["spec"]).await?;
+    Ok(ctx.provider_revisions(obj).as_deref() != Some(fingerprint.as_str()))
+}
+
+/// Input sets: inline `inputs` and the `inputsFrom` providers' exported inputs, combined by
+/// `inputStrategy`.
 async fn input_sets(ctx: &Ctx, me: &ObjectRef, obj: &Value) -> Result<Vec<Value>, SimError> {
     let spec = &obj["spec"];
     let own = json!({"apiVersion": "fluxcd.controlplane.io/v1", "kind": "ResourceSet",
@@ -240,37 +333,9 @@ async fn input_sets(ctx: &Ctx, me: &ObjectRef, obj: &Value) -> Result<Vec<Value>
     if let Some(inline) = spec["inputs"].as_array() {
         providers.push((me.name.clone(), inline_input_sets(inline, &own)));
     }
-    if let Some(refs) = spec["inputsFrom"].as_array() {
-        let all = ctx
-            .kube
-            .list_all("fluxcd.controlplane.io/v1", "ResourceSetInputProvider")
-            .await?;
-        for rf in refs {
-            for p in all.iter().filter(|p| {
-                p["metadata"]["namespace"] == me.namespace.as_str()
-                    && (rf["name"]
-                        .as_str()
-                        .is_some_and(|n| p["metadata"]["name"] == n)
-                        || rf["selector"]["matchLabels"].as_object().is_some_and(|ml| {
-                            ml.iter().all(|(k, v)| &p["metadata"]["labels"][k] == v)
-                        }))
-            }) {
-                let pname = p["metadata"]["name"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string();
-                let prov = json!({"apiVersion": "fluxcd.controlplane.io/v1", "kind": "ResourceSetInputProvider",
-                                  "name": pname, "namespace": me.namespace});
-                let sets =
-                    if p["spec"]["type"] == "Static" && p["spec"]["defaultValues"].is_object() {
-                        inline_input_sets(std::slice::from_ref(&p["spec"]["defaultValues"]), &prov)
-                    } else {
-                        Vec::new()
-                    };
-                providers.push((pname, sets));
-            }
-        }
-    }
+    let (from, fingerprint) = provider_sets(ctx, me, spec).await?;
+    ctx.set_provider_revisions(obj, fingerprint);
+    providers.extend(from);
     let strategy = spec["inputStrategy"]["name"].as_str().unwrap_or("Flatten");
     let include_empty = spec["inputStrategy"]["includeEmptyProviders"]
         .as_bool()
