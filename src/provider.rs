@@ -876,6 +876,9 @@ impl Provider for FluxProvider {
             Box::new(FluxInstanceResource),
             Box::new(crate::resources::flux_operator::FluxOperatorResource),
             Box::new(crate::resources::flux_resource_set::FluxResourceSetResource),
+            Box::new(
+                crate::resources::flux_resource_set_input_provider::FluxResourceSetInputProviderResource,
+            ),
             Box::new(crate::resources::flux_bootstrap_git::FluxBootstrapGitResource),
         ]
     }

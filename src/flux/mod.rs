@@ -11,6 +11,8 @@
 //! - [`hazards`]: what a FluxInstance plan must refuse or warn about.
 //! - [`status`]: conditions interpreted as a [`status::Readiness`], with diagnostic summaries.
 //! - [`resource_set`]: the `ResourceSet` API types and the API's validation rules.
+//! - [`input_provider`]: the `ResourceSetInputProvider` API types and the rules its CRD and
+//!   the operator enforce.
 //! - [`semantic`]: semantic equality and diffs of open values (JSON objects, YAML templates).
 //! - [`render`]: deterministic manifests committed to Git (`flux-system/`).
 //! - [`operator`]: the Flux Operator's release manifests: parse, order, customise, identify.
@@ -74,6 +76,7 @@ pub mod duration;
 #[cfg(test)]
 mod golden;
 pub mod hazards;
+pub mod input_provider;
 pub mod instance;
 pub mod normalize;
 pub mod object;

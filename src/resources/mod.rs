@@ -11,7 +11,8 @@
 //! - [`flux_operator_model`], [`flux_operator`]: the Flux Operator install.
 //! - [`flux_instance_model`], [`flux_instance_live`], [`flux_instance`], [`flux_instance_data`]: the FluxInstance
 //!   resource and data source.
-//! - `flux_resource_set`: ResourceSets.
+//! - `flux_resource_set`: ResourceSets; `flux_resource_set_input_provider`: their input
+//!   providers.
 //! - `flux_bootstrap_git*`: Git-backed self-management and classic-bootstrap migration.
 //! - [`validation`]: what users type, checked per resource at validate time.
 
@@ -27,4 +28,5 @@ pub mod flux_instance_model;
 pub mod flux_operator;
 pub mod flux_operator_model;
 pub mod flux_resource_set;
+pub mod flux_resource_set_input_provider;
 pub mod validation;

@@ -1,0 +1,431 @@
+//! The `flux_resource_set_input_provider` resource: a Flux Operator `ResourceSetInputProvider`.
+//! Plan checks the CRD's and the operator's rules with diagnostics naming the attributes, keeps
+//! equivalent `default_values` in their prior spelling and validates with a server-side dry-run;
+//! apply is a forced server-side apply followed by a watch until the operator reports the
+//! provider Ready for the new generation (its input sets exported), failing at once with the
+//! operator's message otherwise; destroy deletes the object or, with `deletion_policy =
+//! "orphan"`, leaves it in the cluster.
+//!
+//! Lives in `resources/`: may use `framework`, `flux`, `cluster`, never `provider`.
+
+#[path = "flux_resource_set_input_provider_model.rs"]
+pub mod model;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use kube::api::DynamicObject;
+
+use crate::cluster::objects::{Cluster, ObjectRef};
+use crate::flux::input_provider::{InputProvider, KIND};
+use crate::flux::instance::API_VERSION;
+use crate::framework::diagnostics::Diagnostics;
+use crate::framework::model::{Value, to_raw};
+use crate::framework::path::AttrPath;
+use crate::framework::resource::{ApplyError, Context, PlanChange, Planned, Resource};
+use crate::framework::schema::Schema;
+use crate::resources::common::{
+    self, ClusterAccess, DeletionPolicy, Operation, ReconcileWait, apply_error, cluster_for_apply,
+    cluster_if_known,
+};
+use crate::resources::flux_resource_set::model::SpecError;
+use crate::resources::flux_resource_set::parse_import_id;
+use model::{
+    DESIRED_ATTRIBUTES, InputProviderModel, defaults_equal, live_model, model_object,
+    nested_unknown, set_status, validate_config,
+};
+
+/// Default for every `timeouts` value.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// The `flux_resource_set_input_provider` resource.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FluxResourceSetInputProviderResource;
+
+/// The provider object's reference.
+pub fn input_provider_ref(namespace: &str, name: &str) -> ObjectRef {
+    ObjectRef::new(API_VERSION, KIND, Some(namespace), name)
+}
+
+fn model_ref(model: &InputProviderModel) -> ObjectRef {
+    input_provider_ref(
+        model.namespace.as_known().map_or("", String::as_str),
+        model.name.as_known().map_or("", String::as_str),
+    )
+}
+
+fn spec_error(error: &SpecError) -> Diagnostics {
+    match error {
+        SpecError::Shape { path, message } => Diagnostics::from_error_at(
+            path.clone(),
+            "Invalid ResourceSetInputProvider",
+            format!("{message}."),
+        ),
+        SpecError::Unknown => {
+            Diagnostics::from_error("Invalid ResourceSetInputProvider", format!("{error}."))
+        }
+    }
+}
+
+/// Whether what we write to the object (spec and annotations) differs between two models.
+fn desired_changed(prior: &InputProviderModel, planned: &InputProviderModel) -> bool {
+    let (Ok(a), Ok(b)) = (to_raw(prior), to_raw(planned)) else {
+        return true;
+    };
+    DESIRED_ATTRIBUTES.iter().any(|name| {
+        let after = b.get_attr(name).cloned().unwrap_or_default();
+        !after.is_wholly_known()
+            || !a
+                .get_attr(name)
+                .cloned()
+                .unwrap_or_default()
+                .semantically_eq(&after)
+    })
+}
+
+fn to_dynamic(object: &InputProvider) -> Result<DynamicObject, Diagnostics> {
+    object
+        .to_json()
+        .map_err(|e| e.to_string())
+        .and_then(|json| serde_json::from_value(json).map_err(|e| e.to_string()))
+        .map_err(|e| {
+            Diagnostics::from_error("Provider Bug: Cannot Encode ResourceSetInputProvider", e)
+        })
+}
+
+/// Reads the live provider; `None` when it, its namespace or its CRD is gone.
+async fn get_live(
+    cluster: &Cluster,
+    object: &ObjectRef,
+) -> Result<Option<InputProvider>, Diagnostics> {
+    let found = cluster
+        .get(object)
+        .await
+        .map_err(|e| apply_error("Cannot Read The ResourceSetInputProvider", &e))?;
+    found
+        .map(|o| {
+            serde_json::to_value(&o)
+                .map_err(|e| e.to_string())
+                .and_then(|json| InputProvider::from_json(json).map_err(|e| e.to_string()))
+                .map_err(|e| {
+                    Diagnostics::from_error("Unreadable ResourceSetInputProvider", format!("{e}."))
+                })
+        })
+        .transpose()
+}
+
+/// The planned computed values: unknown when the object changes (the operator exports anew).
+fn plan_computed(planned: &mut InputProviderModel, prior: Option<&InputProviderModel>) {
+    planned.id = match (planned.namespace.as_known(), planned.name.as_known()) {
+        (Some(ns), Some(name)) => format!("{ns}/{name}").into(),
+        _ => Value::Unknown,
+    };
+    if prior.is_some_and(|p| !desired_changed(p, planned)) {
+        return;
+    }
+    let suspended = planned.suspend.as_known() == Some(&true);
+    planned.ready = if suspended {
+        Value::Unknown
+    } else {
+        true.into()
+    };
+    planned.exported_inputs = Value::Unknown;
+    planned.last_exported_revision = Value::Unknown;
+    planned.next_schedule = Value::Unknown;
+}
+
+/// The server-side dry-run, when the spec and the cluster are known. A namespace that does not
+/// exist yet (created in the same apply) or a CRD not installed yet is no error.
+async fn dry_run(
+    ctx: &mut Context<impl ClusterAccess>,
+    planned: &InputProviderModel,
+) -> Result<(), Diagnostics> {
+    let object = match model_object(planned) {
+        Ok(object) => object,
+        Err(SpecError::Unknown) => return Ok(()),
+        Err(e) => return Err(spec_error(&e)),
+    };
+    let Some(cluster) = cluster_if_known(ctx.data()?.as_ref()).await? else {
+        return Ok(());
+    };
+    match cluster.dry_run_apply(&to_dynamic(&object)?).await {
+        Ok(_) | Err(crate::cluster::apply::ApplyError::NotServed { .. }) => Ok(()),
+        Err(e) if e.status().is_some_and(|s| s.code == 404) => Ok(()),
+        Err(e) if e.status().is_some() => Err(apply_error(
+            "ResourceSetInputProvider Rejected By The API Server",
+            &e,
+        )),
+        Err(e) => Err(apply_error(
+            "Cannot Validate The ResourceSetInputProvider With The Cluster",
+            &e,
+        )),
+    }
+}
+
+/// The state after apply: the planned values, with the computed ones read back.
+async fn state_after(cluster: &Cluster, planned: &InputProviderModel) -> InputProviderModel {
+    let mut state = planned.clone();
+    let mut fresh = InputProviderModel::default();
+    if let Ok(Some(live)) = get_live(cluster, &model_ref(planned)).await {
+        set_status(&mut fresh, &live);
+    }
+    if !state.ready.is_known() {
+        state.ready = fresh.ready.or(false.into());
+    }
+    if !state.exported_inputs.is_known() {
+        state.exported_inputs = fresh.exported_inputs.or(Value::Null);
+    }
+    if !state.last_exported_revision.is_known() {
+        state.last_exported_revision = fresh.last_exported_revision.or(String::new().into());
+    }
+    if state.next_schedule.is_unknown() {
+        state.next_schedule = fresh.next_schedule;
+    }
+    state
+}
+
+/// Apply, wait; returns the new state.
+async fn apply_and_wait(
+    ctx: &mut Context<impl ClusterAccess>,
+    planned: InputProviderModel,
+    operation: Operation,
+) -> Result<InputProviderModel, ApplyError<InputProviderModel>> {
+    let cluster = cluster_for_apply(ctx.data()?.as_ref()).await?;
+    let timeout = common::timeout(&planned.timeouts, operation, DEFAULT_TIMEOUT)?;
+    let object = model_object(&planned).map_err(|e| spec_error(&e))?;
+    let reference = model_ref(&planned);
+    let applied = cluster
+        .apply(&to_dynamic(&object)?)
+        .await
+        .map_err(|e| apply_error("ResourceSetInputProvider Apply Failed", &e))?;
+    let wait = ReconcileWait {
+        object: &reference,
+        min_generation: applied.metadata.generation.unwrap_or(0),
+        requested_at: None,
+        timeout,
+    };
+    let result = common::wait_reconciled_through(&cluster, &wait, &[], ctx.cancellation()).await;
+    let state = state_after(&cluster, &planned).await;
+    match result {
+        Ok(_) => Ok(state),
+        Err(failure) => {
+            let mut partial = state;
+            partial.ready = false.into();
+            Err(ApplyError {
+                diagnostics: common::wait_failure_diagnostics(&failure, "ResourceSetInputProvider"),
+                partial_state: Some(partial),
+            })
+        }
+    }
+}
+
+impl FluxResourceSetInputProviderResource {
+    async fn plan_typed(
+        &self,
+        ctx: &mut Context<impl ClusterAccess>,
+        prior: Option<InputProviderModel>,
+        mut planned: InputProviderModel,
+    ) -> Result<Planned<InputProviderModel>, Diagnostics> {
+        if let Some(prior) = &prior
+            && defaults_equal(&planned.default_values, &prior.default_values)
+        {
+            planned.default_values = prior.default_values.clone();
+        }
+        let invalid = validate_config(&planned);
+        if invalid.has_errors() {
+            return Err(invalid);
+        }
+        if let Some(path) = nested_unknown(&planned) {
+            return Err(Diagnostics::from_error_at(
+                path.clone(),
+                "Value Not Known Until Apply",
+                format!(
+                    "{path} is not known until apply. This provider version can plan a \
+                     `default_values` that is wholly unknown, but not one with unknown parts: \
+                     create what it depends on first (`terraform apply -target=...`)."
+                ),
+            ));
+        }
+        plan_computed(&mut planned, prior.as_ref());
+        if prior.as_ref() != Some(&planned) {
+            dry_run(ctx, &planned).await?;
+        }
+        let replace = match &prior {
+            Some(p) if p.namespace != planned.namespace || p.name != planned.name => {
+                vec![AttrPath::attr("namespace"), AttrPath::attr("name")]
+            }
+            _ => Vec::new(),
+        };
+        Ok(Planned {
+            state: planned,
+            requires_replace: replace,
+        })
+    }
+
+    async fn delete_typed(
+        &self,
+        ctx: &mut Context<impl ClusterAccess>,
+        prior: InputProviderModel,
+    ) -> Result<(), Diagnostics> {
+        if prior.deletion_policy.as_known().map(String::as_str) == Some("orphan") {
+            return Ok(());
+        }
+        let cluster = cluster_for_apply(ctx.data()?.as_ref()).await?;
+        let timeout = common::timeout(&prior.timeouts, Operation::Delete, DEFAULT_TIMEOUT)?;
+        let operator_namespace = common::find_operator_namespace(&cluster).await?;
+        let cancel = ctx.cancellation().clone();
+        let mut warnings = Diagnostics::new();
+        let result = common::delete_reconciled_with_operator(
+            &cluster,
+            &model_ref(&prior),
+            operator_namespace.as_deref(),
+            DeletionPolicy::Uninstall,
+            timeout,
+            &cancel,
+            &mut warnings,
+        )
+        .await;
+        ctx.diagnostics.extend(warnings);
+        result
+    }
+}
+
+#[async_trait]
+impl<D: ClusterAccess> Resource<D> for FluxResourceSetInputProviderResource {
+    type Model = InputProviderModel;
+
+    fn type_name(&self) -> &'static str {
+        "flux_resource_set_input_provider"
+    }
+
+    fn schema(&self) -> Schema {
+        model::schema()
+    }
+
+    async fn validate(
+        &self,
+        _ctx: &mut Context<D>,
+        config: InputProviderModel,
+    ) -> Result<(), Diagnostics> {
+        let out = validate_config(&config);
+        if out.has_errors() { Err(out) } else { Ok(()) }
+    }
+
+    async fn plan(
+        &self,
+        ctx: &mut Context<D>,
+        change: PlanChange<InputProviderModel>,
+    ) -> Result<Planned<InputProviderModel>, Diagnostics> {
+        self.plan_typed(ctx, change.prior, change.proposed).await
+    }
+
+    async fn create(
+        &self,
+        ctx: &mut Context<D>,
+        planned: InputProviderModel,
+        _config: InputProviderModel,
+    ) -> Result<InputProviderModel, ApplyError<InputProviderModel>> {
+        apply_and_wait(ctx, planned, Operation::Create).await
+    }
+
+    async fn read(
+        &self,
+        ctx: &mut Context<D>,
+        state: InputProviderModel,
+    ) -> Result<Option<InputProviderModel>, Diagnostics> {
+        let Some(cluster) = cluster_if_known(ctx.data()?.as_ref()).await? else {
+            return Ok(Some(state));
+        };
+        match get_live(&cluster, &model_ref(&state)).await? {
+            None => Ok(None),
+            Some(live) => live_model(&live, &state).map(Some),
+        }
+    }
+
+    async fn update(
+        &self,
+        ctx: &mut Context<D>,
+        _prior: InputProviderModel,
+        planned: InputProviderModel,
+        _config: InputProviderModel,
+    ) -> Result<InputProviderModel, ApplyError<InputProviderModel>> {
+        apply_and_wait(ctx, planned, Operation::Update).await
+    }
+
+    async fn delete(
+        &self,
+        ctx: &mut Context<D>,
+        prior: InputProviderModel,
+    ) -> Result<(), ApplyError<InputProviderModel>> {
+        self.delete_typed(ctx, prior)
+            .await
+            .map_err(ApplyError::from)
+    }
+
+    async fn import(
+        &self,
+        _ctx: &mut Context<D>,
+        id: &str,
+    ) -> Result<InputProviderModel, Diagnostics> {
+        let (namespace, name) = parse_import_id(id)?;
+        Ok(InputProviderModel {
+            id: id.to_owned().into(),
+            name: name.into(),
+            namespace: namespace.into(),
+            deletion_policy: "delete".to_owned().into(),
+            ..InputProviderModel::default()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::framework::value::RawValue;
+    use crate::resources::flux_resource_set::model::dynamic_value;
+    use pretty_assertions::assert_eq;
+
+    fn base() -> InputProviderModel {
+        InputProviderModel {
+            name: Value::Known("team".into()),
+            namespace: Value::Known("apps".into()),
+            provider_type: Value::Known("Static".into()),
+            default_values: dynamic_value(RawValue::object([("tenant", RawValue::string("a"))])),
+            suspend: Value::Known(false),
+            deletion_policy: Value::Known("delete".into()),
+            ready: Value::Known(true),
+            exported_inputs: dynamic_value(RawValue::Tuple(vec![])),
+            last_exported_revision: Value::Known("sha256:1".into()),
+            ..InputProviderModel::default()
+        }
+    }
+
+    #[test]
+    fn only_a_desired_change_makes_the_exports_unknown() {
+        let prior = base();
+        let mut same = base();
+        plan_computed(&mut same, Some(&prior));
+        assert_eq!(same.exported_inputs, prior.exported_inputs);
+        assert_eq!(same.id, Value::Known("apps/team".into()));
+        let mut policy = InputProviderModel {
+            deletion_policy: Value::Known("orphan".into()),
+            ..base()
+        };
+        plan_computed(&mut policy, Some(&prior));
+        assert_eq!(policy.last_exported_revision, prior.last_exported_revision);
+        let mut changed = InputProviderModel {
+            default_values: dynamic_value(RawValue::object([("tenant", RawValue::string("b"))])),
+            ..base()
+        };
+        plan_computed(&mut changed, Some(&prior));
+        assert_eq!(changed.exported_inputs, Value::Unknown);
+        assert_eq!(changed.last_exported_revision, Value::Unknown);
+        assert_eq!(changed.ready, Value::Known(true));
+        let mut suspended = InputProviderModel {
+            suspend: Value::Known(true),
+            ..base()
+        };
+        plan_computed(&mut suspended, Some(&prior));
+        assert_eq!(suspended.ready, Value::Unknown);
+    }
+}
