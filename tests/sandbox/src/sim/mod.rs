@@ -4,9 +4,9 @@
 //! It reconciles only while a Deployment `flux-operator` exists in a namespace, is not being
 //! deleted and is `Available`: the FluxInstance `flux` in that namespace ([`instance`]),
 //! ResourceSets in every namespace ([`resourceset`]) and ResourceSetInputProviders
-//! ([`inputprovider`]). It writes as field manager `flux-operator`, status through `/status`.
-//! Watches (kube-runtime) drive it; timers are used only for configured delays, dependency
-//! re-checks and retries.
+//! ([`inputprovider`]), and it writes the FluxReport ([`report`]). It writes as field manager
+//! `flux-operator`, status through `/status`. Watches (kube-runtime) drive it; timers are used
+//! only for configured delays, dependency re-checks, retries and the reporting interval.
 //!
 //! Test hooks, all namespaced under `sandbox.fluxrs.dev`:
 //! - annotation `sandbox.fluxrs.dev/fail: BuildFailed:<message>`,
@@ -26,6 +26,7 @@ pub mod instance;
 pub mod inventory;
 pub mod ops;
 pub mod real_manifests;
+pub mod report;
 pub mod resourceset;
 pub mod status;
 pub mod sync;
@@ -204,6 +205,7 @@ pub fn spawn(client: kube::Client, config: SimConfig) -> tokio::task::JoinHandle
             instance::run(ctx.clone()),
             resourceset::run(ctx.clone()),
             inputprovider::run(ctx.clone()),
+            report::run(ctx.clone()),
             sync_task
         );
     })
