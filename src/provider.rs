@@ -884,9 +884,10 @@ impl Provider for FluxProvider {
     }
 
     fn data_sources(&self) -> Vec<Box<dyn DynDataSource<ProviderData>>> {
-        vec![Box::new(
-            crate::resources::flux_instance_data::FluxInstanceData,
-        )]
+        vec![
+            Box::new(crate::resources::flux_instance_data::FluxInstanceData),
+            Box::new(crate::resources::flux_report_data::FluxReportData),
+        ]
     }
 }
 

@@ -14,6 +14,7 @@
 //! - [`input_provider`]: the `ResourceSetInputProvider` API types and the rules its CRD and
 //!   the operator enforce.
 //! - [`semantic`]: semantic equality and diffs of open values (JSON objects, YAML templates).
+//! - [`report`]: the `FluxReport` the operator keeps of the installation.
 //! - [`render`]: deterministic manifests committed to Git (`flux-system/`).
 //! - [`operator`]: the Flux Operator's release manifests: parse, order, customise, identify.
 //! - [`bootstrap`]: detection and conversion of classic `flux bootstrap` installations.
@@ -82,6 +83,7 @@ pub mod normalize;
 pub mod object;
 pub mod operator;
 pub mod render;
+pub mod report;
 pub mod resource_set;
 pub mod semantic;
 pub mod status;

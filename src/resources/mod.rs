@@ -13,6 +13,7 @@
 //!   resource and data source.
 //! - `flux_resource_set`: ResourceSets; `flux_resource_set_input_provider`: their input
 //!   providers.
+//! - [`flux_report_data`]: the operator's FluxReport.
 //! - `flux_bootstrap_git*`: Git-backed self-management and classic-bootstrap migration.
 //! - [`validation`]: what users type, checked per resource at validate time.
 
@@ -27,6 +28,7 @@ pub mod flux_instance_live;
 pub mod flux_instance_model;
 pub mod flux_operator;
 pub mod flux_operator_model;
+pub mod flux_report_data;
 pub mod flux_resource_set;
 pub mod flux_resource_set_input_provider;
 pub mod validation;
