@@ -295,13 +295,13 @@ fn static_provider_feeds_a_resource_set_in_one_apply_then_drift_update_import_de
     );
     workspace.plan().assert_no_changes();
 
-    // kubectl edits of the spec and the annotations: field-level drift, healed by apply.
+    // A kubectl edit of the spec: field-level drift, healed by apply.
     sandbox.ok(&[
         "-n", "flux-system", "patch", "resourcesetinputprovider", "team", "--type", "merge", "-p",
-        r#"{"metadata":{"annotations":{"fluxcd.controlplane.io/reconcileEvery":"1m"}},"spec":{"defaultValues":{"tenant":"team-z"}}}"#,
+        r#"{"spec":{"defaultValues":{"tenant":"team-z"}}}"#,
     ]);
     let (changed, unknown) = planned_changes(&workspace, "flux_resource_set_input_provider.team");
-    assert_eq!(changed, ["default_values.tenant", "reconcile_every"]);
+    assert_eq!(changed, ["default_values.tenant"]);
     assert_eq!(
         unknown,
         ["exported_inputs", "last_exported_revision", "next_schedule"]
@@ -314,7 +314,6 @@ fn static_provider_feeds_a_resource_set_in_one_apply_then_drift_update_import_de
         live["spec"]["defaultValues"],
         json!({"tenant": "team-a", "replicas": 2})
     );
-    assert!(live["metadata"]["annotations"]["fluxcd.controlplane.io/reconcileEvery"].is_null());
     sandbox.wait_for("configmap", "team-a-settings", |o| o.is_some());
     sandbox.wait_for("resourceset", "tenants", |o| {
         o.is_some_and(|o| {
@@ -347,6 +346,11 @@ fn static_provider_feeds_a_resource_set_in_one_apply_then_drift_update_import_de
     workspace
         .import("flux_resource_set_input_provider.team", "flux-system/team")
         .assert_success();
+    // Only Terraform's own `timeouts` (not in the cluster) is recorded by the next apply.
+    let (changed, unknown) = planned_changes(&workspace, "flux_resource_set_input_provider.team");
+    assert_eq!(changed, ["timeouts"]);
+    assert_eq!(unknown, Vec::<String>::new());
+    workspace.apply().assert_success();
     workspace.plan().assert_no_changes();
     let imported = state_resource(&workspace, "flux_resource_set_input_provider.team");
     assert_eq!(

@@ -569,6 +569,34 @@ pub fn resource_set(
     checks.finish()
 }
 
+/// `flux_resource_set_input_provider`: names and timeouts (the rules of the spec are checked by
+/// its model, [`crate::resources::flux_resource_set_input_provider::model::validate_config`]).
+pub fn input_provider(
+    config: &crate::resources::flux_resource_set_input_provider::model::InputProviderModel,
+) -> Diagnostics {
+    let mut checks = Checks::new();
+    checks.string(
+        AttrPath::attr("name"),
+        &config.name,
+        "Invalid ResourceSetInputProvider Name",
+        rule::dns_subdomain,
+    );
+    checks.string(
+        AttrPath::attr("namespace"),
+        &config.namespace,
+        "Invalid Namespace Name",
+        rule::dns_label,
+    );
+    checks.string(
+        AttrPath::attr("service_account_name"),
+        &config.service_account_name,
+        "Invalid Service Account Name",
+        rule::dns_subdomain,
+    );
+    timeouts(&mut checks, &config.timeouts);
+    checks.finish()
+}
+
 /// The provider's `git` settings against the repository URL of `flux_bootstrap_git` (checked at
 /// plan, when the provider settings are known): SSH URLs need `git.ssh` with a key, HTTP(S) URLs
 /// must not come with only `git.ssh`, and `http://` needs `git.http.allow_insecure_http`.
