@@ -297,7 +297,14 @@ fn static_provider_feeds_a_resource_set_in_one_apply_then_drift_update_import_de
 
     // A kubectl edit of the spec: field-level drift, healed by apply.
     sandbox.ok(&[
-        "-n", "flux-system", "patch", "resourcesetinputprovider", "team", "--type", "merge", "-p",
+        "-n",
+        "flux-system",
+        "patch",
+        "resourcesetinputprovider",
+        "team",
+        "--type",
+        "merge",
+        "-p",
         r#"{"spec":{"defaultValues":{"tenant":"team-z"}}}"#,
     ]);
     let (changed, unknown) = planned_changes(&workspace, "flux_resource_set_input_provider.team");
