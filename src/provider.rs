@@ -177,6 +177,42 @@ fn git_attribute() -> Attribute {
                 ],
             )
             .description("Credentials for `ssh://` repositories. Conflicts with `http`."),
+            Attribute::nested(
+                "github_app",
+                Nesting::Single,
+                vec![
+                    Attribute::string("app_id").description(
+                        "The GitHub App's ID (a number). Required when `github_app` is set.",
+                    ),
+                    Attribute::string("installation_id").description(
+                        "The ID of the app's installation on the repository's owner (a number). \
+                         Exactly one of `installation_id` and `installation_owner`.",
+                    ),
+                    Attribute::string("installation_owner").description(
+                        "The organisation or user the app is installed for, when the \
+                         installation ID is not known: it is looked up through the API.",
+                    ),
+                    Attribute::string("private_key").sensitive().description(
+                        "The app's private key, PEM (as GitHub issues it). Never stored in \
+                         state; not shown in logs.",
+                    ),
+                    Attribute::string("base_url").description(
+                        "The GitHub API base URL. Default `https://api.github.com`; for GitHub \
+                         Enterprise Server `https://<host>/api/v3` (with a private CA in \
+                         `git.http.certificate_authority`).",
+                    ),
+                ],
+            )
+            .description(
+                "Authenticate as a GitHub App installation over HTTPS: before each clone and \
+                 push the provider mints an installation access token from the app's private \
+                 key (a short-lived JWT exchanged at the GitHub API) and uses it as the \
+                 `x-access-token` password. With `flux_bootstrap_git`'s `sync.provider = \
+                 \"github\"`, the app's ID, installation and private key are also written to \
+                 the sync Secret under the keys Flux reads, so Flux pulls as the app too. \
+                 Conflicts with `git.ssh` and with `git.http` credentials (its TLS settings \
+                 still apply).",
+            ),
             Attribute::string("author_name")
                 .description("Name of the commit author. Defaults to `Flux`."),
             Attribute::string("author_email").description("E-mail address of the commit author."),
@@ -255,6 +291,7 @@ pub struct ExecModel {
 pub struct GitModel {
     pub http: Value<GitHttpModel>,
     pub ssh: Value<GitSshModel>,
+    pub github_app: Value<GitHubAppModel>,
     pub author_name: Value<String>,
     pub author_email: Value<String>,
     pub commit_message_appendix: Value<String>,
@@ -281,6 +318,18 @@ pub struct GitSshModel {
     pub private_key: Value<String>,
     pub password: Value<String>,
     pub known_hosts: Value<String>,
+}
+
+/// `git.github_app = { ... }`.
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+#[allow(missing_docs)]
+pub struct GitHubAppModel {
+    pub app_id: Value<String>,
+    pub installation_id: Value<String>,
+    pub installation_owner: Value<String>,
+    pub private_key: Value<String>,
+    pub base_url: Value<String>,
 }
 
 /// Collects known values and remembers the paths of unknown ones.
@@ -504,7 +553,18 @@ fn git_settings(model: &Value<GitModel>) -> (Option<GitSettings>, Vec<AttrPath>,
             known_hosts: r.take(p("known_hosts"), &s.known_hosts),
         }
     });
+    let github_app = r.take(git_path(&["github_app"]), &g.github_app).map(|a| {
+        let p = |name: &str| git_path(&["github_app", name]);
+        GitHubAppSettings {
+            app_id: r.take(p("app_id"), &a.app_id),
+            installation_id: r.take(p("installation_id"), &a.installation_id),
+            installation_owner: r.take(p("installation_owner"), &a.installation_owner),
+            private_key: r.take(p("private_key"), &a.private_key).map(Secret::new),
+            base_url: r.take(p("base_url"), &a.base_url),
+        }
+    });
     let settings = GitSettings {
+        github_app,
         author_name: r.take(git_path(&["author_name"]), &g.author_name),
         author_email: r.take(git_path(&["author_email"]), &g.author_email),
         commit_message_appendix: r.take(
@@ -587,6 +647,9 @@ fn git_settings(model: &Value<GitModel>) -> (Option<GitSettings>, Vec<AttrPath>,
             );
         }
     }
+    if let Some(app) = &settings.github_app {
+        github_app_problems(app, &settings, &g, &is_unknown, &mut diags);
+    }
     if let Some(email) = &settings.author_email
         && !email.contains('@')
     {
@@ -597,6 +660,91 @@ fn git_settings(model: &Value<GitModel>) -> (Option<GitSettings>, Vec<AttrPath>,
         );
     }
     (Some(settings), r.unknown, diags)
+}
+
+/// What is wrong with `git.github_app`, each at its attribute.
+fn github_app_problems(
+    app: &GitHubAppSettings,
+    settings: &GitSettings,
+    model: &GitModel,
+    is_unknown: &dyn Fn(&AttrPath) -> bool,
+    diags: &mut Diagnostics,
+) {
+    let at = |name: &str| git_path(&["github_app", name]);
+    let number = |name: &str, value: &Option<String>, diags: &mut Diagnostics| {
+        if let Some(v) = value
+            && v.trim().parse::<u64>().is_err()
+        {
+            diags.error_at(
+                at(name),
+                "Invalid GitHub App Setting",
+                format!("git.github_app.{name} {v:?} is not a number (GitHub shows it on the app's settings page)."),
+            );
+        }
+    };
+    match &app.app_id {
+        None if !is_unknown(&at("app_id")) => diags.error_at(
+            at("app_id"),
+            "Missing GitHub App ID",
+            "git.github_app is set without app_id. Set it to the app's ID (a number).",
+        ),
+        _ => number("app_id", &app.app_id, diags),
+    }
+    number("installation_id", &app.installation_id, diags);
+    let id_set = app.installation_id.is_some() || is_unknown(&at("installation_id"));
+    let owner_set = app.installation_owner.is_some() || is_unknown(&at("installation_owner"));
+    if id_set == owner_set
+        && !(is_unknown(&at("installation_id")) || is_unknown(&at("installation_owner")))
+    {
+        diags.error_at(
+            at("installation_id"),
+            "Ambiguous GitHub App Installation",
+            "Set exactly one of git.github_app.installation_id and \
+             git.github_app.installation_owner.",
+        );
+    }
+    match &app.private_key {
+        None if !is_unknown(&at("private_key")) => diags.error_at(
+            at("private_key"),
+            "Missing GitHub App Private Key",
+            "git.github_app is set without private_key (the PEM key GitHub generated for the app).",
+        ),
+        Some(key) if !looks_like_private_key(key.expose()) => diags.error_at(
+            at("private_key"),
+            "Invalid GitHub App Private Key",
+            "git.github_app.private_key is not a PEM private key (expected a \"-----BEGIN RSA \
+             PRIVATE KEY-----\" block). The value is not shown because it is sensitive.",
+        ),
+        _ => {}
+    }
+    if let Some(url) = &app.base_url
+        && !(url.starts_with("https://") || url.starts_with("http://"))
+    {
+        diags.error_at(
+            at("base_url"),
+            "Invalid GitHub API URL",
+            format!("git.github_app.base_url {url:?} must be an https:// URL, e.g. \"https://github.example.com/api/v3\"."),
+        );
+    }
+    if !model.ssh.is_null() {
+        diags.error_at(
+            git_path(&["github_app"]),
+            "Conflicting Git Settings",
+            "git.github_app and git.ssh are both set: a GitHub App authenticates over HTTPS only. \
+             Remove one.",
+        );
+    }
+    if let Some(http) = &settings.http
+        && (http.username.is_some() || http.password.is_some() || http.bearer_token.is_some())
+    {
+        diags.error_at(
+            git_path(&["github_app"]),
+            "Conflicting Git Credentials",
+            "git.github_app is set together with git.http credentials (username, password or \
+             bearer_token). Keep one way to authenticate; git.http may still hold the TLS \
+             settings.",
+        );
+    }
 }
 
 fn looks_like_private_key(key: &str) -> bool {
@@ -632,6 +780,8 @@ pub struct GitSettings {
     pub http: Option<GitHttpSettings>,
     /// SSH settings.
     pub ssh: Option<GitSshSettings>,
+    /// GitHub App settings.
+    pub github_app: Option<GitHubAppSettings>,
     /// Commit author name; see [`GitSettings::author_name`].
     pub author_name: Option<String>,
     /// Commit author e-mail.
@@ -673,6 +823,21 @@ pub struct GitSshSettings {
     pub password: Option<Secret>,
     /// Trusted host keys, `known_hosts` format.
     pub known_hosts: Option<String>,
+}
+
+/// `git.github_app`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct GitHubAppSettings {
+    /// The app's ID.
+    pub app_id: Option<String>,
+    /// The installation's ID.
+    pub installation_id: Option<String>,
+    /// The installation's owner.
+    pub installation_owner: Option<String>,
+    /// The app's private key.
+    pub private_key: Option<Secret>,
+    /// The API base URL.
+    pub base_url: Option<String>,
 }
 
 /// Settings that may still be unknown when the provider is configured (the values come from
@@ -791,7 +956,7 @@ impl crate::resources::flux_bootstrap_git_model::GitAccess for ProviderData {
             http_username: http.username,
             http_password: http.password,
             bearer_token: http.bearer_token,
-            certificate_authority: http.certificate_authority,
+            certificate_authority: http.certificate_authority.clone(),
             allow_insecure_http: http.allow_insecure_http,
             ssh: g.ssh.clone().map(|s| SshConfig {
                 username: s.username,
@@ -802,6 +967,15 @@ impl crate::resources::flux_bootstrap_git_model::GitAccess for ProviderData {
             author_name: g.author_name().to_owned(),
             author_email: g.author_email.clone(),
             commit_message_appendix: g.commit_message_appendix.clone(),
+            github_app: g.github_app.clone().map(|a| crate::git::GitHubApp {
+                app_id: a.app_id.unwrap_or_default(),
+                installation_id: a.installation_id,
+                installation_owner: a.installation_owner,
+                private_key: a.private_key.unwrap_or_default(),
+                api_url: a.base_url,
+                certificate_authority: http.certificate_authority.clone(),
+                allow_insecure_http: http.allow_insecure_http,
+            }),
         })
     }
 }
@@ -918,6 +1092,7 @@ mod tests {
                 "git.http.bearer_token",
                 "git.ssh.private_key",
                 "git.ssh.password",
+                "git.github_app.private_key",
             ]
         );
         let all: Vec<String> = schema
@@ -957,6 +1132,12 @@ mod tests {
                 "git.ssh.private_key",
                 "git.ssh.password",
                 "git.ssh.known_hosts",
+                "git.github_app",
+                "git.github_app.app_id",
+                "git.github_app.installation_id",
+                "git.github_app.installation_owner",
+                "git.github_app.private_key",
+                "git.github_app.base_url",
                 "git.author_name",
                 "git.author_email",
                 "git.commit_message_appendix",
@@ -1250,6 +1431,83 @@ mod tests {
                  provider setting kubernetes.insecure."
             )
         );
+    }
+
+    #[test]
+    fn github_app_settings_are_checked_at_their_attributes() {
+        let key = "-----BEGIN RSA PRIVATE KEY-----\nx\n-----END RSA PRIVATE KEY-----";
+        let e = |path: &str, summary: &str| {
+            (Severity::Error, Some(path.to_string()), summary.to_string())
+        };
+        type Want = Vec<(Severity, Option<String>, String)>;
+        type Git<'a> = Vec<(&'a str, RawValue)>;
+        let cases: Vec<(&str, Git<'_>, Want)> = vec![
+            (
+                "valid",
+                vec![(
+                    "github_app",
+                    RawValue::object([
+                        ("app_id", s("1")),
+                        ("installation_id", s("2")),
+                        ("private_key", s(key)),
+                    ]),
+                )],
+                vec![],
+            ),
+            (
+                "everything wrong",
+                vec![
+                    (
+                        "github_app",
+                        RawValue::object([
+                            ("app_id", s("one")),
+                            ("installation_id", s("2")),
+                            ("installation_owner", s("org")),
+                            ("private_key", s("hunter2-key")),
+                            ("base_url", s("ghe.example")),
+                        ]),
+                    ),
+                    (
+                        "http",
+                        RawValue::object([("username", s("u")), ("password", s("p"))]),
+                    ),
+                ],
+                vec![
+                    e("git.github_app.app_id", "Invalid GitHub App Setting"),
+                    e(
+                        "git.github_app.installation_id",
+                        "Ambiguous GitHub App Installation",
+                    ),
+                    e(
+                        "git.github_app.private_key",
+                        "Invalid GitHub App Private Key",
+                    ),
+                    e("git.github_app.base_url", "Invalid GitHub API URL"),
+                    e("git.github_app", "Conflicting Git Credentials"),
+                ],
+            ),
+            (
+                "missing",
+                vec![(
+                    "github_app",
+                    RawValue::object([("installation_owner", s("org"))]),
+                )],
+                vec![
+                    e("git.github_app.app_id", "Missing GitHub App ID"),
+                    e(
+                        "git.github_app.private_key",
+                        "Missing GitHub App Private Key",
+                    ),
+                ],
+            ),
+        ];
+        for (name, git, want) in cases {
+            let (_, diags) = resolve(&config(None, Some(git)), &Environment::default());
+            assert_eq!(paths(&diags), want, "{name}");
+            for d in diags.iter() {
+                assert!(!d.detail.contains("hunter2"), "{name}: secret in {d:?}");
+            }
+        }
     }
 
     #[test]

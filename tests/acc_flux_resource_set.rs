@@ -532,7 +532,12 @@ fn tenants_apply_update_prune_reformat_drift_and_uninstall() {
 #[test]
 fn dependency_not_ready_fails_on_timeout_then_converges() {
     let sandbox = start();
-    sandbox.ok(&["apply", "-f", &format!("{FIXTURES}/gate-provider.yaml")]);
+    sandbox.ok(&[
+        "apply",
+        "--server-side",
+        "-f",
+        &format!("{FIXTURES}/gate-provider.yaml"),
+    ]);
     let workspace = sandbox.workspace();
     let config = format!(
         r#"{provider}
@@ -578,15 +583,18 @@ resource "flux_resource_set" "gated" {{
 
     // The dependency becomes ready: applying again converges.
     sandbox.ok(&[
-        "patch",
-        "resourcesetinputprovider",
-        "gate",
+        "apply",
+        "--server-side",
+        "-f",
+        &format!("{FIXTURES}/gate-provider-ready.yaml"),
+    ]);
+    sandbox.ok(&[
+        "wait",
+        "--for=condition=Ready",
         "-n",
         "flux-system",
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        r#"{"status":{"conditions":[{"type":"Ready","status":"True","reason":"Succeeded","message":"ready","lastTransitionTime":"2026-01-01T00:00:00Z","observedGeneration":1}]}}"#,
+        "resourcesetinputprovider/gate",
+        "--timeout=30s",
     ]);
     assert_applied(&workspace.apply());
     let values = state_resource(&workspace, "flux_resource_set.gated");

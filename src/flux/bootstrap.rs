@@ -454,6 +454,21 @@ pub enum GitCredentials {
         /// The token.
         token: String,
     },
+    /// A GitHub App (Flux's `provider: github`): keys `githubAppID`, `githubAppInstallationID`
+    /// or `githubAppInstallationOwner`, `githubAppPrivateKey`, and `githubAppBaseURL` for
+    /// GitHub Enterprise Server.
+    GitHubApp {
+        /// The app's ID.
+        app_id: String,
+        /// The installation's ID (or give the owner).
+        installation_id: Option<String>,
+        /// The installation's owner.
+        installation_owner: Option<String>,
+        /// The app's private key (PEM).
+        private_key: String,
+        /// The API base URL, when not github.com's.
+        base_url: Option<String>,
+    },
     /// SSH: keys `identity`, `known_hosts`, and `password` for an encrypted key.
     Ssh {
         /// The private key (PEM / OpenSSH format).
@@ -471,6 +486,7 @@ impl std::fmt::Debug for GitCredentials {
         let kind = match self {
             Self::Basic { .. } => "Basic",
             Self::Bearer { .. } => "Bearer",
+            Self::GitHubApp { .. } => "GitHubApp",
             Self::Ssh { .. } => "Ssh",
         };
         write!(f, "GitCredentials::{kind}(<redacted>)")
@@ -490,6 +506,25 @@ pub fn sync_secret_data(
         }
         GitCredentials::Bearer { token } => {
             data.insert("bearerToken".to_owned(), token.clone());
+        }
+        GitCredentials::GitHubApp {
+            app_id,
+            installation_id,
+            installation_owner,
+            private_key,
+            base_url,
+        } => {
+            data.insert("githubAppID".to_owned(), app_id.clone());
+            if let Some(id) = installation_id {
+                data.insert("githubAppInstallationID".to_owned(), id.clone());
+            }
+            if let Some(owner) = installation_owner {
+                data.insert("githubAppInstallationOwner".to_owned(), owner.clone());
+            }
+            data.insert("githubAppPrivateKey".to_owned(), private_key.clone());
+            if let Some(url) = base_url {
+                data.insert("githubAppBaseURL".to_owned(), url.clone());
+            }
         }
         GitCredentials::Ssh {
             identity,

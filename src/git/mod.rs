@@ -61,6 +61,7 @@
 mod auth;
 mod checkout;
 mod endpoint;
+pub mod github_app;
 mod known_hosts;
 mod path;
 mod redact;
@@ -73,6 +74,7 @@ use std::time::Duration;
 
 pub use auth::{Auth, HttpAuth, HttpCredentials, SshAuth};
 pub use checkout::Checkout;
+pub use github_app::GitHubApp;
 pub use known_hosts::KnownHosts;
 pub use path::RepoPath;
 pub use redact::Secret;

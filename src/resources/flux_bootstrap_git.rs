@@ -33,17 +33,14 @@ use crate::framework::model::{Value, to_raw};
 use crate::framework::path::AttrPath;
 use crate::framework::resource::{ApplyError, Context, PlanChange, Planned, Resource};
 use crate::framework::schema::Schema;
-use crate::git::{
-    Auth, Author, Checkout, Error as GitError, FileChange, HttpAuth, HttpCredentials, Options,
-    RepoPath, SshAuth,
-};
+use crate::git::{Auth, Author, Checkout, Error as GitError, FileChange, Options, RepoPath};
 use crate::resources::common::{
     self, DeletionPolicy, Operation, ReconcileWait, apply_error, cluster_for_apply,
 };
 use crate::resources::flux_bootstrap_git_model::{
-    BootstrapModel, DEFAULT_COMMIT_MESSAGE, GitAccess, GitConfig, INPUT_ATTRIBUTES, clean_path,
-    desired_instance, digest, digests, instance_ref, is_ssh_url, operator_model,
-    read_manifest_into, render_files, schema,
+    BootstrapModel, DEFAULT_COMMIT_MESSAGE, GitAccess, INPUT_ATTRIBUTES, clean_path,
+    desired_instance, digest, digests, instance_ref, operator_model, read_manifest_into,
+    render_files, schema,
 };
 use crate::resources::flux_instance_model::{ModelError, validate_enums};
 
@@ -71,42 +68,7 @@ fn known(value: &Value<String>, name: &str) -> Result<String, Diagnostics> {
     })
 }
 
-/// The git2 authentication for `url` from the provider settings.
-pub(crate) fn git_auth(config: &GitConfig, url: &str) -> Auth {
-    if is_ssh_url(url) {
-        return match &config.ssh {
-            Some(ssh) => match &ssh.private_key {
-                Some(key) => Auth::Ssh(SshAuth {
-                    username: ssh.username.clone(),
-                    private_key: key.clone(),
-                    passphrase: ssh.passphrase.clone(),
-                    known_hosts: ssh.known_hosts.clone().unwrap_or_default(),
-                }),
-                None => Auth::None,
-            },
-            None => Auth::None,
-        };
-    }
-    let credentials = match (
-        &config.bearer_token,
-        &config.http_username,
-        &config.http_password,
-    ) {
-        (Some(token), _, _) => HttpCredentials::Bearer {
-            token: token.clone(),
-        },
-        (None, Some(username), Some(password)) => HttpCredentials::Basic {
-            username: username.clone(),
-            password: password.clone(),
-        },
-        _ => HttpCredentials::None,
-    };
-    Auth::Http(HttpAuth {
-        credentials,
-        certificate_authority: config.certificate_authority.clone(),
-        allow_insecure_http: config.allow_insecure_http,
-    })
-}
+pub(crate) use crate::resources::flux_bootstrap_git_auth::git_auth;
 
 /// A diagnostic for a Git failure, at the attribute to fix.
 pub(crate) fn git_error(error: &GitError) -> Diagnostics {
@@ -284,24 +246,38 @@ fn pull_secret(
     if model.manage_secret.as_known() == Some(&true) && data.is_none() {
         return Value::Known(None);
     }
+    if matches!(model.sync_provider(), Some("azure" | "aws" | "gcp")) {
+        // Workload identity: source-controller's service account, no Secret.
+        return Value::Known(None);
+    }
     model.secret_name.clone().map(Some)
 }
 
-fn sync_refs(namespace: &str) -> (ObjectRef, ObjectRef) {
+/// The sync GitRepository and Kustomization: named `sync.name`, else after the namespace.
+fn sync_refs(namespace: &str, name: &str) -> (ObjectRef, ObjectRef) {
     (
         ObjectRef::new(
             "source.toolkit.fluxcd.io/v1",
             "GitRepository",
             Some(namespace),
-            namespace,
+            name,
         ),
         ObjectRef::new(
             "kustomize.toolkit.fluxcd.io/v1",
             "Kustomization",
             Some(namespace),
-            namespace,
+            name,
         ),
     )
+}
+
+/// The name of the sync objects of a configuration.
+fn sync_name(model: &BootstrapModel, namespace: &str) -> String {
+    model
+        .sync
+        .as_known()
+        .and_then(|s| s.name.as_known().cloned())
+        .unwrap_or_else(|| namespace.to_owned())
 }
 
 fn condition_of(object: &DynamicObject) -> Option<(String, String, String)> {
@@ -325,11 +301,12 @@ fn condition_of(object: &DynamicObject) -> Option<(String, String, String)> {
 async fn wait_synced(
     cluster: &Cluster,
     namespace: &str,
+    name: &str,
     commit: &str,
     timeout: Duration,
     cancel: &tokio_util::sync::CancellationToken,
 ) -> Result<(), Diagnostics> {
-    let (source, kustomization) = sync_refs(namespace);
+    let (source, kustomization) = sync_refs(namespace, name);
     let token = k8s_openapi::jiff::Timestamp::now().to_string();
     let annotations = BTreeMap::from([(ANNOTATION_REQUESTED_AT.to_owned(), Some(token.clone()))]);
     cluster
@@ -377,7 +354,7 @@ async fn wait_synced(
                     return Err(Diagnostics::from_error(
                         "Flux Cannot Fetch The Repository",
                         format!(
-                            "The GitRepository {namespace}/{namespace} failed ({reason}): {message}. \
+                            "The GitRepository {namespace}/{name} failed ({reason}): {message}. \
                              The commit was pushed; check that the cluster can reach the \
                              repository with the sync Secret's credentials, then apply again."
                         ),
@@ -387,7 +364,7 @@ async fn wait_synced(
                     return Err(Diagnostics::from_error(
                         "Flux Did Not Sync The Commit",
                         format!(
-                            "Timed out waiting for the Kustomization {namespace}/{namespace} to \
+                            "Timed out waiting for the Kustomization {namespace}/{name} to \
                              apply commit {commit}: {last_state}. Raise timeouts or check the \
                              Flux controllers' logs."
                         ),
@@ -420,7 +397,7 @@ async fn apply_bootstrap(
     let timeout = common::timeout(&planned.timeouts, operation, DEFAULT_TIMEOUT)?;
     let manage_secret = planned.manage_secret.as_known() != Some(&false);
     let secret_data = if manage_secret {
-        config.secret_data(&url)?
+        config.secret_data(&url, planned.sync_provider())?
     } else {
         None
     };
@@ -472,7 +449,7 @@ async fn apply_bootstrap(
     let (checkout, classic) = open_checked(
         url.clone(),
         branch,
-        git_auth(&config, &url),
+        git_auth(&config, &url).await?,
         git_options(ctx),
         flux_dir,
     )
@@ -585,7 +562,13 @@ async fn apply_bootstrap(
         (None, _) => pushed.and_then(|p| p.head).unwrap_or_default(),
     };
     state.commit_sha = Value::Known(commit.clone());
-    if let Err(diagnostics) = wait_synced(&cluster, &namespace, &commit, timeout, &cancel).await {
+    // A suspended instance is not reconciled, so Flux does not sync: nothing to wait for.
+    let suspended = planned.suspend.as_known() == Some(&true);
+    let name = sync_name(&planned, &namespace);
+    if !suspended
+        && let Err(diagnostics) =
+            wait_synced(&cluster, &namespace, &name, &commit, timeout, &cancel).await
+    {
         return Err(partial(&state, diagnostics));
     }
     state.ready = Value::Known(true);
@@ -619,7 +602,10 @@ fn expected(
     };
     let manage = planned.manage_secret.as_known() != Some(&false);
     let secret_data = if manage {
-        config.secret_data(url).ok().flatten()
+        config
+            .secret_data(url, planned.sync_provider())
+            .ok()
+            .flatten()
     } else {
         None
     };
@@ -699,6 +685,10 @@ impl<D: GitAccess> Resource<D> for FluxBootstrapGitResource {
             if mismatch.has_errors() {
                 return Err(mismatch);
             }
+            if planned.manage_secret.as_known() != Some(&false) {
+                data.git_config()?
+                    .secret_data(url, planned.sync_provider())?;
+            }
         }
         let (files, hash) = expected(ctx, &planned);
         let Some(prior) = change.prior else {
@@ -709,6 +699,22 @@ impl<D: GitAccess> Resource<D> for FluxBootstrapGitResource {
             planned.flux_version = Value::Unknown;
             return Ok(Planned::new(planned));
         };
+        let name_of =
+            |m: &BootstrapModel| m.sync.as_known().and_then(|s| s.name.as_known().cloned());
+        if planned.sync.is_known() && name_of(&prior) != name_of(&planned) {
+            return Err(Diagnostics::from_error_at(
+                AttrPath::attr("sync").then_attr("name"),
+                "Immutable Sync Name",
+                format!(
+                    "sync.name cannot change ({} → {}): the API refuses it, and renaming the \
+                     sync objects would make the operator garbage-collect the Kustomization, \
+                     which prunes everything Flux applied. Keep the current name, or bootstrap \
+                     a new installation.",
+                    name_of(&prior).as_deref().unwrap_or("(the namespace)"),
+                    name_of(&planned).as_deref().unwrap_or("(the namespace)")
+                ),
+            ));
+        }
         let files_differ = files.is_unknown() || files != prior.files;
         let hash_differs = hash.is_unknown() || hash != prior.secret_status;
         let not_ready = prior.ready.as_known() != Some(&true);
@@ -789,7 +795,7 @@ impl<D: GitAccess> Resource<D> for FluxBootstrapGitResource {
         let contents = read_files(
             url.clone(),
             branch,
-            git_auth(&config, &url),
+            git_auth(&config, &url).await?,
             git_options(ctx),
             owned,
         )
@@ -820,7 +826,7 @@ impl<D: GitAccess> Resource<D> for FluxBootstrapGitResource {
         state.ready = Value::Known(false);
         if let Some(live) = &live {
             let readiness = common::object_readiness(live);
-            let (_, kustomization) = sync_refs(&namespace);
+            let (_, kustomization) = sync_refs(&namespace, &sync_name(&state, &namespace));
             let applied = match cluster.get(&kustomization).await {
                 Ok(Some(k)) => k.data["status"]["lastAppliedRevision"]
                     .as_str()
@@ -853,7 +859,7 @@ impl<D: GitAccess> Resource<D> for FluxBootstrapGitResource {
                 .map_err(|e| apply_error("Cannot Read The Sync Secret", &e))?;
             // Compared here, with the credentials the provider holds now; only the outcome is
             // kept (no digest of the credentials ever enters state).
-            let desired = config.secret_data(&url)?;
+            let desired = config.secret_data(&url, state.sync_provider())?;
             let live = secret.as_ref().map(decode_secret);
             state.secret_status =
                 Value::Known(secret_status(desired.as_ref(), live.as_ref()).to_owned());
@@ -955,7 +961,7 @@ impl<D: GitAccess> Resource<D> for FluxBootstrapGitResource {
         commit_changes(
             url.clone(),
             branch,
-            git_auth(&config, &url),
+            git_auth(&config, &url).await?,
             git_options(ctx),
             changes,
             message,

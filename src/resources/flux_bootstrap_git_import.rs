@@ -213,7 +213,7 @@ async fn read_dir(
     options: crate::git::Options,
 ) -> Result<BTreeMap<String, String>, Diagnostics> {
     let (url, branch, dir) = (url.to_owned(), branch.to_owned(), dir.to_owned());
-    let auth = git_auth(config, &url);
+    let auth = git_auth(config, &url).await?;
     tokio::task::spawn_blocking(move || {
         let checkout = Checkout::open(&url, &branch, &auth, &options)?;
         let root = RepoPath::new(&dir)?;

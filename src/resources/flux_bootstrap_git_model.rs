@@ -44,7 +44,7 @@ pub const INSTANCE_ATTRIBUTES: [&str; 9] = [
 ];
 
 /// Attributes whose change means a new commit or a cluster change.
-pub const INPUT_ATTRIBUTES: [&str; 18] = [
+pub const INPUT_ATTRIBUTES: [&str; 23] = [
     "url",
     "branch",
     "path",
@@ -63,6 +63,11 @@ pub const INPUT_ATTRIBUTES: [&str; 18] = [
     "secret_name",
     "manage_secret",
     "commit_message",
+    "sync",
+    "reconcile_every",
+    "reconcile_artifact_every",
+    "reconcile_timeout",
+    "suspend",
 ];
 
 /// The provider's `git` settings as this resource uses them.
@@ -86,6 +91,8 @@ pub struct GitConfig {
     pub author_email: Option<String>,
     /// Appended to commit messages.
     pub commit_message_appendix: Option<String>,
+    /// `git.github_app`, with the `git.http` TLS settings.
+    pub github_app: Option<crate::git::github_app::GitHubApp>,
 }
 
 /// `git.ssh`.
@@ -130,12 +137,56 @@ pub fn is_ssh_url(url: &str) -> bool {
 }
 
 impl GitConfig {
-    /// The credentials Flux pulls with, if any (from the settings matching the URL's scheme).
+    /// The credentials Flux pulls with, if any: the settings matching the URL's scheme, or the
+    /// GitHub App for `sync.provider = "github"`; none for the workload-identity providers
+    /// (`azure`, `aws`, `gcp`), whose identity comes from the source-controller's service
+    /// account.
     ///
     /// # Errors
     ///
-    /// A diagnostic when SSH is used without `known_hosts` (source-controller requires them).
-    pub fn pull_credentials(&self, url: &str) -> Result<Option<GitCredentials>, Diagnostics> {
+    /// A diagnostic when SSH is used without `known_hosts` (source-controller requires them),
+    /// when `github` is asked for without `git.github_app`, or when `git.github_app` is set
+    /// for another provider (its tokens expire after an hour: Flux must mint its own).
+    pub fn pull_credentials(
+        &self,
+        url: &str,
+        provider: Option<&str>,
+    ) -> Result<Option<GitCredentials>, Diagnostics> {
+        let provider_path = AttrPath::attr("sync").then_attr("provider");
+        match provider {
+            Some("azure" | "aws" | "gcp") => return Ok(None),
+            Some("github") => {
+                let Some(app) = &self.github_app else {
+                    return Err(Diagnostics::from_error_at(
+                        provider_path,
+                        "GitHub App Not Configured",
+                        "sync.provider = \"github\" makes Flux authenticate as a GitHub App, \
+                         but the provider's git.github_app settings are not set. Set them \
+                         (app_id, installation_id or installation_owner, private_key), or set \
+                         manage_secret = false and create the Secret yourself with the keys \
+                         githubAppID, githubAppInstallationID and githubAppPrivateKey.",
+                    ));
+                };
+                return Ok(Some(GitCredentials::GitHubApp {
+                    app_id: app.app_id.clone(),
+                    installation_id: app.installation_id.clone(),
+                    installation_owner: app.installation_owner.clone(),
+                    private_key: app.private_key.expose().to_owned(),
+                    base_url: app.api_url.clone(),
+                }));
+            }
+            _ => {}
+        }
+        if self.github_app.is_some() && !is_ssh_url(url) {
+            return Err(Diagnostics::from_error_at(
+                provider_path,
+                "GitHub App Needs sync.provider",
+                "The provider authenticates as a GitHub App (git.github_app), whose installation \
+                 tokens expire after an hour, so Flux must authenticate as the app too: set \
+                 sync.provider = \"github\" (or manage_secret = false and create the sync \
+                 Secret yourself).",
+            ));
+        }
         if is_ssh_url(url) {
             let Some(ssh) = &self.ssh else {
                 return Ok(None);
@@ -176,14 +227,18 @@ impl GitConfig {
     /// # Errors
     ///
     /// See [`GitConfig::pull_credentials`].
-    pub fn secret_data(&self, url: &str) -> Result<Option<BTreeMap<String, String>>, Diagnostics> {
+    pub fn secret_data(
+        &self,
+        url: &str,
+        provider: Option<&str>,
+    ) -> Result<Option<BTreeMap<String, String>>, Diagnostics> {
         let ca = if is_ssh_url(url) {
             None
         } else {
             self.certificate_authority.as_deref()
         };
         Ok(self
-            .pull_credentials(url)?
+            .pull_credentials(url, provider)?
             .map(|c| sync_secret_data(&c, ca)))
     }
 }
@@ -212,6 +267,11 @@ pub struct BootstrapModel {
     pub secret_name: Value<String>,
     pub manage_secret: Value<bool>,
     pub commit_message: Value<String>,
+    pub sync: Value<BootstrapSyncModel>,
+    pub reconcile_every: Value<String>,
+    pub reconcile_artifact_every: Value<String>,
+    pub reconcile_timeout: Value<String>,
+    pub suspend: Value<bool>,
     pub deletion_policy: Value<String>,
     pub timeouts: Value<Timeouts>,
     pub commit_sha: Value<String>,
@@ -219,6 +279,25 @@ pub struct BootstrapModel {
     pub secret_status: Value<String>,
     pub ready: Value<bool>,
     pub flux_version: Value<String>,
+}
+
+/// The nested `sync` attribute: what the FluxInstance's sync takes besides the repository.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(default)]
+#[allow(missing_docs)]
+pub struct BootstrapSyncModel {
+    pub name: Value<String>,
+    pub provider: Value<String>,
+}
+
+impl BootstrapModel {
+    /// `sync.provider`, when known.
+    pub fn sync_provider(&self) -> Option<&str> {
+        self.sync
+            .as_known()
+            .and_then(|s| s.provider.as_known())
+            .map(String::as_str)
+    }
 }
 
 /// The nested `operator` attribute: `flux_operator`'s settings.
@@ -295,6 +374,54 @@ pub fn schema() -> Schema {
                 "Message of the commits this resource makes (the provider's \
              `git.commit_message_appendix` is appended).",
             ),
+        Attribute::nested(
+            "sync",
+            Nesting::Single,
+            vec![
+                Attribute::string("name").optional().description(
+                    "Name of the GitRepository and Kustomization Flux syncs the repository \
+                     with (the FluxInstance's `sync.name`; operator default: the namespace, \
+                     as `flux bootstrap` names them). Immutable: changing it is refused at plan.",
+                ),
+                Attribute::string("provider").optional().description(
+                    "How Flux authenticates to the repository (the FluxInstance's \
+                     `sync.provider`): `generic` (default: the sync Secret's \
+                     `username`/`password`, `bearerToken` or SSH key, written from the \
+                     provider's git credentials); `github`: as a GitHub App — the app's ID, \
+                     installation and private key from the provider's `git.github_app` are \
+                     written to the sync Secret under the keys Flux reads \
+                     (`githubAppID`, `githubAppInstallationID`/`githubAppInstallationOwner`, \
+                     `githubAppPrivateKey`, `githubAppBaseURL`); `azure` or `aws`: workload \
+                     identity of source-controller's service account (no Secret is written; \
+                     annotate the service account through `kustomize.patches`; `aws` needs \
+                     Flux 2.9 or later). `gcp` is only for OCI and Bucket sources.",
+                ),
+            ],
+        )
+        .optional()
+        .description("Settings of the FluxInstance's sync beyond the repository, branch and path."),
+    ]);
+    let instance_schema = crate::resources::flux_instance_model::schema();
+    for name in [
+        "reconcile_every",
+        "reconcile_artifact_every",
+        "reconcile_timeout",
+        "suspend",
+    ] {
+        if let Some(attribute) = instance_schema.block.attribute(name) {
+            let mut attribute = attribute.clone();
+            if name == "suspend" {
+                attribute = attribute.description(
+                    "Suspend the operator's reconciliation of the FluxInstance \
+                     (`fluxcd.controlplane.io/reconcile: disabled`, committed with the manifest \
+                     and set in the cluster). Apply then waits neither for readiness nor for \
+                     the sync. Default `false`.",
+                );
+            }
+            attributes.push(attribute);
+        }
+    }
+    attributes.extend([
         deletion_policy_attribute(
             "Flux is uninstalled from the cluster (the Flux Operator is kept), then the \
              committed files are removed from Git in one commit.",
@@ -382,8 +509,14 @@ pub fn instance_model(model: &BootstrapModel, pull_secret: Value<Option<String>>
             Value::Unknown => Value::Unknown,
         },
         interval: model.interval.clone(),
-        name: Value::Null,
-        provider: Value::Null,
+        name: model
+            .sync
+            .as_known()
+            .map_or(Value::Null, |s| s.name.clone()),
+        provider: model
+            .sync
+            .as_known()
+            .map_or(Value::Null, |s| s.provider.clone()),
     };
     InstanceModel {
         name: Value::Known(crate::flux::instance::INSTANCE_NAME.to_owned()),
@@ -398,6 +531,10 @@ pub fn instance_model(model: &BootstrapModel, pull_secret: Value<Option<String>>
         common_metadata: model.common_metadata.clone(),
         wait: model.wait.clone(),
         migrate_resources: model.migrate_resources.clone(),
+        reconcile_every: model.reconcile_every.clone(),
+        reconcile_artifact_every: model.reconcile_artifact_every.clone(),
+        reconcile_timeout: model.reconcile_timeout.clone(),
+        suspend: model.suspend.clone(),
         deletion_policy: Value::Known("uninstall".into()),
         ..InstanceModel::default()
     }
@@ -514,7 +651,18 @@ pub fn read_manifest_into(
     model.common_metadata = read.common_metadata;
     model.wait = read.wait;
     model.migrate_resources = read.migrate_resources;
+    model.reconcile_every = read.reconcile_every;
+    model.reconcile_artifact_every = read.reconcile_artifact_every;
+    model.reconcile_timeout = read.reconcile_timeout;
+    model.suspend = read.suspend;
     if let Some(sync) = &manifest.spec.sync {
+        let name = Value::from(sync.name.clone());
+        let provider = Value::from(sync.provider.map(|p| p.as_str().to_owned()));
+        model.sync = if name.is_null() && provider.is_null() {
+            Value::Null
+        } else {
+            Value::Known(BootstrapSyncModel { name, provider })
+        };
         model.url = Value::Known(sync.url.clone());
         if let Some(branch) = sync.git_ref.strip_prefix("refs/heads/") {
             model.branch = Value::Known(branch.to_owned());
@@ -588,7 +736,23 @@ mod tests {
     fn schema_passes_the_lint_and_shares_the_instance_and_operator_attributes() {
         let s = schema();
         assert_eq!(s.lint(), Vec::<String>::new());
-        assert!(s.block.attribute("sync").is_none());
+        // `sync` holds only what the bootstrap does not decide itself (name, provider).
+        let (_, sync) = s
+            .block
+            .attribute("sync")
+            .unwrap()
+            .nested_attributes()
+            .unwrap();
+        let names: Vec<&str> = sync.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(names, vec!["name", "provider"]);
+        for name in [
+            "reconcile_every",
+            "reconcile_artifact_every",
+            "reconcile_timeout",
+            "suspend",
+        ] {
+            assert!(s.block.attribute(name).is_some(), "{name}");
+        }
         for name in INSTANCE_ATTRIBUTES {
             assert!(s.block.attribute(name).is_some(), "{name}");
         }
@@ -654,12 +818,18 @@ mod tests {
             }),
             ..GitConfig::default()
         };
-        let http = config.secret_data("https://h/r.git").unwrap().unwrap();
+        let http = config
+            .secret_data("https://h/r.git", None)
+            .unwrap()
+            .unwrap();
         assert_eq!(
             http.keys().cloned().collect::<Vec<_>>(),
             vec!["ca.crt", "password", "username"]
         );
-        let ssh = config.secret_data("ssh://git@h/r.git").unwrap().unwrap();
+        let ssh = config
+            .secret_data("ssh://git@h/r.git", None)
+            .unwrap()
+            .unwrap();
         assert_eq!(
             ssh.keys().cloned().collect::<Vec<_>>(),
             vec!["identity", "known_hosts"]
@@ -682,5 +852,58 @@ mod tests {
         assert_eq!(model.id, Value::Known("flux-system".to_owned()));
         assert_eq!(model.secret_status, Value::Null);
         assert!(upgrade_state(7, serde_json::json!({})).is_err());
+    }
+
+    #[test]
+    fn sync_providers_choose_what_the_secret_holds() {
+        let app = crate::git::GitHubApp {
+            app_id: "1".into(),
+            installation_id: Some("2".into()),
+            private_key: Secret::new("KEY"),
+            api_url: Some("https://ghe.example/api/v3".into()),
+            ..crate::git::GitHubApp::default()
+        };
+        let with_app = GitConfig {
+            github_app: Some(app),
+            certificate_authority: Some("CA".into()),
+            ..GitConfig::default()
+        };
+        let github = with_app
+            .secret_data("https://ghe.example/o/r.git", Some("github"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            github,
+            BTreeMap::from([
+                ("ca.crt".to_owned(), "CA".to_owned()),
+                (
+                    "githubAppBaseURL".to_owned(),
+                    "https://ghe.example/api/v3".to_owned()
+                ),
+                ("githubAppID".to_owned(), "1".to_owned()),
+                ("githubAppInstallationID".to_owned(), "2".to_owned()),
+                ("githubAppPrivateKey".to_owned(), "KEY".to_owned()),
+            ])
+        );
+        // Workload identity: no Secret at all.
+        for provider in ["azure", "aws"] {
+            assert_eq!(
+                with_app
+                    .secret_data("https://h/r.git", Some(provider))
+                    .unwrap(),
+                None
+            );
+        }
+        // An app's hour-long tokens are never handed to Flux as a password.
+        let err = with_app.secret_data("https://h/r.git", None).unwrap_err();
+        assert_eq!(err.0[0].summary, "GitHub App Needs sync.provider");
+        assert_eq!(
+            err.0[0].path,
+            Some(AttrPath::attr("sync").then_attr("provider"))
+        );
+        let err = GitConfig::default()
+            .secret_data("https://h/r.git", Some("github"))
+            .unwrap_err();
+        assert_eq!(err.0[0].summary, "GitHub App Not Configured");
     }
 }

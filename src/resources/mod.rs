@@ -20,6 +20,7 @@
 pub mod common;
 pub mod common_fetch;
 pub mod flux_bootstrap_git;
+pub mod flux_bootstrap_git_auth;
 pub mod flux_bootstrap_git_import;
 pub mod flux_bootstrap_git_model;
 pub mod flux_instance;

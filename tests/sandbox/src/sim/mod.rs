@@ -21,6 +21,7 @@
 
 pub mod build;
 pub mod fixtures;
+pub mod githubapp;
 pub mod inputprovider;
 pub mod instance;
 pub mod inventory;

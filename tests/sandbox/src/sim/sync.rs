@@ -456,6 +456,25 @@ async fn fetch(
             Err(e) => return Err(("AuthenticationFailed", e.to_string())),
         },
     };
+    let mut data = data;
+    if spec["provider"] == "github" {
+        // source-controller mints a GitHub App installation token from the Secret's keys.
+        let token = super::githubapp::installation_token(&data)
+            .await
+            .map_err(|e| {
+                (
+                    "AuthenticationFailed",
+                    format!("failed to get credential from 'github': {e}"),
+                )
+            })?;
+        data = BTreeMap::from([
+            (
+                "username".to_owned(),
+                super::githubapp::ACCESS_TOKEN_USERNAME.to_owned(),
+            ),
+            ("password".to_owned(), token),
+        ]);
+    }
     let scratch = Scratch::new().map_err(|e| ("GitOperationFailed", e.to_string()))?;
     let env = auth_env(&scratch.0, &url, &data).map_err(|m| ("AuthenticationFailed", m))?;
     let repo = scratch.0.join("repo");
