@@ -102,7 +102,7 @@ sandbox=$(kube_sandbox_binary)
 # --- work directory and clean-up -----------------------------------------------------------
 parent=$PPID
 work=$(mktemp -d "${TMPDIR:-/tmp}/real-cluster.XXXXXX")
-pids=() names=()
+pids=() names=() reserved=()
 stopping=0
 cleanup() {
     local status=$?
@@ -131,6 +131,7 @@ cleanup() {
         cp "$work"/*.log "$REAL_CLUSTER_LOG_DIR"/ 2>/dev/null || true
     fi
     rm -rf "$work"
+    ((${#reserved[@]} == 0)) || rmdir "${reserved[@]}" 2>/dev/null || true
     [[ -n $kubeconfig ]] && rm -f "$kubeconfig"
     case $status in
     130 | 143) exit 0 ;; # a requested stop
@@ -155,19 +156,27 @@ start() {
     names+=("$name")
 }
 
-# A free loopback port: a random one in 20000-59999 that nothing answers on and that no part of
-# this cluster took yet.
-taken=()
+# free_port VAR: sets VAR to a free loopback port. Ports come from below the kernel's ephemeral
+# range (outgoing connections take ports from that range, so a port chosen there can be taken
+# between the check and the bind) and are reserved across concurrent runs of this script by an
+# atomic mkdir under $port_dir (released when this script exits).
+port_dir=${TMPDIR:-/tmp}/real-cluster-ports
+mkdir -p "$port_dir" 2>/dev/null || true
+ephemeral_low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
 free_port() {
-    local p
-    for _ in $(seq 1 200); do
-        p=$((20000 + RANDOM % 40000))
-        [[ " ${taken[*]} " == *" $p "* ]] && continue
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-            taken+=("$p")
-            printf '%s\n' "$p"
-            return
+    local -n out=$1
+    local p span=$((ephemeral_low - 10000))
+    ((span > 1000)) || span=20000
+    for _ in $(seq 1 500); do
+        p=$((10000 + (RANDOM * 32768 + RANDOM) % span))
+        mkdir "$port_dir/$p" 2>/dev/null || continue
+        if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+            rmdir "$port_dir/$p" 2>/dev/null || true
+            continue
         fi
+        reserved+=("$port_dir/$p")
+        out=$p
+        return
     done
     die "no free port found"
 }
@@ -211,8 +220,8 @@ http_ok() {
 
 started=$SECONDS
 # --- etcd ----------------------------------------------------------------------------------
-etcd_port=$(free_port)
-etcd_peer=$(free_port)
+free_port etcd_port
+free_port etcd_peer
 start etcd "${tool[etcd]}" --name=etcd0 --data-dir="$work/etcd" \
     --listen-client-urls="http://127.0.0.1:$etcd_port" --advertise-client-urls="http://127.0.0.1:$etcd_port" \
     --listen-peer-urls="http://127.0.0.1:$etcd_peer" --initial-advertise-peer-urls="http://127.0.0.1:$etcd_peer" \
@@ -223,7 +232,7 @@ token=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')
 printf '%s,admin,admin,"system:masters"\n' "$token" >"$work/tokens.csv"
 openssl genrsa -out "$work/sa.key" 2048 2>/dev/null || die "openssl genrsa failed"
 mkdir -p "$work/certs"
-api_port=$(free_port)
+free_port api_port
 start kube-apiserver "${tool[kube-apiserver]}" \
     --etcd-servers="http://127.0.0.1:$etcd_port" \
     --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$api_port" \
@@ -248,7 +257,7 @@ wait_for kube-apiserver 120 kc get --raw /readyz
 api_ready=$SECONDS
 
 # --- kube-controller-manager ---------------------------------------------------------------
-cm_port=$(free_port)
+free_port cm_port
 start kube-controller-manager "${tool[kube-controller-manager]}" \
     --kubeconfig="$work/kubeconfig" --authentication-kubeconfig="$work/kubeconfig" \
     --authorization-kubeconfig="$work/kubeconfig" --leader-elect=false \
@@ -273,18 +282,18 @@ if ((flux_controllers)); then
         -f "$manifests/kustomize-controller/crd" >/dev/null
     kc wait --for=condition=Established --timeout=60s crd --all >/dev/null
     mkdir -p "$work/storage"
-    storage_port=$(free_port)
-    sc_health=$(free_port)
-    kc_health=$(free_port)
+    free_port storage_port
+    free_port sc_health
+    free_port kc_health
     export KUBECONFIG=$work/kubeconfig RUNTIME_NAMESPACE=flux-system
     start source-controller "${tool[source-controller]}" --watch-all-namespaces=true \
         --enable-leader-election=false --log-level=info --log-encoding=json \
-        --metrics-addr="127.0.0.1:$(free_port)" --health-addr="127.0.0.1:$sc_health" --events-addr= \
+        --metrics-addr=0 --health-addr="127.0.0.1:$sc_health" --events-addr= \
         --storage-path="$work/storage" --storage-addr="127.0.0.1:$storage_port" \
         --storage-adv-addr="127.0.0.1:$storage_port"
     start kustomize-controller "${tool[kustomize-controller]}" --watch-all-namespaces=true \
         --enable-leader-election=false --log-level=info --log-encoding=json \
-        --metrics-addr="127.0.0.1:$(free_port)" --health-addr="127.0.0.1:$kc_health" --events-addr=
+        --metrics-addr=0 --health-addr="127.0.0.1:$kc_health" --events-addr=
     unset KUBECONFIG
     wait_for source-controller 120 http_ok "$sc_health" /readyz
     wait_for kustomize-controller 120 http_ok "$kc_health" /readyz

@@ -16,6 +16,23 @@ fi
 cargo fmt --all -- --check
 ./scripts/layering.sh
 cargo clippy --workspace --all-targets --quiet -- -D warnings
+# One real control plane for the whole run (tests/common/real_cluster.rs): build what is missing
+# (Go components are cached outside the clone, keyed by version), start it with the operator
+# simulator and the real Flux controllers, and hand its kubeconfig to every test process.
+cargo build --workspace --bins --quiet
+./scripts/real-cluster.sh --tools >/dev/null
+cluster_dir=$(mktemp -d "${TMPDIR:-/tmp}/make-test-cluster.XXXXXX")
+export KUBE_SANDBOX=${KUBE_SANDBOX:-$PWD/${CARGO_TARGET_DIR:-target}/debug/kube-sandbox}
+./scripts/real-cluster.sh --operator-sim --flux-controllers --kubeconfig "$cluster_dir/kubeconfig" \
+  >"$cluster_dir/ready" &
+cluster_pid=$!
+trap 'kill -TERM $cluster_pid 2>/dev/null; wait $cluster_pid 2>/dev/null; rm -rf "$cluster_dir"' EXIT
+until grep -q '^ready ' "$cluster_dir/ready" 2>/dev/null; do
+  kill -0 "$cluster_pid" 2>/dev/null || { echo "make test: the real control plane did not start (see above)" >&2; exit 1; }
+  sleep 0.5
+done
+export FLUX_TEST_KUBECONFIG=$cluster_dir/kubeconfig
+echo "make test: real control plane $(cat "$cluster_dir/ready") shared by every test (FLUX_TEST_KUBECONFIG)" >&2
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast
   cargo test --workspace --doc --quiet

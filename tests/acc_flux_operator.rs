@@ -192,9 +192,17 @@ fn operator_install_drift_upgrade_and_destroy() {
     ));
     ws.apply().assert_success();
     ws.destroy().assert_success();
-    assert_eq!(
-        sandbox.get_json(&["crd", "fluxinstances.fluxcd.controlplane.io"]),
-        None
+    // A real API server removes a CRD asynchronously (its finalizer deletes the custom
+    // resources first): the deletion was requested, and it completes.
+    sandbox.wait_for(
+        "the FluxInstance CRD is deleted",
+        std::time::Duration::from_secs(60),
+        || {
+            sandbox
+                .get_json(&["crd", "fluxinstances.fluxcd.controlplane.io"])
+                .is_none()
+                .then_some(())
+        },
     );
     assert!(sandbox.get_json(&["namespace", ns]).is_some());
 }
