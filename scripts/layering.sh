@@ -2,6 +2,7 @@
 # Fails when a module imports across the boundaries of DESIGN.md §4:
 #   protocol → framework; resources → framework, flux, cluster, git; provider → resources.
 #   framework, flux, cluster and git import nothing else from the crate.
+# And no two files of src/ import each other (scripts/file_circles.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 fail=0
@@ -31,5 +32,18 @@ check "src/resources imports protocol or provider" 'crate::(protocol|provider)\b
 check "resources imported outside provider.rs" 'crate::resources\b' $(find src -name '*.rs' -not -path 'src/resources/*' -not -name provider.rs -not -name lib.rs)
 # kube clients only in cluster/ (and provider.rs).
 check "kube Client/Api outside src/cluster" '\bkube::(Client|Api)\b|\bApi<' $(find src -name '*.rs' -not -path 'src/cluster/*' -not -name provider.rs)
+# No two files of src/ import each other, directly or through a circle. The check first proves
+# it can fail: on a two-file tree with a circle it must report one.
+probe=$(mktemp -d)
+mkdir -p "$probe/a"
+printf 'pub mod b;\npub mod c;\n' >"$probe/a/mod.rs"
+printf 'use crate::a::c::C;\npub struct B;\n' >"$probe/a/b.rs"
+printf 'use super::b::B;\npub struct C;\n' >"$probe/a/c.rs"
+printf 'pub mod a;\n' >"$probe/lib.rs"
+if python3 scripts/file_circles.py "$probe" >/dev/null; then
+  echo "layering: the file-circle check missed a planted circle"; fail=1
+fi
+rm -rf "$probe"
+python3 scripts/file_circles.py || fail=1
 if [[ $fail -ne 0 ]]; then exit 1; fi
 echo "layering: ok"

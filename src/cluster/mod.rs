@@ -6,5 +6,6 @@ pub mod health;
 pub mod objects;
 pub mod retry;
 pub mod shared;
+pub mod shared_read;
 pub mod status;
 pub mod wait;

@@ -481,129 +481,79 @@ pub fn decode_msgpack(bytes: &[u8], ty: &Type) -> Result<RawValue, CodecError> {
     if !reader.is_empty() {
         return Err(CodecError::TrailingBytes(reader.len()));
     }
-    from_mp(&value, ty, &Loc::Root)
+    decode(&value, ty, &Loc::Root)
 }
 
-fn from_mp(value: &Mp, ty: &Type, loc: &Loc<'_>) -> Result<RawValue, CodecError> {
-    if let Mp::Ext(code, payload) = value {
-        return decode_unknown(*code, payload, ty, loc);
+impl Wire for Mp {
+    fn kind(&self) -> &'static str {
+        mp_kind(self)
     }
-    if *ty == Type::Dynamic {
-        return from_mp_dynamic(value, loc);
+
+    fn unknown(&self, ty: &Type, loc: &Loc<'_>) -> Option<Result<RawValue, CodecError>> {
+        match self {
+            Mp::Ext(code, payload) => Some(decode_unknown(*code, payload, ty, loc)),
+            _ => None,
+        }
     }
-    if let Mp::Nil = value {
-        return Ok(RawValue::Null);
+
+    fn is_null(&self) -> bool {
+        matches!(self, Mp::Nil)
     }
-    match ty {
-        Type::Bool => match value {
-            Mp::Boolean(b) => Ok(RawValue::Bool(*b)),
-            other => Err(mismatch(loc, "bool", mp_kind(other))),
-        },
-        Type::Number => decode_number(value, loc).map(RawValue::Number),
-        Type::String => match value {
+
+    fn as_bool(&self) -> Option<bool> {
+        self.as_bool()
+    }
+
+    fn number(&self, loc: &Loc<'_>) -> Result<Number, CodecError> {
+        decode_number(self, loc)
+    }
+
+    fn string(&self, loc: &Loc<'_>) -> Result<String, CodecError> {
+        match self {
             Mp::String(text) => text
                 .as_str()
-                .map(|s| RawValue::String(s.to_owned()))
+                .map(str::to_owned)
                 .ok_or_else(|| mismatch(loc, "string", "non-UTF-8 string")),
             other => Err(mismatch(loc, "string", mp_kind(other))),
-        },
-        Type::List(element) | Type::Set(element) => {
-            let Mp::Array(items) = value else {
-                return Err(mismatch(loc, "array", mp_kind(value)));
-            };
-            let items = items
-                .iter()
-                .enumerate()
-                .map(|(i, item)| from_mp(item, element, &Loc::Index(loc, i)))
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(match ty {
-                Type::Set(_) => RawValue::Set(items),
-                _ => RawValue::List(items),
-            })
         }
-        Type::Tuple(elements) => {
-            let Mp::Array(items) = value else {
-                return Err(mismatch(loc, "array", mp_kind(value)));
-            };
-            if items.len() != elements.len() {
-                return Err(mismatch(
-                    loc,
-                    format_args!("tuple of {} elements", elements.len()),
-                    format!("{} elements", items.len()),
-                ));
-            }
-            items
-                .iter()
-                .zip(elements)
-                .enumerate()
-                .map(|(i, (item, ty))| from_mp(item, ty, &Loc::Index(loc, i)))
-                .collect::<Result<_, _>>()
-                .map(RawValue::Tuple)
-        }
-        Type::Map(element) => {
-            let entries = mp_entries(value, loc)?;
-            entries
-                .into_iter()
-                .map(|(key, item)| {
-                    Ok((key.to_owned(), from_mp(item, element, &Loc::Key(loc, key))?))
-                })
-                .collect::<Result<_, _>>()
-                .map(RawValue::Map)
-        }
-        Type::Object(attrs) => {
-            let entries = mp_entries(value, loc)?;
-            let mut object = BTreeMap::new();
-            for (name, item) in entries {
-                let Some(attr_ty) = attrs.get(name) else {
-                    return Err(CodecError::UnexpectedAttribute {
-                        path: loc.to_string(),
-                        name: name.to_owned(),
-                    });
-                };
-                object.insert(
-                    name.to_owned(),
-                    from_mp(item, attr_ty, &Loc::Attr(loc, name))?,
-                );
-            }
-            for name in attrs.keys() {
-                object.entry(name.clone()).or_insert(RawValue::Null);
-            }
-            Ok(RawValue::Object(object))
-        }
-        Type::Dynamic => from_mp_dynamic(value, loc),
     }
-}
 
-fn mp_entries<'v>(value: &'v Mp, loc: &Loc<'_>) -> Result<Vec<(&'v str, &'v Mp)>, CodecError> {
-    let Mp::Map(entries) = value else {
-        return Err(mismatch(loc, "map", mp_kind(value)));
-    };
-    entries
-        .iter()
-        .map(|(key, item)| match key {
-            Mp::String(key) => key
-                .as_str()
-                .map(|k| (k, item))
-                .ok_or_else(|| mismatch(loc, "string key", "non-UTF-8 key")),
-            other => Err(mismatch(loc, "string key", mp_kind(other))),
-        })
-        .collect()
-}
-
-/// A value of type `dynamic`: nil, or `[type JSON, value]`.
-fn from_mp_dynamic(value: &Mp, loc: &Loc<'_>) -> Result<RawValue, CodecError> {
-    match value {
-        Mp::Nil => Ok(RawValue::Null),
-        Mp::Array(pair) if pair.len() == 2 => {
-            let type_json = match &pair[0] {
-                Mp::Binary(bytes) => bytes.as_slice(),
-                Mp::String(text) => text.as_bytes(),
-                other => return Err(mismatch(loc, "dynamic type JSON", mp_kind(other))),
-            };
-            let ty = type_from_json_bytes(type_json)?;
-            from_mp(&pair[1], &ty, &Loc::Wrapped(loc, "dynamic value"))
+    fn items(&self) -> Option<&[Self]> {
+        match self {
+            Mp::Array(items) => Some(items),
+            _ => None,
         }
-        other => Err(mismatch(loc, "dynamic [type, value] pair", mp_kind(other))),
+    }
+
+    fn entries(&self, loc: &Loc<'_>) -> Result<Vec<(&str, &Self)>, CodecError> {
+        let Mp::Map(entries) = self else {
+            return Err(mismatch(loc, "map", mp_kind(self)));
+        };
+        entries
+            .iter()
+            .map(|(key, item)| match key {
+                Mp::String(key) => key
+                    .as_str()
+                    .map(|k| (k, item))
+                    .ok_or_else(|| mismatch(loc, "string key", "non-UTF-8 key")),
+                other => Err(mismatch(loc, "string key", mp_kind(other))),
+            })
+            .collect()
+    }
+
+    /// A value of type `dynamic` is `[type JSON, value]`.
+    fn dynamic(&self, loc: &Loc<'_>) -> Result<(Type, &Self), CodecError> {
+        match self {
+            Mp::Array(pair) if pair.len() == 2 => {
+                let type_json = match &pair[0] {
+                    Mp::Binary(bytes) => bytes.as_slice(),
+                    Mp::String(text) => text.as_bytes(),
+                    other => return Err(mismatch(loc, "dynamic type JSON", mp_kind(other))),
+                };
+                Ok((type_from_json_bytes(type_json)?, &pair[1]))
+            }
+            other => Err(mismatch(loc, "dynamic [type, value] pair", mp_kind(other))),
+        }
     }
 }
 
@@ -684,7 +634,7 @@ fn decode_unknown(
 /// Decodes a JSON `DynamicValue` as a value of type `ty`. JSON cannot express unknowns.
 pub fn decode_json(bytes: &[u8], ty: &Type) -> Result<RawValue, CodecError> {
     let json: Json = serde_json::from_slice(bytes).map_err(CodecError::ParseJson)?;
-    from_json(&json, ty, &Loc::Root)
+    decode(&json, ty, &Loc::Root)
 }
 
 fn json_kind(value: &Json) -> &'static str {
@@ -698,40 +648,122 @@ fn json_kind(value: &Json) -> &'static str {
     }
 }
 
-fn from_json(value: &Json, ty: &Type, loc: &Loc<'_>) -> Result<RawValue, CodecError> {
-    if let Json::Null = value {
+impl Wire for Json {
+    fn kind(&self) -> &'static str {
+        json_kind(self)
+    }
+
+    fn unknown(&self, _ty: &Type, _loc: &Loc<'_>) -> Option<Result<RawValue, CodecError>> {
+        None
+    }
+
+    fn is_null(&self) -> bool {
+        self.is_null()
+    }
+
+    fn as_bool(&self) -> Option<bool> {
+        self.as_bool()
+    }
+
+    fn number(&self, loc: &Loc<'_>) -> Result<Number, CodecError> {
+        match self {
+            Json::Number(number) => {
+                if let Some(int) = number.as_i64() {
+                    Ok(Number::Int(int))
+                } else if let Some(unsigned) = number.as_u64() {
+                    Ok(Number::Decimal(unsigned.to_string()))
+                } else {
+                    number_from_str(&number.to_string(), loc)
+                }
+            }
+            Json::String(text) => number_from_str(text, loc),
+            other => Err(mismatch(loc, "number", json_kind(other))),
+        }
+    }
+
+    fn string(&self, loc: &Loc<'_>) -> Result<String, CodecError> {
+        match self {
+            Json::String(text) => Ok(text.clone()),
+            other => Err(mismatch(loc, "string", json_kind(other))),
+        }
+    }
+
+    fn items(&self) -> Option<&[Self]> {
+        self.as_array().map(Vec::as_slice)
+    }
+
+    fn entries(&self, loc: &Loc<'_>) -> Result<Vec<(&str, &Self)>, CodecError> {
+        let Json::Object(entries) = self else {
+            return Err(mismatch(loc, "object", json_kind(self)));
+        };
+        Ok(entries.iter().map(|(k, v)| (k.as_str(), v)).collect())
+    }
+
+    /// A value of type `dynamic` is `{"type": …, "value": …}`.
+    fn dynamic(&self, loc: &Loc<'_>) -> Result<(Type, &Self), CodecError> {
+        let Json::Object(wrapper) = self else {
+            return Err(mismatch(
+                loc,
+                "{\"type\", \"value\"} object",
+                json_kind(self),
+            ));
+        };
+        let (Some(type_json), Some(inner), 2) =
+            (wrapper.get("type"), wrapper.get("value"), wrapper.len())
+        else {
+            return Err(mismatch(loc, "{\"type\", \"value\"} object", "other keys"));
+        };
+        Ok((type_from_json(type_json)?, inner))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The type-directed walk, shared by both wire formats
+
+/// A wire value as the decoder sees it: msgpack and JSON differ in how they spell unknowns,
+/// numbers, maps and `dynamic` values, and in nothing else.
+trait Wire: Sized {
+    /// What the value is, for messages.
+    fn kind(&self) -> &'static str;
+    /// `Some` when the value is an unknown (with its refinements for `ty`).
+    fn unknown(&self, ty: &Type, loc: &Loc<'_>) -> Option<Result<RawValue, CodecError>>;
+    /// Whether the value is null.
+    fn is_null(&self) -> bool;
+    /// The value as a bool, if it is one.
+    fn as_bool(&self) -> Option<bool>;
+    /// The value as a number.
+    fn number(&self, loc: &Loc<'_>) -> Result<Number, CodecError>;
+    /// The value as a string.
+    fn string(&self, loc: &Loc<'_>) -> Result<String, CodecError>;
+    /// The elements, if the value is an array.
+    fn items(&self) -> Option<&[Self]>;
+    /// The entries of a map or object, keyed by string.
+    fn entries(&self, loc: &Loc<'_>) -> Result<Vec<(&str, &Self)>, CodecError>;
+    /// The concrete type and the wrapped value of a non-null `dynamic` value.
+    fn dynamic(&self, loc: &Loc<'_>) -> Result<(Type, &Self), CodecError>;
+}
+
+fn decode<W: Wire>(value: &W, ty: &Type, loc: &Loc<'_>) -> Result<RawValue, CodecError> {
+    if let Some(unknown) = value.unknown(ty, loc) {
+        return unknown;
+    }
+    if value.is_null() {
         return Ok(RawValue::Null);
     }
     match ty {
-        Type::Bool => match value {
-            Json::Bool(b) => Ok(RawValue::Bool(*b)),
-            other => Err(mismatch(loc, "bool", json_kind(other))),
-        },
-        Type::Number => match value {
-            Json::Number(number) => {
-                if let Some(int) = number.as_i64() {
-                    Ok(RawValue::Number(Number::Int(int)))
-                } else if let Some(unsigned) = number.as_u64() {
-                    Ok(RawValue::Number(Number::Decimal(unsigned.to_string())))
-                } else {
-                    number_from_str(&number.to_string(), loc).map(RawValue::Number)
-                }
-            }
-            Json::String(text) => number_from_str(text, loc).map(RawValue::Number),
-            other => Err(mismatch(loc, "number", json_kind(other))),
-        },
-        Type::String => match value {
-            Json::String(text) => Ok(RawValue::String(text.clone())),
-            other => Err(mismatch(loc, "string", json_kind(other))),
-        },
+        Type::Bool => value
+            .as_bool()
+            .map(RawValue::Bool)
+            .ok_or_else(|| mismatch(loc, "bool", value.kind())),
+        Type::Number => value.number(loc).map(RawValue::Number),
+        Type::String => value.string(loc).map(RawValue::String),
         Type::List(element) | Type::Set(element) => {
-            let Json::Array(items) = value else {
-                return Err(mismatch(loc, "array", json_kind(value)));
-            };
-            let items = items
+            let items = value
+                .items()
+                .ok_or_else(|| mismatch(loc, "array", value.kind()))?
                 .iter()
                 .enumerate()
-                .map(|(i, item)| from_json(item, element, &Loc::Index(loc, i)))
+                .map(|(i, item)| decode(item, element, &Loc::Index(loc, i)))
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(match ty {
                 Type::Set(_) => RawValue::Set(items),
@@ -739,9 +771,9 @@ fn from_json(value: &Json, ty: &Type, loc: &Loc<'_>) -> Result<RawValue, CodecEr
             })
         }
         Type::Tuple(elements) => {
-            let Json::Array(items) = value else {
-                return Err(mismatch(loc, "array", json_kind(value)));
-            };
+            let items = value
+                .items()
+                .ok_or_else(|| mismatch(loc, "array", value.kind()))?;
             if items.len() != elements.len() {
                 return Err(mismatch(
                     loc,
@@ -753,37 +785,28 @@ fn from_json(value: &Json, ty: &Type, loc: &Loc<'_>) -> Result<RawValue, CodecEr
                 .iter()
                 .zip(elements)
                 .enumerate()
-                .map(|(i, (item, ty))| from_json(item, ty, &Loc::Index(loc, i)))
+                .map(|(i, (item, ty))| decode(item, ty, &Loc::Index(loc, i)))
                 .collect::<Result<_, _>>()
                 .map(RawValue::Tuple)
         }
-        Type::Map(element) => {
-            let Json::Object(entries) = value else {
-                return Err(mismatch(loc, "object", json_kind(value)));
-            };
-            entries
-                .iter()
-                .map(|(key, item)| {
-                    Ok((key.clone(), from_json(item, element, &Loc::Key(loc, key))?))
-                })
-                .collect::<Result<_, _>>()
-                .map(RawValue::Map)
-        }
+        Type::Map(element) => value
+            .entries(loc)?
+            .into_iter()
+            .map(|(key, item)| Ok((key.to_owned(), decode(item, element, &Loc::Key(loc, key))?)))
+            .collect::<Result<_, _>>()
+            .map(RawValue::Map),
         Type::Object(attrs) => {
-            let Json::Object(entries) = value else {
-                return Err(mismatch(loc, "object", json_kind(value)));
-            };
             let mut object = BTreeMap::new();
-            for (name, item) in entries {
+            for (name, item) in value.entries(loc)? {
                 let Some(attr_ty) = attrs.get(name) else {
                     return Err(CodecError::UnexpectedAttribute {
                         path: loc.to_string(),
-                        name: name.clone(),
+                        name: name.to_owned(),
                     });
                 };
                 object.insert(
-                    name.clone(),
-                    from_json(item, attr_ty, &Loc::Attr(loc, name))?,
+                    name.to_owned(),
+                    decode(item, attr_ty, &Loc::Attr(loc, name))?,
                 );
             }
             for name in attrs.keys() {
@@ -792,20 +815,8 @@ fn from_json(value: &Json, ty: &Type, loc: &Loc<'_>) -> Result<RawValue, CodecEr
             Ok(RawValue::Object(object))
         }
         Type::Dynamic => {
-            let Json::Object(wrapper) = value else {
-                return Err(mismatch(
-                    loc,
-                    "{\"type\", \"value\"} object",
-                    json_kind(value),
-                ));
-            };
-            let (Some(type_json), Some(inner), 2) =
-                (wrapper.get("type"), wrapper.get("value"), wrapper.len())
-            else {
-                return Err(mismatch(loc, "{\"type\", \"value\"} object", "other keys"));
-            };
-            let ty = type_from_json(type_json)?;
-            from_json(inner, &ty, &Loc::Wrapped(loc, "dynamic value"))
+            let (ty, inner) = value.dynamic(loc)?;
+            decode(inner, &ty, &Loc::Wrapped(loc, "dynamic value"))
         }
     }
 }

@@ -14,8 +14,6 @@
 //! Lives in `resources/`: may use `framework`, `flux`, `cluster`, `git`, never `provider`.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -68,74 +66,7 @@ fn known(value: &Value<String>, name: &str) -> Result<String, Diagnostics> {
     })
 }
 
-pub(crate) use crate::resources::flux_bootstrap_git_auth::git_auth;
-
-/// A diagnostic for a Git failure, at the attribute to fix.
-pub(crate) fn git_error(error: &GitError) -> Diagnostics {
-    let (path, summary, hint) = match error {
-        GitError::Auth { .. } => (
-            "url",
-            "Git Authentication Failed",
-            "Check the provider's git.http or git.ssh credentials and that they may push.",
-        ),
-        GitError::HostKey { .. } => (
-            "url",
-            "Unknown SSH Host Key",
-            "Add the server's host key to the provider's git.ssh.known_hosts.",
-        ),
-        GitError::Certificate { .. } => (
-            "url",
-            "Untrusted Git Server Certificate",
-            "Set the provider's git.http.certificate_authority to the CA that signs it.",
-        ),
-        GitError::Connect { .. } => (
-            "url",
-            "Git Server Unreachable",
-            "Check the URL and that the server is reachable from where Terraform runs.",
-        ),
-        GitError::BranchNotFound { .. } => (
-            "branch",
-            "Branch Not Found",
-            "Use an existing branch; a new branch is only created in an empty repository.",
-        ),
-        GitError::Path { .. } => ("path", "Invalid Repository Path", ""),
-        GitError::Url { .. } | GitError::Config(_) => ("url", "Invalid Git Settings", ""),
-        _ => ("url", "Git Operation Failed", ""),
-    };
-    Diagnostics::from_error_at(
-        AttrPath::attr(path),
-        summary,
-        format!("{error}. {hint} Nothing was changed in the cluster by this step.")
-            .replace(". .", "."),
-    )
-}
-
-/// Git options whose cancel flag follows the context's cancellation.
-pub(crate) fn git_options(ctx: &Context<impl GitAccess>) -> Options {
-    let flag = Arc::new(AtomicBool::new(false));
-    let token = ctx.cancellation().clone();
-    let set = flag.clone();
-    // Forwards a cancellation while the Git operation holds the flag; ends with it.
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                () = token.cancelled() => {
-                    set.store(true, Ordering::SeqCst);
-                    return;
-                }
-                () = tokio::time::sleep(Duration::from_millis(500)) => {
-                    if Arc::strong_count(&set) == 1 {
-                        return;
-                    }
-                }
-            }
-        }
-    });
-    Options {
-        cancel: Some(flag),
-        ..Options::default()
-    }
-}
+use crate::resources::flux_bootstrap_git_auth::{git_auth, git_error, git_options};
 
 /// What a commit step did: the commit made (if any) and the repository's head afterwards.
 struct Pushed {

@@ -4,13 +4,22 @@
 //! of the token exchange become diagnostics at the provider setting to fix; they never contain
 //! the key or a token.
 //!
+//! Also the Git options of every clone and push (cancelled with the Terraform operation) and the
+//! diagnostic of a Git failure, at the attribute to fix — shared by the resource and its import.
+//!
 //! Lives in `resources/`: may use `framework` and `git`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use crate::framework::diagnostics::Diagnostics;
 use crate::framework::path::AttrPath;
+use crate::framework::resource::Context;
 use crate::git::github_app::{ACCESS_TOKEN_USERNAME, AppError};
 use crate::git::{Auth, HttpAuth, HttpCredentials, SshAuth};
-use crate::resources::flux_bootstrap_git_model::{GitConfig, is_ssh_url};
+use crate::git::{Error as GitError, Options};
+use crate::resources::flux_bootstrap_git_model::{GitAccess, GitConfig, is_ssh_url};
 
 /// The git2 authentication for `url` from the provider settings; with a GitHub App, an
 /// installation token is minted first.
@@ -109,6 +118,73 @@ pub fn github_app_error(error: &AppError) -> Diagnostics {
         .replace(". . ", ". ")
         .replace(".  Fix", ". Fix"),
     )
+}
+
+/// A diagnostic for a Git failure, at the attribute to fix.
+pub(crate) fn git_error(error: &GitError) -> Diagnostics {
+    let (path, summary, hint) = match error {
+        GitError::Auth { .. } => (
+            "url",
+            "Git Authentication Failed",
+            "Check the provider's git.http or git.ssh credentials and that they may push.",
+        ),
+        GitError::HostKey { .. } => (
+            "url",
+            "Unknown SSH Host Key",
+            "Add the server's host key to the provider's git.ssh.known_hosts.",
+        ),
+        GitError::Certificate { .. } => (
+            "url",
+            "Untrusted Git Server Certificate",
+            "Set the provider's git.http.certificate_authority to the CA that signs it.",
+        ),
+        GitError::Connect { .. } => (
+            "url",
+            "Git Server Unreachable",
+            "Check the URL and that the server is reachable from where Terraform runs.",
+        ),
+        GitError::BranchNotFound { .. } => (
+            "branch",
+            "Branch Not Found",
+            "Use an existing branch; a new branch is only created in an empty repository.",
+        ),
+        GitError::Path { .. } => ("path", "Invalid Repository Path", ""),
+        GitError::Url { .. } | GitError::Config(_) => ("url", "Invalid Git Settings", ""),
+        _ => ("url", "Git Operation Failed", ""),
+    };
+    Diagnostics::from_error_at(
+        AttrPath::attr(path),
+        summary,
+        format!("{error}. {hint} Nothing was changed in the cluster by this step.")
+            .replace(". .", "."),
+    )
+}
+
+/// Git options whose cancel flag follows the context's cancellation.
+pub(crate) fn git_options(ctx: &Context<impl GitAccess>) -> Options {
+    let flag = Arc::new(AtomicBool::new(false));
+    let token = ctx.cancellation().clone();
+    let set = flag.clone();
+    // Forwards a cancellation while the Git operation holds the flag; ends with it.
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = token.cancelled() => {
+                    set.store(true, Ordering::SeqCst);
+                    return;
+                }
+                () = tokio::time::sleep(Duration::from_millis(500)) => {
+                    if Arc::strong_count(&set) == 1 {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    Options {
+        cancel: Some(flag),
+        ..Options::default()
+    }
 }
 
 #[cfg(test)]

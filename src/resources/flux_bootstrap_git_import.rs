@@ -22,7 +22,7 @@ use crate::framework::model::Value;
 use crate::framework::resource::Context;
 use crate::git::{Checkout, RepoPath};
 use crate::resources::common::apply_error;
-use crate::resources::flux_bootstrap_git::{git_auth, git_error, git_options};
+use crate::resources::flux_bootstrap_git_auth::{git_auth, git_error, git_options};
 use crate::resources::flux_bootstrap_git_model::{
     BootstrapModel, DEFAULT_COMMIT_MESSAGE, GitAccess, instance_ref, read_manifest_into,
 };

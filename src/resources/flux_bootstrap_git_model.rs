@@ -28,7 +28,7 @@ use crate::resources::flux_instance_model::{
     ClusterModel, CommonMetadataModel, DistributionModel, HEALTHY, InstanceModel, KustomizeModel,
     ModelError, ShardingModel, StorageModel, SyncModel, live_model, model_object,
 };
-use crate::resources::flux_operator::{OperatorModel, ResourcesModel, TolerationModel};
+use crate::resources::flux_operator_model::{OperatorModel, ResourcesModel, TolerationModel};
 
 /// The instance spec attributes `flux_bootstrap_git` shares with `flux_instance` (all but `sync`).
 pub const INSTANCE_ATTRIBUTES: [&str; 9] = [
@@ -351,7 +351,7 @@ pub fn schema() -> Schema {
         Attribute::nested(
             "operator",
             Nesting::Single,
-            crate::resources::flux_operator::settings_attributes(),
+            crate::resources::flux_operator_model::settings_attributes(),
         )
         .optional()
         .description(

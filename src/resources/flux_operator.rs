@@ -27,7 +27,6 @@ use crate::resources::common::{
     self, ClusterAccess, Operation, apply_error, cluster_for_apply, cluster_if_known, is_subset,
 };
 use crate::resources::common_fetch::fetch_text;
-pub(crate) use crate::resources::flux_operator_model::settings_attributes;
 pub use crate::resources::flux_operator_model::{
     OperatorModel, ResourcesModel, TolerationModel, schema,
 };

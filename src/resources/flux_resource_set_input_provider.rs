@@ -32,8 +32,17 @@ use crate::resources::flux_resource_set::model::SpecError;
 use crate::resources::flux_resource_set::parse_import_id;
 use model::{
     DESIRED_ATTRIBUTES, InputProviderModel, defaults_equal, live_model, model_object,
-    nested_unknown, set_status, validate_config,
+    nested_unknown, set_status,
 };
+
+/// Every rule checked at validate and plan: names, service account and timeouts (the shared
+/// rules of `resources::validation`) and the rules of the API and the operator on the spec
+/// ([`model::validate_config`]).
+fn validate_config(config: &InputProviderModel) -> Diagnostics {
+    let mut out = crate::resources::validation::input_provider(config);
+    out.extend(model::validate_config(config));
+    out
+}
 
 /// Default for every `timeouts` value.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);

@@ -357,7 +357,7 @@ pub fn field_path(field: &str) -> Option<AttrPath> {
 /// values: rules involving an unknown attribute are skipped), one error per broken rule at its
 /// first field, naming every attribute involved.
 pub fn validate_config(config: &InputProviderModel) -> Diagnostics {
-    let mut out = crate::resources::validation::input_provider(config);
+    let mut out = Diagnostics::default();
     if let Some(policy) = config.deletion_policy.as_known()
         && !DELETION_POLICIES.contains(&policy.as_str())
     {

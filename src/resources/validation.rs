@@ -412,7 +412,9 @@ pub fn operator(checks: &mut Checks, prefix: &[&str], inputs: &OperatorInputs<'_
 }
 
 /// `flux_operator`.
-pub fn operator_resource(config: &crate::resources::flux_operator::OperatorModel) -> Diagnostics {
+pub fn operator_resource(
+    config: &crate::resources::flux_operator_model::OperatorModel,
+) -> Diagnostics {
     let mut checks = Checks::new();
     operator(
         &mut checks,
