@@ -69,8 +69,8 @@ mod transport;
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 pub use auth::{Auth, HttpAuth, HttpCredentials, SshAuth};
 pub use checkout::Checkout;
@@ -215,6 +215,15 @@ pub enum Error {
     /// The operation was cancelled through [`Options::cancel`].
     #[error("the Git operation was cancelled")]
     Cancelled,
+    /// The operation's [`Options::deadline`] passed before the server answered.
+    #[error(
+        "the Git server did not complete the operation within its time limit ({seconds} s); \
+         the server may be stalled"
+    )]
+    TimedOut {
+        /// The time limit, in whole seconds.
+        seconds: u64,
+    },
     /// Creating the temporary directory failed.
     #[error("creating a temporary directory for the clone failed: {0}")]
     TempDir(String),
@@ -229,6 +238,9 @@ pub struct Options {
     pub max_push_attempts: u32,
     /// Timeout of the reachability check made before libgit2 connects; `None` skips the check.
     pub connect_timeout: Option<Duration>,
+    /// When the whole operation must be over: libgit2's callbacks stop the transfer once it
+    /// passed, and [`Options::interrupted`] says so to callers waiting for a blocked call.
+    pub deadline: Option<(Instant, Duration)>,
 }
 
 impl Default for Options {
@@ -237,6 +249,43 @@ impl Default for Options {
             cancel: None,
             max_push_attempts: 5,
             connect_timeout: Some(Duration::from_secs(15)),
+            deadline: None,
+        }
+    }
+}
+
+impl Options {
+    /// Sets a time limit of `limit` from now for the operation.
+    #[must_use]
+    pub fn with_time_limit(mut self, limit: Duration) -> Self {
+        self.deadline = Some((Instant::now() + limit, limit));
+        self
+    }
+
+    /// Why the operation must stop now, if it must: cancelled through [`Options::cancel`], or
+    /// past its [`Options::deadline`]. A caller waiting for a blocking call (libgit2 calls no
+    /// callback while a server stalls) gives up with this error and calls
+    /// [`Options::stop`], so that the transfer also ends at libgit2's next callback.
+    pub fn interrupted(&self) -> Option<Error> {
+        if self
+            .cancel
+            .as_ref()
+            .is_some_and(|c| c.load(Ordering::Relaxed))
+        {
+            return Some(Error::Cancelled);
+        }
+        match self.deadline {
+            Some((at, limit)) if Instant::now() >= at => Some(Error::TimedOut {
+                seconds: limit.as_secs(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// Tells the transfer in progress to stop at libgit2's next callback.
+    pub fn stop(&self) {
+        if let Some(c) = &self.cancel {
+            c.store(true, Ordering::Relaxed);
         }
     }
 }

@@ -5,7 +5,6 @@
 use std::cell::{Cell, RefCell};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use git2::{
     AutotagOption, CertificateCheckStatus, Cred, CredentialType, ErrorClass, ErrorCode,
@@ -150,17 +149,13 @@ impl Session {
     }
 
     fn cancelled(&self) -> bool {
-        self.options
-            .cancel
-            .as_ref()
-            .is_some_and(|c| c.load(Ordering::Relaxed))
+        self.options.interrupted().is_some()
     }
 
     pub(crate) fn check_cancel(&self) -> Result<(), Error> {
-        if self.cancelled() {
-            Err(Error::Cancelled)
-        } else {
-            Ok(())
+        match self.options.interrupted() {
+            Some(e) => Err(e),
+            None => Ok(()),
         }
     }
 
@@ -399,8 +394,8 @@ impl Session {
     pub(crate) fn map_error(&self, state: &CallState, err: &git2::Error, step: Step) -> Error {
         let message = self.redactor.redact(err.message());
         debug!(url = %self.url(), ?step, error = %message, code = ?err.code(), class = ?err.class(), "git operation failed");
-        if self.cancelled() {
-            return Error::Cancelled;
+        if let Some(interrupted) = self.options.interrupted() {
+            return interrupted;
         }
         if let Some(message) = state.host_key.borrow_mut().take() {
             return Error::HostKey {

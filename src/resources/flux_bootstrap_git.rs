@@ -74,6 +74,32 @@ struct Pushed {
     head: Option<String>,
 }
 
+/// Runs a blocking Git operation on the blocking pool and waits for it, but no longer than its
+/// options allow: when Terraform cancels (StopProvider) or the operation's time limit passes,
+/// the caller gets the error at once and libgit2 is told to stop at its next callback. (A
+/// stalled server makes libgit2 call nothing, so only the caller can stop waiting.)
+async fn run_git<T: Send + 'static>(
+    options: &Options,
+    work: impl FnOnce() -> Result<T, GitError> + Send + 'static,
+) -> Result<T, Diagnostics> {
+    let mut task = tokio::task::spawn_blocking(work);
+    loop {
+        tokio::select! {
+            joined = &mut task => {
+                return joined
+                    .map_err(|e| Diagnostics::from_error("Git Task Failed", e.to_string()))?
+                    .map_err(|e| git_error(&e));
+            }
+            () = tokio::time::sleep(Duration::from_millis(50)) => {
+                if let Some(interrupted) = options.interrupted() {
+                    options.stop();
+                    return Err(git_error(&interrupted));
+                }
+            }
+        }
+    }
+}
+
 /// Clones and checks push access; also returns which `flux bootstrap` files (`gotk-*.yaml`)
 /// exist in `flux_dir` (a classic install to migrate).
 async fn open_checked(
@@ -83,7 +109,8 @@ async fn open_checked(
     options: Options,
     flux_dir: String,
 ) -> Result<(Checkout, Vec<String>), Diagnostics> {
-    tokio::task::spawn_blocking(move || {
+    let waiting = options.clone();
+    run_git(&waiting, move || {
         let checkout = Checkout::open(&url, &branch, &auth, &options)?;
         checkout.check_push_access()?;
         let mut classic = Vec::new();
@@ -97,30 +124,28 @@ async fn open_checked(
                 classic.push(path);
             }
         }
-        Ok::<_, GitError>((checkout, classic))
+        Ok((checkout, classic))
     })
     .await
-    .map_err(|e| Diagnostics::from_error("Git Task Failed", e.to_string()))?
-    .map_err(|e| git_error(&e))
 }
 
-/// Applies `changes` in one commit on an open checkout (none when nothing changes).
+/// Applies `changes` in one commit on an open checkout (none when nothing changes); `options`
+/// are the ones the checkout was opened with.
 async fn commit_on(
     mut checkout: Checkout,
+    options: &Options,
     changes: Vec<FileChange>,
     message: String,
     author: Author,
 ) -> Result<Pushed, Diagnostics> {
-    tokio::task::spawn_blocking(move || {
+    run_git(options, move || {
         let commit = checkout.apply_changes(&changes, &message, &author)?;
-        Ok::<_, GitError>(Pushed {
+        Ok(Pushed {
             commit: commit.map(|c| c.to_string()),
             head: checkout.head().map(|c| c.to_string()),
         })
     })
     .await
-    .map_err(|e| Diagnostics::from_error("Git Task Failed", e.to_string()))?
-    .map_err(|e| git_error(&e))
 }
 
 /// Clones, checks push access and commits `changes` (none when nothing changes).
@@ -133,8 +158,8 @@ async fn commit_changes(
     message: String,
     author: Author,
 ) -> Result<Pushed, Diagnostics> {
-    let (checkout, _) = open_checked(url, branch, auth, options, String::new()).await?;
-    commit_on(checkout, changes, message, author).await
+    let (checkout, _) = open_checked(url, branch, auth, options.clone(), String::new()).await?;
+    commit_on(checkout, &options, changes, message, author).await
 }
 
 /// Reads files (relative paths) at the branch tip; `None` for missing ones.
@@ -145,18 +170,17 @@ async fn read_files(
     options: Options,
     paths: Vec<String>,
 ) -> Result<BTreeMap<String, Option<Vec<u8>>>, Diagnostics> {
-    tokio::task::spawn_blocking(move || {
+    let waiting = options.clone();
+    run_git(&waiting, move || {
         let checkout = Checkout::open(&url, &branch, &auth, &options)?;
         let mut out = BTreeMap::new();
         for p in paths {
             let content = checkout.read(&RepoPath::new(&p)?)?;
             out.insert(p, content);
         }
-        Ok::<_, GitError>(out)
+        Ok(out)
     })
     .await
-    .map_err(|e| Diagnostics::from_error("Git Task Failed", e.to_string()))?
-    .map_err(|e| git_error(&e))
 }
 
 fn to_dynamic(value: serde_json::Value, what: &str) -> Result<DynamicObject, Diagnostics> {
@@ -377,11 +401,12 @@ async fn apply_bootstrap(
         .and_then(|f| f.rsplit_once('/'))
         .map(|(dir, _)| dir.to_owned())
         .unwrap_or_default();
+    let options = git_options(ctx).with_time_limit(timeout);
     let (checkout, classic) = open_checked(
         url.clone(),
         branch,
         git_auth(&config, &url).await?,
-        git_options(ctx),
+        options.clone(),
         flux_dir,
     )
     .await?;
@@ -396,50 +421,78 @@ async fn apply_bootstrap(
     let mut pending = Some((checkout, changes, message, author));
     let mut pushed = None;
     if !migrating && let Some((checkout, changes, message, author)) = pending.take() {
-        pushed = Some(commit_on(checkout, changes, message, author).await?);
+        pushed = Some(commit_on(checkout, &options, changes, message, author).await?);
     }
 
-    // Cluster: operator, Secret, FluxInstance.
-    let operator_changed = prior.is_some_and(|p| p.operator != planned.operator);
-    if !common::operator_running(&cluster, &namespace).await? || operator_changed {
-        match operator_model(&planned) {
-            Some(model) => {
-                crate::resources::flux_operator::install(ctx, &cluster, &model, timeout).await?;
-            }
-            None if operator_changed => {}
-            None => {
-                return Err(Diagnostics::from_error_at(
-                    AttrPath::attr("operator"),
-                    "Flux Operator Not Installed",
-                    format!(
-                        "The Flux Operator is not running in namespace {namespace:?} and the \
-                         operator attribute names no manifests to install it from. The commit \
-                         was pushed; set operator.version (or manifests) and apply again."
-                    ),
-                )
-                .into());
-            }
-        }
-    }
     let secret_name = planned
         .secret_name
         .as_known()
         .cloned()
         .unwrap_or_else(|| "flux-system".into());
-    if let Some(data) = &secret_data {
-        let secret = to_dynamic(sync_secret(&namespace, &secret_name, data), "Secret")?;
+    // Cluster: operator, Secret, FluxInstance. A failure here leaves Git ahead of the cluster:
+    // the state then records the push (not ready), so that the next plan applies the cluster
+    // side again instead of finding Git, and so the configuration, already up to date.
+    let pushed_commit = pushed.as_ref().and_then(|p| p.commit.clone());
+    let record_push = |diagnostics: Diagnostics| -> ApplyError<BootstrapModel> {
+        let Some(commit) = pushed_commit.clone() else {
+            return diagnostics.into();
+        };
+        let mut state = prior.cloned().unwrap_or_else(|| planned.clone());
+        state.id = Value::Known(namespace.clone());
+        state.commit_sha = Value::Known(commit);
+        state.files = Value::Known(digests(&files));
+        state.ready = Value::Known(false);
+        if !state.flux_version.is_known() {
+            state.flux_version = Value::Known(String::new());
+        }
+        if !state.secret_status.is_known() {
+            state.secret_status = Value::Known(String::new());
+        }
+        ApplyError {
+            diagnostics,
+            partial_state: Some(state),
+        }
+    };
+    let written: Result<DynamicObject, Diagnostics> = async {
+        let operator_changed = prior.is_some_and(|p| p.operator != planned.operator);
+        if !common::operator_running(&cluster, &namespace).await? || operator_changed {
+            match operator_model(&planned) {
+                Some(model) => {
+                    crate::resources::flux_operator::install(ctx, &cluster, &model, timeout)
+                        .await?;
+                }
+                None if operator_changed => {}
+                None => {
+                    return Err(Diagnostics::from_error_at(
+                        AttrPath::attr("operator"),
+                        "Flux Operator Not Installed",
+                        format!(
+                            "The Flux Operator is not running in namespace {namespace:?} and \
+                             the operator attribute names no manifests to install it from. The \
+                             commit was pushed; set operator.version (or manifests) and apply \
+                             again."
+                        ),
+                    ));
+                }
+            }
+        }
+        if let Some(data) = &secret_data {
+            let secret = to_dynamic(sync_secret(&namespace, &secret_name, data), "Secret")?;
+            cluster
+                .apply(&secret)
+                .await
+                .map_err(|e| apply_error("Sync Secret Apply Failed", &e))?;
+        }
+        let json = instance.to_json().map_err(|e| {
+            Diagnostics::from_error("Provider Bug: Cannot Encode FluxInstance", e.to_string())
+        })?;
         cluster
-            .apply(&secret)
+            .apply(&to_dynamic(json, "FluxInstance")?)
             .await
-            .map_err(|e| apply_error("Sync Secret Apply Failed", &e))?;
+            .map_err(|e| apply_error("FluxInstance Apply Failed", &e))
     }
-    let json = instance.to_json().map_err(|e| {
-        Diagnostics::from_error("Provider Bug: Cannot Encode FluxInstance", e.to_string())
-    })?;
-    let applied = cluster
-        .apply(&to_dynamic(json, "FluxInstance")?)
-        .await
-        .map_err(|e| apply_error("FluxInstance Apply Failed", &e))?;
+    .await;
+    let applied = written.map_err(record_push)?;
     let reference = instance_ref(&namespace, crate::flux::instance::INSTANCE_NAME);
 
     let mut state = planned.clone();
@@ -479,9 +532,16 @@ async fn apply_bootstrap(
     state.flux_version = Value::Known(flux_version_of(&live));
     if let Some((checkout, changes, message, author)) = pending.take() {
         pushed = Some(
-            commit_on(checkout, changes, message, author)
-                .await
-                .map_err(|d| partial(&state, d))?,
+            // A fresh time limit: the wait for the migration used the first one.
+            commit_on(
+                checkout,
+                &options.clone().with_time_limit(timeout),
+                changes,
+                message,
+                author,
+            )
+            .await
+            .map_err(|d| partial(&state, d))?,
         );
     }
     let commit = match (
@@ -732,6 +792,7 @@ impl<D: GitAccess> Resource<D> for FluxBootstrapGitResource {
         )
         .await?;
         let mut present = BTreeMap::new();
+        let mut committed = None;
         for (p, content) in &contents {
             if let Some(content) = content {
                 present.insert(p.clone(), digest(content));
@@ -739,6 +800,7 @@ impl<D: GitAccess> Resource<D> for FluxBootstrapGitResource {
                     && let Ok(manifest) = parse_instance_manifest(&String::from_utf8_lossy(content))
                 {
                     read_manifest_into(&mut state, &manifest)?;
+                    committed = Some(manifest);
                 }
             }
         }
@@ -775,7 +837,15 @@ impl<D: GitAccess> Resource<D> for FluxBootstrapGitResource {
                 .commit_sha
                 .as_known()
                 .is_some_and(|c| revision_has_commit(&applied, c));
-            state.ready = Value::Known(readiness.is_ready() && synced);
+            // The cluster runs what was committed (an apply that pushed and then failed to
+            // write the FluxInstance leaves them apart: not ready, so the next plan applies).
+            let matches_commit = committed.as_ref().is_none_or(|manifest| {
+                serde_json::from_value::<crate::flux::instance::FluxInstanceSpec>(
+                    live.data["spec"].clone(),
+                )
+                .is_ok_and(|l| crate::flux::normalize::diff_specs(&manifest.spec, &l).is_empty())
+            });
+            state.ready = Value::Known(readiness.is_ready() && synced && matches_commit);
             state.flux_version = Value::Known(flux_version_of(live));
         }
         if state.manage_secret.as_known() != Some(&false) {
@@ -893,7 +963,7 @@ impl<D: GitAccess> Resource<D> for FluxBootstrapGitResource {
             url.clone(),
             branch,
             git_auth(&config, &url).await?,
-            git_options(ctx),
+            git_options(ctx).with_time_limit(timeout),
             changes,
             message,
             author,

@@ -286,6 +286,16 @@ impl GitHttpServer {
         self.inner.set_read_only(read_only);
     }
 
+    /// Makes pushes hang for `delay` before they are served (`Duration::ZERO`: no more).
+    pub fn set_push_delay(&self, delay: Duration) {
+        self.inner.set_push_delay(delay);
+    }
+
+    /// How many pushes are hanging right now.
+    pub fn stalled_pushes(&self) -> usize {
+        self.inner.stalled_pushes()
+    }
+
     /// Changes the accepted bearer token.
     pub fn set_token(&self, token: &str) {
         self.inner.set_token(token);

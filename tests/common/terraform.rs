@@ -286,9 +286,9 @@ impl Workspace {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
-    /// Runs `terraform <args>` in the workspace, capturing everything.
-    pub fn run(&self, args: &[&str]) -> Output {
-        let log_before = self.provider_log().len();
+    /// The `terraform <args>` command of [`Workspace::run`], not started: for tests that
+    /// control the process themselves (e.g. interrupt it). Output is piped.
+    pub fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(&self.terraform);
         command
             .args(args)
@@ -314,6 +314,13 @@ impl Workspace {
         for (name, value) in &self.env {
             command.env(name, value);
         }
+        command
+    }
+
+    /// Runs `terraform <args>` in the workspace, capturing everything.
+    pub fn run(&self, args: &[&str]) -> Output {
+        let log_before = self.provider_log().len();
+        let mut command = self.command(args);
         let child = command.spawn().expect("start terraform");
         let output = wait_with_timeout(child, COMMAND_TIMEOUT);
         let log = self.provider_log();

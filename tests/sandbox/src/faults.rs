@@ -65,6 +65,10 @@ pub struct FaultRule {
     /// client's requests and not another's (e.g. a provider's, not the simulated operator's).
     #[serde(default)]
     pub user_agent: Option<String>,
+    /// Whether the request is a dry run (`dryRun=All`): `Some(false)` faults only requests that
+    /// persist, e.g. an apply's write and not the plan's server-side dry run before it.
+    #[serde(default)]
+    pub dry_run: Option<bool>,
     /// Probability (0..=1) that a matching request is affected; default 1.
     #[serde(default)]
     pub rate: Option<f64>,
@@ -85,6 +89,7 @@ impl FaultRule {
             name: None,
             path_regex: None,
             user_agent: None,
+            dry_run: None,
             rate: None,
             times: None,
             action,
@@ -116,6 +121,11 @@ impl FaultRule {
     /// Restricts to an object name.
     pub fn name(mut self, n: &str) -> Self {
         self.name = Some(n.into());
+        self
+    }
+    /// Restricts to dry runs (`true`) or to requests that persist (`false`).
+    pub fn dry_run(mut self, dry_run: bool) -> Self {
+        self.dry_run = Some(dry_run);
         self
     }
     /// Fires at most `n` times.
@@ -173,6 +183,7 @@ pub(crate) struct RequestInfo<'a> {
     pub resource: Option<&'a str>,
     pub name: Option<&'a str>,
     pub user_agent: Option<&'a str>,
+    pub dry_run: bool,
 }
 
 /// Shared, cheap-to-clone fault configuration.
@@ -281,6 +292,7 @@ impl Faults {
                     .path_regex
                     .as_deref()
                     .is_none_or(|x| regex::Regex::new(x).is_ok_and(|re| re.is_match(req.path)))
+                && rule.dry_run.is_none_or(|d| d == req.dry_run)
                 && rule.user_agent.as_deref().is_none_or(|x| {
                     regex::Regex::new(x)
                         .is_ok_and(|re| re.is_match(req.user_agent.unwrap_or_default()))

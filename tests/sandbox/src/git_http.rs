@@ -109,6 +109,10 @@ struct HttpState {
     opts: HttpServerOptions,
     log: Vec<RequestRecord>,
     before_next_push: Option<PushHook>,
+    /// How long a push (the `git-receive-pack` POST) hangs before it is served.
+    push_delay: std::time::Duration,
+    /// Pushes hanging right now.
+    stalled: usize,
 }
 
 fn lock(state: &Mutex<HttpState>) -> MutexGuard<'_, HttpState> {
@@ -170,6 +174,8 @@ impl GitHttpServer {
             opts,
             log: Vec::new(),
             before_next_push: None,
+            push_delay: std::time::Duration::ZERO,
+            stalled: 0,
         }));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let st = state.clone();
@@ -246,6 +252,17 @@ impl GitHttpServer {
     /// between a client's clone and its push, like a concurrent writer's commit.
     pub fn before_next_push(&self, hook: impl FnOnce() + Send + 'static) {
         lock(&self.state).before_next_push = Some(Box::new(hook));
+    }
+
+    /// Makes every push (the `git-receive-pack` POST that carries the pack) hang for `delay`
+    /// before it is served, silently, like a stalled server; `Duration::ZERO` ends it.
+    pub fn set_push_delay(&self, delay: std::time::Duration) {
+        lock(&self.state).push_delay = delay;
+    }
+
+    /// How many pushes are hanging right now (see [`GitHttpServer::set_push_delay`]).
+    pub fn stalled_pushes(&self) -> usize {
+        lock(&self.state).stalled
     }
 }
 
@@ -420,6 +437,12 @@ async fn handle(
             };
             if let Some(hook) = hook {
                 let _ran = tokio::task::spawn_blocking(hook).await;
+            }
+            let delay = lock(&state).push_delay;
+            if push && method == "POST" && !delay.is_zero() {
+                lock(&state).stalled += 1;
+                tokio::time::sleep(delay).await;
+                lock(&state).stalled -= 1;
             }
             cgi(req, &root, &user).await
         }

@@ -39,10 +39,10 @@ const VERBS: [&str; 8] = [
     "watch",
 ];
 
-struct Query(Vec<(String, String)>);
+pub(crate) struct Query(Vec<(String, String)>);
 
 impl Query {
-    fn parse(q: &str) -> Self {
+    pub(crate) fn parse(q: &str) -> Self {
         Query(
             form_urlencoded::parse(q.as_bytes())
                 .map(|(k, v)| (k.into_owned(), v.into_owned()))
@@ -50,7 +50,7 @@ impl Query {
                 .collect(),
         )
     }
-    fn get(&self, k: &str) -> Option<&str> {
+    pub(crate) fn get(&self, k: &str) -> Option<&str> {
         self.0.iter().find(|(a, _)| a == k).map(|(_, v)| v.as_str())
     }
 }
@@ -81,7 +81,11 @@ fn header_str(h: &HeaderMap, name: header::HeaderName) -> Option<String> {
         .map(str::to_string)
 }
 
-fn verb_of(method: &Method, path: &str, q: &Query) -> (String, Option<String>, Option<String>) {
+pub(crate) fn verb_of(
+    method: &Method,
+    path: &str,
+    q: &Query,
+) -> (String, Option<String>, Option<String>) {
     let segs: Vec<&str> = path
         .trim_matches('/')
         .split('/')
@@ -164,6 +168,7 @@ pub(crate) async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Res
         resource: resource.as_deref(),
         name: name.as_deref(),
         user_agent: rec.user_agent.as_deref(),
+        dry_run: rec.dry_run,
     });
     let mut watch_fault = None;
     for a in actions {
@@ -206,7 +211,11 @@ pub(crate) async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Res
     resp
 }
 
-fn fault_error(code: u16, retry_after: Option<u64>, message: Option<String>) -> Response {
+pub(crate) fn fault_error(
+    code: u16,
+    retry_after: Option<u64>,
+    message: Option<String>,
+) -> Response {
     let (reason, default_msg) = match code {
         409 => (
             "Conflict",

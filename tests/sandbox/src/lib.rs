@@ -14,6 +14,7 @@
 //! is only a `kube::Client` user of the server.
 
 pub mod errors;
+pub mod fault_proxy;
 pub mod faults;
 pub mod git_http;
 pub mod kubelet_sim;

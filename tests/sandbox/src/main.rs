@@ -10,7 +10,11 @@
 //! kube-sandbox kubelet-sim --kubeconfig <path> [--node <name>]
 //! kube-sandbox operator-sim --kubeconfig <path> [--flux-versions <list>]
 //!                    [--flux-manifests <dir>] [--no-sync]
+//! kube-sandbox fault-proxy --upstream-kubeconfig <path> --kubeconfig <path> [--listen 127.0.0.1:0]
 //! ```
+//!
+//! `fault-proxy` puts the sandbox's fault injection in front of ANY API server (see
+//! `kube_sandbox::fault_proxy`).
 //!
 //! `kubelet-sim` and `operator-sim` run this crate's controllers against ANY API server (the real
 //! kube-apiserver of `scripts/real-cluster.sh`); see `kube_sandbox::standalone`.
@@ -108,6 +112,11 @@ async fn main() -> anyhow::Result<()> {
     match std::env::args().nth(1).as_deref() {
         Some("git-serve") => {
             return Ok(kube_sandbox::git_http::run_cli(std::env::args().skip(2), &mut out).await?);
+        }
+        Some("fault-proxy") => {
+            init_logging();
+            let args = std::env::args().skip(2);
+            return Ok(kube_sandbox::fault_proxy::run_cli(args, &mut out).await?);
         }
         Some("kubelet-sim") => {
             init_logging();

@@ -1,0 +1,7 @@
+//! Fuzz target `resource_set`: see `tests/fixtures/fuzz_bodies.rs`.
+#![no_main]
+
+#[path = "../../tests/fixtures/fuzz_bodies.rs"]
+mod fuzz_bodies;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| fuzz_bodies::resource_set(data));
