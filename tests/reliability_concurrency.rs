@@ -315,7 +315,8 @@ fn delete_behind_the_back(sandbox: &Sandbox, kind: &str, name: &str, namespace: 
 #[test]
 fn destroy_succeeds_twice_when_things_are_already_gone() {
     let mut figures = serde_json::Map::new();
-    let cases: [(&str, fn(&Sandbox)); 4] = [
+    type Removal = fn(&Sandbox);
+    let cases: [(&str, Removal); 4] = [
         ("the objects", |s| {
             delete_behind_the_back(s, "fluxinstance", "flux", Some("flux-system"));
             delete_behind_the_back(s, "resourceset", "apps", Some("flux-system"));
