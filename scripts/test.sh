@@ -33,9 +33,23 @@ until grep -q '^ready ' "$cluster_dir/ready" 2>/dev/null; do
 done
 export FLUX_TEST_KUBECONFIG=$cluster_dir/kubeconfig
 echo "make test: real control plane $(cat "$cluster_dir/ready") shared by every test (FLUX_TEST_KUBECONFIG)" >&2
+# The real-CLI acceptance suite (tests/acc_*.rs) runs a second time under OpenTofu (built from
+# its module by realcluster/build.sh): tests/common/terraform.rs runs TF_ACC_TERRAFORM_PATH.
+tofu=$(./scripts/real-cluster.sh --tools | sed -n 's/^tofu //p')
+[[ -x $tofu ]] || { echo "make test: scripts/real-cluster.sh --tools did not provide tofu" >&2; exit 1; }
+acc_tests=()
+for f in tests/acc_*.rs; do acc_tests+=(--test "$(basename "$f" .rs)"); done
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --no-fail-fast
-  cargo test --workspace --doc --quiet
+  status=0
+  cargo nextest run --workspace --no-fail-fast || status=$?
+  echo "make test: the acceptance tests again under OpenTofu ($tofu)" >&2
+  TF_ACC_TERRAFORM_PATH=$tofu cargo nextest run --no-fail-fast "${acc_tests[@]}" || status=$?
+  cargo test --workspace --doc --quiet || status=$?
+  exit "$status"
 else
-  cargo test --workspace --no-fail-fast
+  status=0
+  cargo test --workspace --no-fail-fast || status=$?
+  echo "make test: the acceptance tests again under OpenTofu ($tofu)" >&2
+  TF_ACC_TERRAFORM_PATH=$tofu cargo test --no-fail-fast "${acc_tests[@]}" || status=$?
+  exit "$status"
 fi

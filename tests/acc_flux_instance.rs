@@ -1,16 +1,18 @@
 //! Acceptance tests of `flux_operator` + `flux_instance` + the `flux_instance` data source: the
-//! real `terraform` driving the built provider against the standalone `kube-sandbox serve
-//! --operator-sim` (TLS, token kubeconfig), asserting both the state (`terraform show -json`)
-//! and the cluster (`kubectl`), and the sandbox's request recorder.
+//! real `terraform` (and `tofu`) driving the built provider against the run's real control plane
+//! (`tests/common/cluster.rs`: kube-apiserver with the operator simulator applying the real Flux
+//! install objects), in a namespace of the test's own, asserting both the state (`terraform show
+//! -json`) and the cluster (`kubectl`). Two tests keep a private kube-sandbox because they count
+//! requests with its recorder: what plan writes and when apply returns, and a plan that must make
+//! no request at all.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 mod common;
-#[path = "fixtures/flux_instance/sandbox.rs"]
-mod sandbox;
 
+use common::cluster::TestCluster;
+use common::sandbox::is_persisted_write;
 use common::terraform::{REQUIRED_PROVIDERS, Workspace};
-use sandbox::{OPERATOR_INSTALL, Sandbox, is_persisted_write};
 use serde_json::Value;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_terraform-provider-flux");
@@ -25,10 +27,12 @@ provider "flux" {{
 }}
 
 resource "flux_operator" "this" {{
+  namespace = local.namespace
   manifests = file("operator-install.yaml")
 }}
 
 resource "flux_instance" "this" {{
+  namespace    = local.namespace
   depends_on   = [flux_operator.this]
   distribution = {{ version = "{version}" }}
   components   = [{components}]
@@ -49,10 +53,16 @@ resource "flux_instance" "this" {{
 const CORE: &str =
     r#""source-controller", "kustomize-controller", "helm-controller", "notification-controller""#;
 
-fn workspace(sandbox: &Sandbox) -> Workspace {
+/// A workspace with the cluster's kubeconfig, the operator install manifest for its namespace
+/// and `local.namespace` (cluster.tf) naming that namespace.
+fn workspace(sandbox: &TestCluster) -> Workspace {
     let ws = Workspace::new(BINARY);
     ws.write_file("kubeconfig", &sandbox.kubeconfig_yaml());
-    ws.write_file("operator-install.yaml", OPERATOR_INSTALL);
+    ws.write_file("operator-install.yaml", &sandbox.operator_install());
+    ws.write_file(
+        "cluster.tf",
+        &format!("locals {{\n  namespace = \"{}\"\n}}\n", sandbox.namespace()),
+    );
     ws
 }
 
@@ -64,9 +74,9 @@ fn resource<'a>(state: &'a Value, address: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("{address} not in state: {state}"))
 }
 
-fn instance(sandbox: &Sandbox) -> Value {
+fn instance(sandbox: &TestCluster) -> Value {
     sandbox
-        .get_json(&["fluxinstance", "flux", "-n", "flux-system"])
+        .get_in_ns("fluxinstance", "flux")
         .expect("the FluxInstance exists")
 }
 
@@ -112,16 +122,13 @@ fn ready_to_return_latency(requests: &[Value]) -> Option<f64> {
 
 #[test]
 fn seed_install_drift_and_in_place_update() {
-    let sandbox = Sandbox::start();
+    let sandbox = TestCluster::flux("acc-inst");
+    let ns = sandbox.namespace();
     let ws = workspace(&sandbox);
 
     // (1) Operator plus a seed-shaped instance: apply succeeds with the instance Ready.
     ws.write_config(&config("2.7.x", CORE, "medium", ""));
-    sandbox.clear_requests();
     ws.apply().assert_success();
-    let latency = ready_to_return_latency(&sandbox.requests());
-    println!("apply returned {latency:?} s after the simulator set Ready (recorder timestamps)");
-    assert!(latency.is_some_and(|s| s < 1.0), "latency {latency:?}");
     let live = instance(&sandbox);
     assert!(ready_for_generation(&live), "{live}");
     assert_eq!(live["spec"]["cluster"]["size"], "medium");
@@ -143,23 +150,17 @@ fn seed_install_drift_and_in_place_update() {
     );
     assert!(
         sandbox
-            .get_json(&["deployment", "flux-operator", "-n", "flux-system"])
+            .get_json(&["deployment", "flux-operator", "-n", ns])
             .is_some()
     );
 
-    // The second plan is empty, and plan makes no writes other than dry-runs.
-    sandbox.clear_requests();
+    // The second plan is empty (that plan writes nothing is counted in
+    // `plan_writes_nothing_and_apply_returns_at_ready`, with the sandbox's recorder).
     ws.plan().assert_no_changes();
-    let writes: Vec<Value> = sandbox
-        .requests()
-        .into_iter()
-        .filter(is_persisted_write)
-        .collect();
-    assert_eq!(writes, Vec::<Value>::new());
 
     // (2) Spec drift made with kubectl shows on exactly that field; apply restores it.
     sandbox.kubectl(&[
-        "-n", "flux-system", "patch", "fluxinstance", "flux", "--type", "merge", "-p",
+        "-n", ns, "patch", "fluxinstance", "flux", "--type", "merge", "-p",
         r#"{"spec":{"cluster":{"size":"large"},"components":["source-controller","kustomize-controller","helm-controller"]}}"#,
     ]);
     let plan = ws.plan();
@@ -175,22 +176,18 @@ fn seed_install_drift_and_in_place_update() {
     ws.plan().assert_no_changes();
 
     // (3) A controller Deployment deleted by hand is a pending reconcile; apply brings it back.
-    sandbox.kubectl(&[
-        "-n",
-        "flux-system",
-        "delete",
-        "deployment",
-        "source-controller",
-    ]);
+    sandbox.kubectl(&["-n", ns, "delete", "deployment", "source-controller"]);
     let plan = ws.plan();
     plan.assert_changes().assert_contains(&[
-        r#"~ installation_status = "Drifted: Deployment flux-system/source-controller missing" -> "Healthy""#,
+        &format!(
+            r#"~ installation_status = "Drifted: Deployment {ns}/source-controller missing" -> "Healthy""#
+        ),
         "Flux Installation Will Be Reconciled",
     ]);
     ws.apply().assert_success();
     assert!(
         sandbox
-            .get_json(&["deployment", "source-controller", "-n", "flux-system"])
+            .get_json(&["deployment", "source-controller", "-n", ns])
             .is_some()
     );
     ws.plan().assert_no_changes();
@@ -215,20 +212,39 @@ fn seed_install_drift_and_in_place_update() {
     assert!(ready_for_generation(&live), "{live}");
     assert!(
         sandbox
-            .get_json(&[
-                "deployment",
-                "image-reflector-controller",
-                "-n",
-                "flux-system"
-            ])
+            .get_json(&["deployment", "image-reflector-controller", "-n", ns])
             .is_some()
     );
     ws.plan().assert_no_changes();
 }
 
+/// What only the sandbox's recorder can show: apply returns as soon as the simulator sets Ready,
+/// and plan makes no persisted write (only dry-runs).
+#[test]
+fn plan_writes_nothing_and_apply_returns_at_ready() {
+    let sandbox = TestCluster::sandbox();
+    let ws = workspace(&sandbox);
+    ws.write_config(&config("2.7.x", CORE, "medium", ""));
+    sandbox.clear_requests();
+    ws.apply().assert_success();
+    let latency = ready_to_return_latency(&sandbox.requests());
+    println!("apply returned {latency:?} s after the simulator set Ready (recorder timestamps)");
+    assert!(latency.is_some_and(|s| s < 1.0), "latency {latency:?}");
+    assert!(ready_for_generation(&instance(&sandbox)));
+
+    sandbox.clear_requests();
+    ws.plan().assert_no_changes();
+    let writes: Vec<Value> = sandbox
+        .requests()
+        .into_iter()
+        .filter(is_persisted_write)
+        .collect();
+    assert_eq!(writes, Vec::<Value>::new());
+}
+
 #[test]
 fn hazards_and_api_validation_fail_at_plan() {
-    let sandbox = Sandbox::start();
+    let sandbox = TestCluster::flux("acc-inst");
     let ws = workspace(&sandbox);
     ws.write_config(&config("2.7.x", CORE, "medium", ""));
     ws.apply().assert_success();
@@ -245,11 +261,9 @@ fn hazards_and_api_validation_fail_at_plan() {
         "the Flux Operator only reconciles",
     ]);
     // A namespace other than the operator's.
-    ws.write_config(&config(
-        "2.7.x",
-        CORE,
-        "medium",
-        r#"namespace = "elsewhere""#,
+    ws.write_config(&config("2.7.x", CORE, "medium", "").replace(
+        "namespace    = local.namespace",
+        r#"namespace    = "elsewhere""#,
     ));
     ws.plan()
         .assert_error()
@@ -291,7 +305,7 @@ fn hazards_and_api_validation_fail_at_plan() {
 #[test]
 fn unknown_kubernetes_host_plans_without_a_request() {
     // No simulator: a bare API server makes no requests of its own, so any request is ours.
-    let sandbox = Sandbox::start_with(&[]);
+    let sandbox = TestCluster::sandbox_with(&[]);
     let ws = workspace(&sandbox);
     ws.write_config(&format!(
         r#"{REQUIRED_PROVIDERS}
@@ -311,7 +325,7 @@ resource "flux_instance" "this" {{
   distribution = {{ version = "2.7.x" }}
 }}
 "#,
-        url = sandbox.url
+        url = sandbox.url()
     ));
     sandbox.clear_requests();
     let plan = ws.plan();
@@ -322,21 +336,26 @@ resource "flux_instance" "this" {{
     assert_eq!(sandbox.requests(), Vec::<Value>::new());
 }
 
-const IMPORT_BLOCKS: &str = r#"
-import {
+fn import_blocks(ns: &str) -> String {
+    format!(
+        r#"
+import {{
   to = flux_operator.this
-  id = "flux-system"
-}
+  id = "{ns}"
+}}
 
-import {
+import {{
   to = flux_instance.this
-  id = "flux-system/flux"
+  id = "{ns}/flux"
+}}
+"#
+    )
 }
-"#;
 
 #[test]
 fn import_with_the_cli_and_with_generated_configuration() {
-    let sandbox = Sandbox::start();
+    let sandbox = TestCluster::flux("acc-inst");
+    let ns = sandbox.namespace();
     let installer = workspace(&sandbox);
     installer.write_config(&config("2.7.x", CORE, "medium", ""));
     installer.apply().assert_success();
@@ -345,7 +364,8 @@ fn import_with_the_cli_and_with_generated_configuration() {
     // and, once imported, plans with no changes.
     let generated = workspace(&sandbox);
     generated.write_config(&format!(
-        "{REQUIRED_PROVIDERS}\nprovider \"flux\" {{\n  kubernetes = {{ config_path = \"kubeconfig\" }}\n}}\n{IMPORT_BLOCKS}"
+        "{REQUIRED_PROVIDERS}\nprovider \"flux\" {{\n  kubernetes = {{ config_path = \"kubeconfig\" }}\n}}\n{}",
+        import_blocks(ns)
     ));
     generated
         .run(&[
@@ -389,9 +409,8 @@ fn import_with_the_cli_and_with_generated_configuration() {
         r#"manifests = file("operator-install.yaml")"#,
         r#"version = "v0.58.1""#,
     ));
-    cli.import("flux_operator.this", "flux-system")
-        .assert_success();
-    cli.import("flux_instance.this", "flux-system/flux")
+    cli.import("flux_operator.this", ns).assert_success();
+    cli.import("flux_instance.this", &format!("{ns}/flux"))
         .assert_success();
     cli.plan().assert_no_changes();
     cli.import("flux_instance.this", "flux").assert_failure();
@@ -399,12 +418,12 @@ fn import_with_the_cli_and_with_generated_configuration() {
     // The data source reads the same installation, whoever installed it.
     let reader = workspace(&sandbox);
     reader.write_config(&format!(
-        "{REQUIRED_PROVIDERS}\nprovider \"flux\" {{\n  kubernetes = {{ config_path = \"kubeconfig\" }}\n}}\n\ndata \"flux_instance\" \"this\" {{}}\n\noutput \"flux\" {{\n  value = data.flux_instance.this\n}}\n"
+        "{REQUIRED_PROVIDERS}\nprovider \"flux\" {{\n  kubernetes = {{ config_path = \"kubeconfig\" }}\n}}\n\ndata \"flux_instance\" \"this\" {{\n  namespace = local.namespace\n}}\n\noutput \"flux\" {{\n  value = data.flux_instance.this\n}}\n"
     ));
     reader.apply().assert_success();
     let output = reader.run(&["output", "-json", "flux"]);
     let flux: Value = serde_json::from_str(&output.assert_success().stdout).unwrap();
-    assert_eq!(flux["namespace"], "flux-system");
+    assert_eq!(flux["namespace"], ns);
     assert_eq!(flux["ready"], true);
     assert_eq!(flux["distribution"]["version"], "2.7.x");
     assert_eq!(flux["cluster"]["size"], "medium");
@@ -418,7 +437,8 @@ fn import_with_the_cli_and_with_generated_configuration() {
 
 #[test]
 fn destroy_uninstalls_orphans_and_survives_what_is_already_gone() {
-    let sandbox = Sandbox::start();
+    let sandbox = TestCluster::flux("acc-inst");
+    let ns = sandbox.namespace();
     let ws = workspace(&sandbox);
     let target = [
         "destroy",
@@ -433,18 +453,15 @@ fn destroy_uninstalls_orphans_and_survives_what_is_already_gone() {
     ws.write_config(&config("2.7.x", CORE, "medium", ""));
     ws.apply().assert_success();
     ws.run(&target).assert_success();
+    assert_eq!(sandbox.get_json(&["fluxinstance", "flux", "-n", ns]), None);
     assert_eq!(
-        sandbox.get_json(&["fluxinstance", "flux", "-n", "flux-system"]),
+        sandbox.get_json(&["deployment", "source-controller", "-n", ns]),
         None
     );
-    assert_eq!(
-        sandbox.get_json(&["deployment", "source-controller", "-n", "flux-system"]),
-        None
-    );
-    assert!(sandbox.get_json(&["namespace", "flux-system"]).is_some());
+    assert!(sandbox.get_json(&["namespace", ns]).is_some());
     assert!(
         sandbox
-            .get_json(&["deployment", "flux-operator", "-n", "flux-system"])
+            .get_json(&["deployment", "flux-operator", "-n", ns])
             .is_some()
     );
 
@@ -457,15 +474,12 @@ fn destroy_uninstalls_orphans_and_survives_what_is_already_gone() {
     ));
     ws.apply().assert_success();
     let controller = sandbox
-        .get_json(&["deployment", "source-controller", "-n", "flux-system"])
+        .get_json(&["deployment", "source-controller", "-n", ns])
         .unwrap();
     ws.run(&target).assert_success();
-    assert_eq!(
-        sandbox.get_json(&["fluxinstance", "flux", "-n", "flux-system"]),
-        None
-    );
+    assert_eq!(sandbox.get_json(&["fluxinstance", "flux", "-n", ns]), None);
     let after = sandbox
-        .get_json(&["deployment", "source-controller", "-n", "flux-system"])
+        .get_json(&["deployment", "source-controller", "-n", ns])
         .unwrap();
     assert_eq!(after["metadata"]["uid"], controller["metadata"]["uid"]);
 
@@ -473,22 +487,23 @@ fn destroy_uninstalls_orphans_and_survives_what_is_already_gone() {
     // releases the finalizer the operator can no longer remove, with a warning.
     ws.write_config(&config("2.7.x", CORE, "medium", ""));
     ws.apply().assert_success();
-    sandbox.kubectl(&["delete", "namespace", "flux-system", "--wait=false"]);
+    // The operator's Deployment goes first: on a real API server the namespace controller
+    // deletes its contents in no fixed order, and an operator still running would uninstall.
+    sandbox.kubectl(&["-n", ns, "delete", "deployment", "flux-operator"]);
+    sandbox.kubectl(&["delete", "namespace", ns, "--wait=false"]);
     let out = ws.destroy();
     out.assert_success().assert_contains(&[
         "Finalizer Removed Without The Flux Operator",
         "Destroy complete!",
     ]);
-    assert_eq!(
-        sandbox.get_json(&["fluxinstance", "flux", "-n", "flux-system"]),
-        None
-    );
+    assert_eq!(sandbox.get_json(&["fluxinstance", "flux", "-n", ns]), None);
     assert!(ws.state_list().is_empty());
 }
 
 #[test]
 fn scripted_operator_failure_fails_apply_then_converges() {
-    let sandbox = Sandbox::start();
+    let sandbox = TestCluster::flux("acc-inst");
+    let ns = sandbox.namespace();
     let ws = workspace(&sandbox);
     ws.write_config(&config("2.7.x", CORE, "medium", ""));
     ws.apply().assert_success();
@@ -497,7 +512,7 @@ fn scripted_operator_failure_fails_apply_then_converges() {
         "timeout waiting for: [Deployment/flux-system/helm-controller status: 'InProgress']";
     sandbox.kubectl(&[
         "-n",
-        "flux-system",
+        ns,
         "annotate",
         "fluxinstance",
         "flux",
@@ -519,7 +534,7 @@ fn scripted_operator_failure_fails_apply_then_converges() {
     // Fixing the cause and applying again converges.
     sandbox.kubectl(&[
         "-n",
-        "flux-system",
+        ns,
         "annotate",
         "fluxinstance",
         "flux",
@@ -532,7 +547,8 @@ fn scripted_operator_failure_fails_apply_then_converges() {
 
 #[test]
 fn ctrl_c_interrupts_the_readiness_wait_promptly() {
-    let sandbox = Sandbox::start();
+    let sandbox = TestCluster::flux("acc-inst");
+    let ns = sandbox.namespace();
     let ws = workspace(&sandbox);
     ws.write_config(&config("2.7.x", CORE, "medium", ""));
     ws.apply().assert_success();
@@ -540,7 +556,7 @@ fn ctrl_c_interrupts_the_readiness_wait_promptly() {
     // The next reconcile takes a minute to become Ready; terraform gets SIGINT after 3 s.
     sandbox.kubectl(&[
         "-n",
-        "flux-system",
+        ns,
         "annotate",
         "fluxinstance",
         "flux",

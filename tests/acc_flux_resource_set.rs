@@ -1,29 +1,23 @@
-//! Acceptance tests of `flux_resource_set`: the real `terraform` CLI drives the provider binary
-//! against the standalone `kube-sandbox` binary (TLS, token kubeconfig, `--operator-sim`), and
-//! every effect is checked twice: in Terraform's state and in the cluster through the real
-//! `kubectl`.
-//!
-//! The sandbox is started with the shared helper of the flux_instance acceptance tests
-//! (`tests/fixtures/flux_instance/sandbox.rs`), which builds the binary first.
+//! Acceptance tests of `flux_resource_set`: the real `terraform` (and `tofu`) CLI drives the
+//! provider binary against the run's real control plane (`tests/common/cluster.rs`:
+//! kube-apiserver with the operator simulator), with the Flux Operator fixture installed by
+//! kubectl into a namespace of the test's own, and every effect is checked twice: in the state
+//! and in the cluster through the real `kubectl`. One test keeps a private kube-sandbox: it
+//! counts the provider's requests with the sandbox's recorder.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
-#[path = "fixtures/flux_instance/sandbox.rs"]
-mod shared_sandbox;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use common::cluster::TestCluster;
 use common::terraform::{Output, REQUIRED_PROVIDERS, Workspace};
 use serde_json::{Value, json};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_terraform-provider-flux");
-const OPERATOR_INSTALL: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/sandbox/fixtures/operator-install.yaml"
-);
 const FIXTURES: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/fixtures/flux_resource_set"
@@ -32,26 +26,38 @@ const OWNER_NAME: &str = "resourceset.fluxcd.controlplane.io/name";
 const OWNER_NAMESPACE: &str = "resourceset.fluxcd.controlplane.io/namespace";
 
 // ---------------------------------------------------------------------------------------------
-// The standalone sandbox (the shared helper of the flux_instance acceptance tests), with the
-// Flux Operator fixture installed by kubectl
+// The test's cluster, with the Flux Operator fixture installed by kubectl into its namespace
 // ---------------------------------------------------------------------------------------------
 
 struct Sandbox {
-    inner: shared_sandbox::Sandbox,
+    inner: TestCluster,
     kubeconfig: PathBuf,
 }
 
-/// Starts `kube-sandbox serve --operator-sim` and installs the Flux Operator fixture with kubectl.
+/// The real control plane (exclusively: one operator per cluster, as the provider expects) with the Flux Operator fixture in a namespace of the test's.
 fn start() -> Sandbox {
-    let inner = shared_sandbox::Sandbox::start();
+    install(TestCluster::flux("acc-rset"))
+}
+
+/// A private kube-sandbox (namespace `flux-system`), for the test that counts requests.
+fn start_sandbox() -> Sandbox {
+    install(TestCluster::sandbox())
+}
+
+fn install(inner: TestCluster) -> Sandbox {
     let kubeconfig = inner.kubeconfig();
     let sandbox = Sandbox { inner, kubeconfig };
-    sandbox.ok(&["apply", "--server-side", "-f", OPERATOR_INSTALL]);
+    // Already moved into the namespace (its CRDs keep their labels: other tests applied them).
+    let manifest = sandbox.inner.operator_install();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("operator-install.yaml");
+    std::fs::write(&file, manifest).unwrap();
+    sandbox.ok(&["apply", "--server-side", "-f", file.to_str().unwrap()]);
     sandbox.ok(&[
         "wait",
         "--for=condition=Available",
         "-n",
-        "flux-system",
+        sandbox.ns(),
         "deployment/flux-operator",
         "--timeout=60s",
     ]);
@@ -62,6 +68,32 @@ impl Sandbox {
     #[track_caller]
     fn ok(&self, args: &[&str]) -> String {
         self.inner.kubectl(args)
+    }
+
+    /// The namespace of the operator (and of the test's ResourceSets).
+    fn ns(&self) -> &str {
+        self.inner.namespace()
+    }
+
+    /// Applies `text` (with `flux-system` replaced by [`Self::ns`]) with kubectl.
+    #[track_caller]
+    fn apply_text(&self, name: &str, text: &str, server_side: bool) {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join(name);
+        std::fs::write(&file, text.replace("flux-system", self.ns())).unwrap();
+        let mut args = vec!["apply"];
+        if server_side {
+            args.push("--server-side");
+        }
+        args.extend(["-f", file.to_str().unwrap()]);
+        self.ok(&args);
+    }
+
+    /// Applies a file of tests/fixtures/flux_resource_set in [`Self::ns`].
+    #[track_caller]
+    fn apply_fixture(&self, name: &str, server_side: bool) {
+        let text = std::fs::read_to_string(format!("{FIXTURES}/{name}")).unwrap();
+        self.apply_text(name, &text, server_side);
     }
 
     /// The object as JSON, or `None` when kubectl says NotFound.
@@ -132,11 +164,12 @@ fn tenant(name: &str, replicas: i64, env: &str) -> String {
 
 /// Two object templates in HCL (Namespace, ServiceAccount) plus the template string.
 fn tenants_config(sandbox: &Sandbox, inputs: &[String], template: &str) -> String {
+    let ns = sandbox.ns();
     format!(
         r#"{provider}
 resource "flux_resource_set" "tenants" {{
   name      = "tenants"
-  namespace = "flux-system"
+  namespace = "{ns}"
   inputs    = [{inputs}]
   resources = [
     {{
@@ -173,10 +206,11 @@ resource "flux_resource_set" "tenants" {{
 /// The same configuration with every key in a different order and the objects given through
 /// `yamldecode` instead of HCL.
 fn tenants_config_respelled(sandbox: &Sandbox, inputs: &[&str]) -> String {
+    let ns = sandbox.ns();
     format!(
         r#"{provider}
 resource "flux_resource_set" "tenants" {{
-  namespace = "flux-system"
+  namespace = "{ns}"
   name      = "tenants"
   resources_template = {template}
   resources = [
@@ -257,6 +291,7 @@ fn tenant_objects(tenants: &[&str]) -> Vec<String> {
 
 /// (uid, resourceVersion) of every generated object of `tenants`, by `kind namespace/name`.
 fn versions(sandbox: &Sandbox, tenants: &[&str]) -> BTreeMap<String, (String, String)> {
+    let ns_owner = sandbox.ns();
     let mut out = BTreeMap::new();
     for t in tenants {
         for (kind, ns, name) in [
@@ -273,7 +308,7 @@ fn versions(sandbox: &Sandbox, tenants: &[&str]) -> BTreeMap<String, (String, St
                     &meta["labels"][OWNER_NAME],
                     &meta["labels"][OWNER_NAMESPACE]
                 ),
-                (&json!("tenants"), &json!("flux-system")),
+                (&json!("tenants"), &json!(ns_owner)),
                 "owner labels on {kind} {name}"
             );
             assert_eq!(
@@ -389,6 +424,7 @@ fn assert_applied(output: &Output) {
 #[test]
 fn tenants_apply_update_prune_reformat_drift_and_uninstall() {
     let sandbox = start();
+    let ns = sandbox.ns();
     let workspace = sandbox.workspace();
     let address = "flux_resource_set.tenants";
 
@@ -399,7 +435,7 @@ fn tenants_apply_update_prune_reformat_drift_and_uninstall() {
     assert_applied(&workspace.apply());
     let values = state_resource(&workspace, address);
     assert_eq!(values["ready"], json!(true));
-    assert_eq!(values["id"], json!("flux-system/tenants"));
+    assert_eq!(values["id"], json!(format!("{ns}/tenants")));
     assert_eq!(values["inventory_status"], json!("Healthy"));
     assert_eq!(inventory(&values), tenant_objects(&["team-a", "team-b"]));
     assert!(
@@ -413,9 +449,7 @@ fn tenants_apply_update_prune_reformat_drift_and_uninstall() {
         .get("configmap", Some("team-b"), "team-b-settings")
         .unwrap();
     assert_eq!(settings["data"], json!({"replicas": "2", "env": "prod"}));
-    let live = sandbox
-        .get("resourceset", Some("flux-system"), "tenants")
-        .unwrap();
+    let live = sandbox.get("resourceset", Some(ns), "tenants").unwrap();
     assert_eq!(
         live["spec"]["inputs"],
         json!([
@@ -466,7 +500,7 @@ fn tenants_apply_update_prune_reformat_drift_and_uninstall() {
         "resourceset",
         "tenants",
         "-n",
-        "flux-system",
+        ns,
         "--type=merge",
         "-p",
         r#"{"spec":{"inputs":[{"tenant":"team-a","replicas":1,"env":"dev"},{"tenant":"team-b","replicas":9,"env":"prod"}]}}"#,
@@ -474,9 +508,7 @@ fn tenants_apply_update_prune_reformat_drift_and_uninstall() {
     let (changed, _) = planned_changes(&workspace, address);
     assert_eq!(changed, ["inputs[1].replicas"]);
     assert_applied(&workspace.apply());
-    let live = sandbox
-        .get("resourceset", Some("flux-system"), "tenants")
-        .unwrap();
+    let live = sandbox.get("resourceset", Some(ns), "tenants").unwrap();
     assert_eq!(live["spec"]["inputs"][1]["replicas"], json!(3));
     workspace.plan().assert_no_changes();
 
@@ -524,7 +556,7 @@ fn tenants_apply_update_prune_reformat_drift_and_uninstall() {
 
     // Destroy with the default `uninstall` prunes everything the ResourceSet generated.
     workspace.destroy().assert_success();
-    sandbox.assert_gone("resourceset", Some("flux-system"), "tenants");
+    sandbox.assert_gone("resourceset", Some(ns), "tenants");
     sandbox.assert_gone("configmap", Some("team-b"), "team-b-settings");
     sandbox.assert_gone("namespace", None, "team-b");
 }
@@ -532,23 +564,19 @@ fn tenants_apply_update_prune_reformat_drift_and_uninstall() {
 #[test]
 fn dependency_not_ready_fails_on_timeout_then_converges() {
     let sandbox = start();
-    sandbox.ok(&[
-        "apply",
-        "--server-side",
-        "-f",
-        &format!("{FIXTURES}/gate-provider.yaml"),
-    ]);
+    let ns = sandbox.ns();
+    sandbox.apply_fixture("gate-provider.yaml", true);
     let workspace = sandbox.workspace();
     let config = format!(
         r#"{provider}
 resource "flux_resource_set" "gated" {{
   name      = "gated"
-  namespace = "flux-system"
+  namespace = "{ns}"
   inputs    = [{{ name = "gated-config" }}]
   resources = [{{
     apiVersion = "v1"
     kind       = "ConfigMap"
-    metadata   = {{ name = "<< inputs.name >>", namespace = "flux-system" }}
+    metadata   = {{ name = "<< inputs.name >>", namespace = "{ns}" }}
     data       = {{ ready = "yes" }}
   }}]
   dependencies = [{{
@@ -573,35 +601,24 @@ resource "flux_resource_set" "gated" {{
         started.elapsed() >= Duration::from_secs(3),
         "apply waited for the timeout"
     );
-    assert!(
-        sandbox
-            .get("configmap", Some("flux-system"), "gated-config")
-            .is_none()
-    );
+    assert!(sandbox.get("configmap", Some(ns), "gated-config").is_none());
     let values = state_resource(&workspace, "flux_resource_set.gated");
     assert_eq!(values["ready"], json!(false));
 
     // The dependency becomes ready: applying again converges.
-    sandbox.ok(&[
-        "apply",
-        "--server-side",
-        "-f",
-        &format!("{FIXTURES}/gate-provider-ready.yaml"),
-    ]);
+    sandbox.apply_fixture("gate-provider-ready.yaml", true);
     sandbox.ok(&[
         "wait",
         "--for=condition=Ready",
         "-n",
-        "flux-system",
+        ns,
         "resourcesetinputprovider/gate",
         "--timeout=30s",
     ]);
     assert_applied(&workspace.apply());
     let values = state_resource(&workspace, "flux_resource_set.gated");
     assert_eq!(values["ready"], json!(true));
-    let generated = sandbox
-        .get("configmap", Some("flux-system"), "gated-config")
-        .unwrap();
+    let generated = sandbox.get("configmap", Some(ns), "gated-config").unwrap();
     assert_eq!(generated["data"], json!({"ready": "yes"}));
     workspace.plan().assert_no_changes();
 
@@ -622,17 +639,13 @@ resource "flux_resource_set" "gated" {{
 #[test]
 fn import_by_cli_and_by_import_block_plans_empty_then_orphan_keeps_objects() {
     let sandbox = start();
-    sandbox.ok(&[
-        "apply",
-        "--server-side",
-        "-f",
-        &format!("{FIXTURES}/imported.yaml"),
-    ]);
+    let ns = sandbox.ns();
+    sandbox.apply_fixture("imported.yaml", true);
     sandbox.ok(&[
         "wait",
         "--for=condition=Ready",
         "-n",
-        "flux-system",
+        ns,
         "resourceset/imported",
         "--timeout=30s",
     ]);
@@ -640,7 +653,7 @@ fn import_by_cli_and_by_import_block_plans_empty_then_orphan_keeps_objects() {
     // import {} + -generate-config-out: the generated configuration plans no change.
     let generated = sandbox.workspace();
     generated.write_config(&format!(
-        "{}\nimport {{\n  to = flux_resource_set.imported\n  id = \"flux-system/imported\"\n}}\n",
+        "{}\nimport {{\n  to = flux_resource_set.imported\n  id = \"{ns}/imported\"\n}}\n",
         sandbox.provider_block()
     ));
     let planned = generated.plan_with(&["-generate-config-out=generated.tf"]);
@@ -655,8 +668,8 @@ fn import_by_cli_and_by_import_block_plans_empty_then_orphan_keeps_objects() {
     assert_eq!(
         inventory(&values),
         [
-            "v1 ConfigMap flux-system/alpha-config",
-            "v1 ConfigMap flux-system/beta-config"
+            format!("v1 ConfigMap {ns}/alpha-config"),
+            format!("v1 ConfigMap {ns}/beta-config")
         ]
     );
 
@@ -666,14 +679,14 @@ fn import_by_cli_and_by_import_block_plans_empty_then_orphan_keeps_objects() {
         r#"{provider}
 resource "flux_resource_set" "imported" {{
   name      = "imported"
-  namespace = "flux-system"
+  namespace = "{ns}"
   inputs    = [{{ app = "alpha", size = 1 }}, {{ app = "beta", size = 2 }}]
   resources_template = <<-EOT
     apiVersion: v1
     kind: ConfigMap
     metadata:
       name: << inputs.app >>-config
-      namespace: flux-system
+      namespace: {ns}
     data:
       size: "<< inputs.size >>"
   EOT
@@ -682,7 +695,7 @@ resource "flux_resource_set" "imported" {{
 "#,
         provider = sandbox.provider_block()
     ));
-    cli.import("flux_resource_set.imported", "flux-system/imported")
+    cli.import("flux_resource_set.imported", &format!("{ns}/imported"))
         .assert_success();
     // deletion_policy is Terraform's own setting: the only change is recording it.
     let (changed, unknown) = planned_changes(&cli, "flux_resource_set.imported");
@@ -693,10 +706,10 @@ resource "flux_resource_set" "imported" {{
 
     // Destroy with `orphan`: the ResourceSet goes, what it generated stays.
     cli.destroy().assert_success();
-    sandbox.assert_gone("resourceset", Some("flux-system"), "imported");
+    sandbox.assert_gone("resourceset", Some(ns), "imported");
     for app in ["alpha", "beta"] {
         let object = sandbox
-            .get("configmap", Some("flux-system"), &format!("{app}-config"))
+            .get("configmap", Some(ns), &format!("{app}-config"))
             .unwrap_or_else(|| panic!("{app}-config was deleted"));
         assert_eq!(object["metadata"]["labels"][OWNER_NAME], json!("imported"));
     }
@@ -705,6 +718,7 @@ resource "flux_resource_set" "imported" {{
 #[test]
 fn five_hundred_inputs_plan_and_apply() {
     let sandbox = start();
+    let ns = sandbox.ns();
     let workspace = sandbox.workspace();
     let inputs: Vec<String> = (0..500)
         .map(|i| format!("{{ app = \"app-{i:03}\", index = {i} }}"))
@@ -713,14 +727,14 @@ fn five_hundred_inputs_plan_and_apply() {
         r#"{provider}
 resource "flux_resource_set" "many" {{
   name      = "many"
-  namespace = "flux-system"
+  namespace = "{ns}"
   inputs    = [{inputs}]
   resources_template = <<-EOT
     apiVersion: v1
     kind: ConfigMap
     metadata:
       name: << inputs.app >>
-      namespace: flux-system
+      namespace: {ns}
     data:
       index: "<< inputs.index >>"
   EOT
@@ -746,9 +760,7 @@ resource "flux_resource_set" "many" {{
     );
     let values = state_resource(&workspace, "flux_resource_set.many");
     assert_eq!(values["inventory"].as_array().map(Vec::len), Some(500));
-    let last = sandbox
-        .get("configmap", Some("flux-system"), "app-499")
-        .unwrap();
+    let last = sandbox.get("configmap", Some(ns), "app-499").unwrap();
     assert_eq!(last["data"], json!({"index": "499"}));
 }
 
@@ -761,8 +773,11 @@ fn example_validates_and_plans_against_the_cluster() {
         "/examples/resources/flux_resource_set/resource.tf"
     ))
     .unwrap();
+    // In the test's namespace, where its operator runs.
+    let ns = sandbox.ns();
+    let example = example.replace("\"flux-system\"", &format!("\"{ns}\""));
     workspace.write_config(&format!(
-        "{}\nresource \"flux_instance\" \"this\" {{\n  distribution = {{ version = \"2.7.x\" }}\n}}\n\n{example}",
+        "{}\nresource \"flux_instance\" \"this\" {{\n  namespace    = \"{ns}\"\n  distribution = {{ version = \"2.7.x\" }}\n}}\n\n{example}",
         sandbox.provider_block()
     ));
     workspace.validate().assert_success();
@@ -775,7 +790,8 @@ fn example_validates_and_plans_against_the_cluster() {
 #[test]
 fn steps_inputs_from_selector_and_unknown_inputs() {
     let sandbox = start();
-    sandbox.ok(&["apply", "-f", &format!("{FIXTURES}/static-provider.yaml")]);
+    let ns = sandbox.ns();
+    sandbox.apply_fixture("static-provider.yaml", false);
     let workspace = sandbox.workspace();
     workspace.write_config(&format!(
         r#"{provider}
@@ -785,7 +801,7 @@ resource "terraform_data" "tenant" {{
 
 resource "flux_resource_set" "staged" {{
   name      = "staged"
-  namespace = "flux-system"
+  namespace = "{ns}"
   inputs    = [{{ tenant = terraform_data.tenant.output }}]
   inputs_from = [{{
     selector = {{ match_labels = {{ "tenants.example.com/enabled" = "true" }} }}
@@ -855,9 +871,7 @@ resource "flux_resource_set" "staged" {{
         let settings = sandbox.get("configmap", Some(tenant), "settings").unwrap();
         assert_eq!(settings["data"], json!({"tenant": tenant}));
     }
-    let live = sandbox
-        .get("resourceset", Some("flux-system"), "staged")
-        .unwrap();
+    let live = sandbox.get("resourceset", Some(ns), "staged").unwrap();
     assert_eq!(
         live["spec"]["inputsFrom"],
         json!([{
@@ -909,20 +923,21 @@ resource "flux_resource_set" "tenants" {{
 #[test]
 fn build_failure_fails_at_once_quoting_the_operator_then_converges() {
     let sandbox = start();
+    let ns = sandbox.ns();
     let workspace = sandbox.workspace();
     let config = |replicas: i64| {
         format!(
             r#"{provider}
 resource "flux_resource_set" "app" {{
   name               = "app"
-  namespace          = "flux-system"
+  namespace          = "{ns}"
   inputs             = [{{ replicas = {replicas} }}]
   resources_template = <<-EOT
     apiVersion: v1
     kind: ConfigMap
     metadata:
       name: app
-      namespace: flux-system
+      namespace: {ns}
     data:
       replicas: "<< inputs.replicas >>"
   EOT
@@ -940,7 +955,7 @@ resource "flux_resource_set" "app" {{
         "resourceset",
         "app",
         "-n",
-        "flux-system",
+        ns,
         "sandbox.fluxrs.dev/fail=BuildFailed:template rendering exploded",
     ]);
     workspace.write_config(&config(2));
@@ -966,14 +981,14 @@ resource "flux_resource_set" "app" {{
         "resourceset",
         "app",
         "-n",
-        "flux-system",
+        ns,
         "sandbox.fluxrs.dev/fail-",
     ]);
     sandbox.ok(&[
         "wait",
         "--for=condition=Ready",
         "-n",
-        "flux-system",
+        ns,
         "resourceset/app",
         "--timeout=30s",
     ]);
@@ -981,9 +996,7 @@ resource "flux_resource_set" "app" {{
     assert_applied(&workspace.apply());
     let values = state_resource(&workspace, "flux_resource_set.app");
     assert_eq!(values["ready"], json!(true));
-    let generated = sandbox
-        .get("configmap", Some("flux-system"), "app")
-        .unwrap();
+    let generated = sandbox.get("configmap", Some(ns), "app").unwrap();
     assert_eq!(generated["data"], json!({"replicas": "2"}));
 }
 
@@ -1030,19 +1043,20 @@ fn provider_reads(sandbox: &Sandbox, plural: &str) -> (usize, usize) {
 
 #[test]
 fn many_resource_sets_share_one_list_per_kind_and_still_show_drift() {
-    let sandbox = start();
+    let sandbox = start_sandbox();
+    let ns = sandbox.ns();
     let workspace = sandbox.workspace();
     workspace.write_config(&format!(
         r#"{provider}
 resource "flux_resource_set" "many" {{
   count     = 8
   name      = "many-${{count.index}}"
-  namespace = "flux-system"
+  namespace = "{ns}"
   inputs    = [{{ value = "v${{count.index}}" }}]
   resources = [{{
     apiVersion = "v1"
     kind       = "ConfigMap"
-    metadata   = {{ name = "many-${{count.index}}", namespace = "flux-system" }}
+    metadata   = {{ name = "many-${{count.index}}", namespace = "{ns}" }}
     data       = {{ value = "<< inputs.value >>" }}
   }}]
 }}
@@ -1060,13 +1074,13 @@ resource "flux_resource_set" "many" {{
     // Drift made with kubectl after the previous plan, on objects read from the shared LISTs
     // (the last two of eight): a generated object deleted, a spec changed. Exactly those two
     // resources plan a change, and apply repairs both.
-    sandbox.ok(&["delete", "configmap", "many-6", "-n", "flux-system"]);
+    sandbox.ok(&["delete", "configmap", "many-6", "-n", ns]);
     sandbox.ok(&[
         "patch",
         "resourceset",
         "many-7",
         "-n",
-        "flux-system",
+        ns,
         "--type=merge",
         "-p",
         r#"{"spec":{"inputs":[{"value":"drifted"}]}}"#,
@@ -1081,12 +1095,10 @@ resource "flux_resource_set" "many" {{
     assert_eq!(changed, ["inputs[0].value"]);
     assert_applied(&workspace.apply());
     let restored = sandbox
-        .get("configmap", Some("flux-system"), "many-6")
+        .get("configmap", Some(ns), "many-6")
         .expect("the operator re-created the deleted ConfigMap");
     assert_eq!(restored["data"], json!({"value": "v6"}));
-    let live = sandbox
-        .get("resourceset", Some("flux-system"), "many-7")
-        .unwrap();
+    let live = sandbox.get("resourceset", Some(ns), "many-7").unwrap();
     assert_eq!(live["spec"]["inputs"], json!([{"value": "v7"}]));
     workspace.plan().assert_no_changes();
 }
