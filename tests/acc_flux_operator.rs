@@ -227,3 +227,300 @@ fn manifest_source_is_validated() {
         .assert_failure()
         .assert_contains(&["version = \"latest\" is not an operator release"]);
 }
+
+/// The lines of a plan that change an attribute of `flux_operator.this` (`~ replicas = 2 -> 3`),
+/// with whitespace runs collapsed, without the resource's own header line.
+fn changed_attributes(plan: &str) -> Vec<String> {
+    let mut inside = false;
+    let mut out = Vec::new();
+    for line in plan.lines() {
+        let trimmed = line.trim();
+        if trimmed.contains("resource \"flux_operator\" \"this\"") {
+            inside = true;
+            continue;
+        }
+        if inside && line.starts_with("    }") {
+            break;
+        }
+        if inside
+            && ["~ ", "+ ", "- "]
+                .iter()
+                .any(|prefix| trimmed.starts_with(prefix))
+        {
+            out.push(trimmed.split_whitespace().collect::<Vec<_>>().join(" "));
+        }
+    }
+    out
+}
+
+fn chart_config(url: &str, ns: &str, replicas: u32) -> String {
+    format!(
+        r#"{REQUIRED_PROVIDERS}
+provider "flux" {{
+  kubernetes = {{ config_path = "kubeconfig" }}
+}}
+
+resource "flux_operator" "this" {{
+  namespace           = "{ns}"
+  manifests_url       = "{url}/install.yaml"
+  replicas            = {replicas}
+  priority_class_name = "system-cluster-critical"
+  image_pull_secrets  = ["ghcr-mirror", "quay-mirror"]
+  log_level           = "debug"
+  concurrent          = 20
+  web_ui              = false
+  affinity = {{
+    node_affinity = {{
+      required_during_scheduling_ignored_during_execution = {{
+        node_selector_terms = [{{
+          match_expressions = [{{ key = "kubernetes.io/os", operator = "In", values = ["linux"] }}]
+        }}]
+      }}
+    }}
+    pod_anti_affinity = {{
+      preferred_during_scheduling_ignored_during_execution = [{{
+        weight = 100
+        pod_affinity_term = {{
+          label_selector = {{ match_labels = {{ "app.kubernetes.io/name" = "flux-operator" }} }}
+          topology_key   = "kubernetes.io/hostname"
+        }}
+      }}]
+    }}
+  }}
+}}
+"#
+    )
+}
+
+/// The chart settings as the Deployment and Service carry them.
+fn chart_view(sandbox: &RealCluster, ns: &str) -> Value {
+    let d = sandbox
+        .get_json(&["deployment", "flux-operator", "-n", ns])
+        .expect("operator Deployment");
+    let pod = &d["spec"]["template"]["spec"];
+    let manager = &pod["containers"][0];
+    let service = sandbox
+        .get_json(&["service", "flux-operator", "-n", ns])
+        .expect("operator Service");
+    let port_names = |ports: &Value| -> Vec<Value> {
+        ports
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].clone())
+            .collect()
+    };
+    serde_json::json!({
+        "replicas": d["spec"]["replicas"],
+        "affinity": pod["affinity"],
+        "priorityClassName": pod["priorityClassName"],
+        "imagePullSecrets": pod["imagePullSecrets"],
+        "args": manager["args"],
+        "containerPorts": port_names(&manager["ports"]),
+        "servicePorts": port_names(&service["spec"]["ports"]),
+    })
+}
+
+fn expected_view(replicas: u32) -> Value {
+    serde_json::json!({
+        "replicas": replicas,
+        "affinity": {
+            "nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+                {"matchExpressions": [{"key": "kubernetes.io/os", "operator": "In", "values": ["linux"]}]}
+            ]}},
+            "podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{
+                "weight": 100,
+                "podAffinityTerm": {
+                    "labelSelector": {"matchLabels": {"app.kubernetes.io/name": "flux-operator"}},
+                    "topologyKey": "kubernetes.io/hostname"
+                }
+            }]}
+        },
+        "priorityClassName": "system-cluster-critical",
+        "imagePullSecrets": [{"name": "ghcr-mirror"}, {"name": "quay-mirror"}],
+        "args": ["--log-level=debug", "--concurrent=20", "--web-server-port=0"],
+        "containerPorts": ["http-metrics", "http"],
+        "servicePorts": ["http"],
+    })
+}
+
+#[test]
+fn chart_settings_are_field_level_diffs_drift_heals_and_import_reads_them() {
+    let sandbox = RealCluster::shared();
+    let namespace = sandbox.namespace("acc-operator-chart");
+    let ns = namespace.name.as_str();
+    let url = serve_once_per_request(operator_install_in(OPERATOR_INSTALL, ns));
+    let ws = Workspace::new(BINARY);
+    ws.write_file("kubeconfig", &sandbox.kubeconfig_yaml());
+
+    // Create with every chart setting: the Deployment and Service carry them, the pods run.
+    ws.write_config(&chart_config(&url, ns, 2));
+    ws.apply().assert_success();
+    assert_eq!(chart_view(&sandbox, ns), expected_view(2));
+    let deployment = sandbox
+        .get_json(&["deployment", "flux-operator", "-n", ns])
+        .unwrap();
+    assert_eq!(deployment["status"]["availableReplicas"], 2);
+    let values = state_values(&ws);
+    assert_eq!(
+        (
+            &values["replicas"],
+            &values["log_level"],
+            &values["concurrent"],
+            &values["web_ui"],
+            &values["installation_status"],
+        ),
+        (
+            &serde_json::json!(2),
+            &serde_json::json!("debug"),
+            &serde_json::json!(20),
+            &serde_json::json!(false),
+            &serde_json::json!("Healthy"),
+        )
+    );
+    ws.plan().assert_no_changes();
+
+    // One setting changed: one field-level diff, one in-place update, the Deployment scaled.
+    ws.write_config(&chart_config(&url, ns, 3));
+    let plan = ws.plan();
+    let out = plan.assert_changes();
+    assert_eq!(changed_attributes(&out.stdout), ["~ replicas = 2 -> 3"]);
+    out.assert_contains(&["Plan: 0 to add, 1 to change, 0 to destroy."]);
+    ws.apply().assert_success();
+    assert_eq!(chart_view(&sandbox, ns), expected_view(3));
+    ws.plan().assert_no_changes();
+
+    // Changed outside Terraform: each setting shows its own diff, and apply restores it.
+    sandbox.kubectl(&[
+        "-n",
+        ns,
+        "scale",
+        "deployment/flux-operator",
+        "--replicas=1",
+    ]);
+    sandbox.kubectl(&[
+        "-n",
+        ns,
+        "patch",
+        "deployment/flux-operator",
+        "--type=json",
+        "-p",
+        r#"[{"op": "replace", "path": "/spec/template/spec/containers/0/args", "value": ["--log-level=error", "--concurrent=20", "--web-server-port=0"]}]"#,
+    ]);
+    let plan = ws.plan();
+    let out = plan.assert_changes();
+    assert_eq!(
+        changed_attributes(&out.stdout),
+        [
+            "~ installation_status = \"Drifted: Deployment flux-operator changed\" -> \"Healthy\"",
+            "~ log_level = \"error\" -> \"debug\"",
+            "~ replicas = 1 -> 3",
+        ]
+    );
+    ws.apply().assert_success();
+    assert_eq!(chart_view(&sandbox, ns), expected_view(3));
+    ws.plan().assert_no_changes();
+
+    // Import reads the settings back from the Deployment (the affinity cannot be told from
+    // the manifests' own, so it is not imported; the manifests source neither).
+    let rm = ws.run(&["state", "rm", "flux_operator.this"]);
+    rm.assert_success();
+    ws.import("flux_operator.this", ns).assert_success();
+    let values = state_values(&ws);
+    assert_eq!(
+        serde_json::json!({
+            "replicas": values["replicas"],
+            "priority_class_name": values["priority_class_name"],
+            "image_pull_secrets": values["image_pull_secrets"],
+            "log_level": values["log_level"],
+            "concurrent": values["concurrent"],
+            "web_ui": values["web_ui"],
+            "affinity": values["affinity"],
+            "version": values["version"],
+        }),
+        serde_json::json!({
+            "replicas": 3,
+            "priority_class_name": "system-cluster-critical",
+            "image_pull_secrets": ["ghcr-mirror", "quay-mirror"],
+            "log_level": "debug",
+            "concurrent": 20,
+            "web_ui": false,
+            "affinity": null,
+            "version": "v0.58.1",
+        })
+    );
+    let plan = ws.plan();
+    let out = plan.assert_changes();
+    let changed = changed_attributes(&out.stdout);
+    for setting in [
+        "replicas",
+        "priority_class_name",
+        "image_pull_secrets",
+        "log_level",
+        "concurrent",
+        "web_ui",
+    ] {
+        assert!(
+            !changed.iter().any(|l| l[2..].starts_with(setting)),
+            "{setting} changes after import: {changed:#?}"
+        );
+    }
+    ws.apply().assert_success();
+    assert_eq!(chart_view(&sandbox, ns), expected_view(3));
+    ws.plan().assert_no_changes();
+
+    ws.destroy().assert_success();
+    assert_eq!(
+        sandbox.get_json(&["deployment", "flux-operator", "-n", ns]),
+        None
+    );
+}
+
+#[test]
+fn chart_settings_are_validated_at_plan_with_their_attribute_paths() {
+    let sandbox = RealCluster::shared();
+    let namespace = sandbox.namespace("acc-operator-chart-bad");
+    let ns = namespace.name.as_str();
+    let ws = Workspace::new(BINARY);
+    ws.write_file("kubeconfig", &sandbox.kubeconfig_yaml());
+    ws.write_config(&format!(
+        r#"{REQUIRED_PROVIDERS}
+provider "flux" {{
+  kubernetes = {{ config_path = "kubeconfig" }}
+}}
+
+resource "flux_operator" "this" {{
+  namespace           = "{ns}"
+  manifests_url       = "http://127.0.0.1:9/install.yaml"
+  replicas            = 0
+  concurrent          = -1
+  priority_class_name = "Critical_Pods"
+  image_pull_secrets  = ["ok", "Not A Name"]
+  log_level           = "verbose"
+  affinity = {{
+    pod_anti_affinity = {{
+      preferred_during_scheduling_ignored_during_execution = [{{
+        weight            = 500
+        pod_affinity_term = {{ topology_key = "kubernetes.io/hostname", label_selector = {{ match_expressions = [{{ key = "app", operator = "Gt", values = ["1"] }}] }} }}
+      }}]
+    }}
+  }}
+}}
+"#
+    ));
+    let plan = ws.plan();
+    plan.assert_error().assert_contains(&[
+        "replicas = 0 is out of range: the replicas of the operator must be at least 1.",
+        "concurrent = -1 is out of range: the objects reconciled at once must be at least 1.",
+        "priority_class_name = \"Critical_Pods\"",
+        "image_pull_secrets[1] = \"Not A Name\"",
+        "log_level = \"verbose\" is not allowed; use one of \"trace\", \"debug\", \"info\", \"error\".",
+        "affinity.pod_anti_affinity.preferred_during_scheduling_ignored_during_execution[0].weight = 500 is out of range: weights are 1-100.",
+        "affinity.pod_anti_affinity.preferred_during_scheduling_ignored_during_execution[0].pod_affinity_term.label_selector.match_expressions[0].operator = \"Gt\" is not allowed",
+    ]);
+    // Nothing was written.
+    assert_eq!(
+        sandbox.get_json(&["deployment", "flux-operator", "-n", ns]),
+        None
+    );
+}

@@ -1,8 +1,10 @@
 //! Every example under `examples/` is formatted and valid, and none is stale:
 //!
 //! - every directory holding `.tf` files passes `terraform fmt -check` and `terraform validate`
-//!   against the provider binary built by cargo (through `dev_overrides`, no `init`); folders
-//!   run in parallel, one `terraform validate` each;
+//!   against the provider binary built by cargo (through `dev_overrides`, no `init`; local
+//!   modules are installed with `get`, a folder using `../` modules is copied with its parent);
+//!   folders named `opentofu` use OpenTofu (provider `for_each`); folders run in parallel, one
+//!   `terraform validate` each;
 //! - `examples/resources/<type>/` and `examples/data-sources/<type>/` must name a resource or
 //!   data source the provider registers, hold its `resource.tf` / `data-source.tf`, and any
 //!   `import.sh` must import that type — so examples never silently go stale when a type is
@@ -18,7 +20,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use common::terraform::{REQUIRED_PROVIDERS, Workspace};
+use common::terraform::{REQUIRED_PROVIDERS, Workspace, tofu_binary};
 use terraform_provider_flux::provider;
 
 /// How many folders are validated at once (each runs terraform and a provider process).
@@ -198,7 +200,24 @@ fn terraform_problems(relative: &Path) -> Vec<String> {
     if !has_tf {
         return Vec::new();
     }
-    let workspace = Workspace::new(env!("CARGO_BIN_EXE_terraform-provider-flux"));
+    let sources: Vec<String> = files_in(&dir)
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "tf"))
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    let has_modules = sources.iter().any(|t| t.contains("module \""));
+    let parent_modules = sources.iter().flat_map(|t| t.lines()).any(|l| {
+        l.trim()
+            .strip_prefix("source")
+            .is_some_and(|rest| rest.trim_start_matches([' ', '=']).starts_with("\"../"))
+    });
+    // Provider `for_each` is OpenTofu's (>= 1.9): folders named `opentofu` are its examples.
+    let binary = env!("CARGO_BIN_EXE_terraform-provider-flux");
+    let workspace = if relative.components().any(|c| c.as_os_str() == "opentofu") {
+        Workspace::with_cli(binary, tofu_binary())
+    } else {
+        Workspace::new(binary)
+    };
     let mut problems = Vec::new();
     let dir_arg = dir.to_string_lossy().into_owned();
     let fmt = workspace.run(&["fmt", "-check", "-diff", "-no-color", &dir_arg]);
@@ -208,7 +227,20 @@ fn terraform_problems(relative: &Path) -> Vec<String> {
             fmt.combined()
         ));
     }
-    copy_tree(&dir, workspace.path());
+    // A folder using `../modules/...` is copied with its parent and run with -chdir.
+    let chdir = if parent_modules {
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        copy_tree(dir.parent().unwrap(), &workspace.path().join("parent"));
+        Some(format!("-chdir=parent/{name}"))
+    } else {
+        copy_tree(&dir, workspace.path());
+        None
+    };
+    let run = |args: &[&str]| {
+        let mut all: Vec<&str> = chdir.iter().map(String::as_str).collect();
+        all.extend_from_slice(args);
+        workspace.run(&all)
+    };
     let declares_provider = files_in(&dir).iter().any(|p| {
         p.extension().is_some_and(|e| e == "tf")
             && std::fs::read_to_string(p)
@@ -222,7 +254,14 @@ fn terraform_problems(relative: &Path) -> Vec<String> {
     // file when it validates its configuration, so HOME (the workspace) gets one, for a
     // cluster that is never contacted.
     workspace.write_file(".kube/config", USER_KUBECONFIG);
-    let validate = workspace.validate();
+    if has_modules {
+        // Local modules are installed by `get` (no providers, no network).
+        let get = run(&["get", "-no-color"]);
+        if !get.success() {
+            problems.push(format!("{shown}: get failed:\n{}", get.combined()));
+        }
+    }
+    let validate = run(&["validate", "-no-color"]);
     if !validate.success() {
         problems.push(format!(
             "{shown}: terraform validate failed:\n{}",

@@ -17,6 +17,7 @@
 //! - [`report`]: the `FluxReport` the operator keeps of the installation.
 //! - [`render`]: deterministic manifests committed to Git (`flux-system/`).
 //! - [`operator`]: the Flux Operator's release manifests: parse, order, customise, identify.
+//! - [`operator_chart`]: the operator Deployment settings of its Helm chart, written and read back.
 //! - [`bootstrap`]: detection and conversion of classic `flux bootstrap` installations.
 //! - [`object`]: object references shared by the above (inventory entries, manifest objects).
 //! - [`duration`]: the Go duration strings the API uses (`1m`, `10m0s`).
@@ -82,6 +83,7 @@ pub mod instance;
 pub mod normalize;
 pub mod object;
 pub mod operator;
+pub mod operator_chart;
 pub mod render;
 pub mod report;
 pub mod resource_set;

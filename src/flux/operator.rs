@@ -13,6 +13,7 @@ use k8s_openapi::api::core::v1::{ResourceRequirements, Toleration};
 use serde_json::{Value, json};
 
 use crate::flux::object::{ObjectError, ObjectRef};
+use crate::flux::operator_chart::{self, ChartError, ChartSettings};
 
 /// Name of the operator's Deployment (and ServiceAccount and Service).
 pub const DEPLOYMENT_NAME: &str = "flux-operator";
@@ -54,6 +55,9 @@ pub enum OperatorError {
     /// The manifests contain no `flux-operator` Deployment to customise or wait for.
     #[error("the operator manifests contain no Deployment named {DEPLOYMENT_NAME:?}")]
     FindDeployment,
+    /// A chart setting could not be written into the Deployment.
+    #[error(transparent)]
+    ApplyChartSetting(#[from] ChartError),
     /// A setting could not be encoded into the Deployment.
     #[error("applying operator setting {setting}: {message}")]
     ApplySetting {
@@ -207,6 +211,8 @@ pub struct OperatorSettings {
     pub node_selector: Option<BTreeMap<String, String>>,
     /// Image repository (a mirror) for the manager container; the tag or digest is kept.
     pub image_repository: Option<String>,
+    /// Replicas, affinity, priority class, pull secrets, flags and the web UI switch.
+    pub chart: ChartSettings,
 }
 
 /// The namespace the manifests install into: the operator Deployment's, else the first
@@ -318,7 +324,8 @@ pub fn customize(
         || settings.resources.is_some()
         || settings.tolerations.is_some()
         || settings.node_selector.is_some()
-        || settings.image_repository.is_some();
+        || settings.image_repository.is_some()
+        || settings.chart.any();
     if !touches_deployment {
         return Ok(objects);
     }
@@ -337,10 +344,20 @@ pub fn customize(
         .as_ref()
         .map(|n| encode("node_selector", n))
         .transpose()?;
+    let service_index = objects
+        .iter()
+        .position(|o| kind_of(o) == "Service" && name_of(o) == DEPLOYMENT_NAME);
+    let mut service = service_index.and_then(|i| objects.get(i).cloned());
     let deployment = objects
         .iter_mut()
         .find(|o| kind_of(o) == "Deployment" && name_of(o) == DEPLOYMENT_NAME)
         .ok_or(OperatorError::FindDeployment)?;
+    operator_chart::apply(
+        deployment,
+        service.as_mut(),
+        MANAGER_CONTAINER,
+        &settings.chart,
+    )?;
     if let Some(tolerations) = tolerations {
         set_pod_field(deployment, "tolerations", tolerations);
     }
@@ -364,6 +381,11 @@ pub fn customize(
         if let Some(map) = container.as_object_mut() {
             map.insert("image".into(), json!(with_repository(&image, repository)));
         }
+    }
+    if let (Some(index), Some(service)) = (service_index, service)
+        && let Some(slot) = objects.get_mut(index)
+    {
+        *slot = service;
     }
     Ok(objects)
 }
@@ -618,6 +640,15 @@ mod tests {
                 "linux".to_owned(),
             )])),
             image_repository: Some("registry.internal/mirror/flux-operator".into()),
+            chart: ChartSettings {
+                replicas: Some(2),
+                priority_class_name: Some("system-cluster-critical".into()),
+                image_pull_secrets: Some(vec!["regcred".into()]),
+                log_level: Some("debug".into()),
+                concurrent: Some(20),
+                web_ui: Some(false),
+                ..ChartSettings::default()
+            },
         };
         let mut objects = customize(parse_manifests(INSTALL).unwrap(), &settings).unwrap();
         sort_for_apply(&mut objects);

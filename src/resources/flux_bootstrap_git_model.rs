@@ -313,6 +313,13 @@ pub struct OperatorSettingsModel {
     pub tolerations: Value<Vec<TolerationModel>>,
     pub node_selector: Value<BTreeMap<String, String>>,
     pub image_repository: Value<String>,
+    pub replicas: Value<i64>,
+    pub affinity: Value<crate::resources::affinity::AffinityModel>,
+    pub priority_class_name: Value<String>,
+    pub image_pull_secrets: Value<Vec<String>>,
+    pub log_level: Value<String>,
+    pub concurrent: Value<i64>,
+    pub web_ui: Value<bool>,
 }
 
 /// The default commit message.
@@ -703,6 +710,13 @@ pub fn operator_model(model: &BootstrapModel) -> Option<OperatorModel> {
         tolerations: settings.tolerations.clone(),
         node_selector: settings.node_selector.clone(),
         image_repository: settings.image_repository.clone(),
+        replicas: settings.replicas.clone(),
+        affinity: settings.affinity.clone(),
+        priority_class_name: settings.priority_class_name.clone(),
+        image_pull_secrets: settings.image_pull_secrets.clone(),
+        log_level: settings.log_level.clone(),
+        concurrent: settings.concurrent.clone(),
+        web_ui: settings.web_ui.clone(),
         delete_crds: Value::Known(false),
         timeouts: model.timeouts.clone(),
         operator_version: Value::Null,
@@ -769,7 +783,14 @@ mod tests {
                 "resources",
                 "tolerations",
                 "node_selector",
-                "image_repository"
+                "image_repository",
+                "replicas",
+                "affinity",
+                "priority_class_name",
+                "image_pull_secrets",
+                "log_level",
+                "concurrent",
+                "web_ui",
             ]
         );
     }

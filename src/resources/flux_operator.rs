@@ -30,12 +30,12 @@ use crate::resources::common_fetch::fetch_text;
 pub use crate::resources::flux_operator_model::{
     OperatorModel, ResourcesModel, TolerationModel, schema,
 };
-use crate::resources::flux_operator_model::{namespace_of, settings};
+use crate::resources::flux_operator_model::{namespace_of, read_chart_settings, settings};
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 const HEALTHY: &str = "Healthy";
 /// The attributes whose change means re-applying the manifests.
-const INPUTS: [&str; 10] = [
+const INPUTS: [&str; 17] = [
     "version",
     "manifests_url",
     "manifests",
@@ -45,8 +45,18 @@ const INPUTS: [&str; 10] = [
     "tolerations",
     "node_selector",
     "image_repository",
+    "replicas",
+    "affinity",
+    "priority_class_name",
+    "image_pull_secrets",
+    "log_level",
+    "concurrent",
+    "web_ui",
     "delete_crds",
 ];
+
+/// The attributes that decide which operator version is installed.
+const SOURCE: [&str; 3] = ["version", "manifests_url", "manifests"];
 
 /// What apply wrote, kept in private state: the non-CRD objects as applied, the CRD names.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
@@ -282,8 +292,19 @@ impl<D: ClusterAccess> Resource<D> for FluxOperatorResource {
                 .unwrap_or_default()
                 .semantically_eq(&b.get_attr(n).cloned().unwrap_or_default())
         });
+        let source_changed = SOURCE.iter().any(|n| {
+            !a.get_attr(n)
+                .cloned()
+                .unwrap_or_default()
+                .semantically_eq(&b.get_attr(n).cloned().unwrap_or_default())
+        });
         if changed {
-            planned.operator_version = planned_version(&planned);
+            // Settings of the Deployment alone keep the installed version.
+            planned.operator_version = if source_changed {
+                planned_version(&planned)
+            } else {
+                prior.operator_version.clone()
+            };
             planned.installation_status = Value::Known(HEALTHY.into());
         } else if let Some(status) = prior
             .installation_status
@@ -333,6 +354,7 @@ impl<D: ClusterAccess> Resource<D> for FluxOperatorResource {
             .get(&deployment)
             .await
             .map_err(|e| apply_error("Cannot Read The Flux Operator", &e))?;
+        let imported = private_applied(&ctx.private).is_none();
         let status = match private_applied(&ctx.private) {
             Some(applied) => match check(&cluster, &applied).await? {
                 None => return Ok(None),
@@ -348,6 +370,7 @@ impl<D: ClusterAccess> Resource<D> for FluxOperatorResource {
         };
         if let Some(d) = &live {
             let json = serde_json::to_value(d).unwrap_or_default();
+            read_chart_settings(&mut state, &json, imported);
             if let Some(version) = op::operator_version(&[json]) {
                 if state.version.is_null()
                     && state.manifests.is_null()

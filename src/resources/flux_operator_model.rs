@@ -7,13 +7,16 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
 
 use crate::flux::operator::OperatorSettings;
+use crate::flux::operator_chart::{self, ChartSettings, LiveChartSettings};
 use crate::framework::diagnostics::Diagnostics;
 use crate::framework::model::{Value, to_raw};
 use crate::framework::path::AttrPath;
 use crate::framework::schema::{Attribute, Nesting, Schema};
 use crate::framework::value::Type;
+use crate::resources::affinity::{self, AffinityModel};
 use crate::resources::common::{Timeouts, timeouts_block, value_to_api_json};
 
 /// The Terraform data of `flux_operator`.
@@ -31,6 +34,13 @@ pub struct OperatorModel {
     pub tolerations: Value<Vec<TolerationModel>>,
     pub node_selector: Value<BTreeMap<String, String>>,
     pub image_repository: Value<String>,
+    pub replicas: Value<i64>,
+    pub affinity: Value<AffinityModel>,
+    pub priority_class_name: Value<String>,
+    pub image_pull_secrets: Value<Vec<String>>,
+    pub log_level: Value<String>,
+    pub concurrent: Value<i64>,
+    pub web_ui: Value<bool>,
     pub delete_crds: Value<bool>,
     pub timeouts: Value<Timeouts>,
     pub operator_version: Value<String>,
@@ -128,7 +138,102 @@ pub(crate) fn settings_attributes() -> Vec<Attribute> {
             "image_repository",
             "Image repository of the operator (a mirror); the manifests' tag or digest is kept.",
         ),
+        Attribute::number("replicas").optional().description(
+            "Replicas of the operator Deployment (the operator elects a leader; more replicas \
+             are warm standbys). Unset: the manifests' (1).",
+        ),
+        affinity::attribute(
+            "Pod affinity of the operator, replacing the manifests' (a required Linux node \
+             affinity).",
+        ),
+        s(
+            "priority_class_name",
+            "Priority class of the operator pod, e.g. `system-cluster-critical` (the chart's \
+             recommendation).",
+        ),
+        Attribute::string_list("image_pull_secrets")
+            .optional()
+            .description(
+                "Names of `kubernetes.io/dockerconfigjson` Secrets in the operator's namespace to \
+             pull its image with (a private mirror).",
+            ),
+        s(
+            "log_level",
+            "The operator's `--log-level`: `trace`, `debug`, `info` or `error`. Unset: `info`.",
+        ),
+        Attribute::number("concurrent").optional().description(
+            "The operator's `--concurrent`: how many objects of a kind it reconciles at once. \
+             Unset: 10.",
+        ),
+        Attribute::bool("web_ui").optional().description(
+            "Whether the operator serves the Flux Status web UI on port 9080 (the chart's \
+             `web.enabled`). `false` sets `--web-server-port=0` and removes the `http-web` \
+             ports from the Deployment and Service. Unset: the manifests' (on).",
+        ),
     ]
+}
+
+/// The chart settings of the model (apply sees only known values).
+fn chart_settings(model: &OperatorModel) -> Result<ChartSettings, Diagnostics> {
+    Ok(ChartSettings {
+        replicas: model.replicas.as_known().copied(),
+        affinity: match model.affinity.as_known() {
+            Some(a) => Some(affinity::to_api(a, AttrPath::attr("affinity"))?),
+            None => None,
+        },
+        priority_class_name: model.priority_class_name.as_known().cloned(),
+        image_pull_secrets: model.image_pull_secrets.as_known().cloned(),
+        log_level: model.log_level.as_known().cloned(),
+        concurrent: model.concurrent.as_known().copied(),
+        web_ui: model.web_ui.as_known().copied(),
+    })
+}
+
+/// Overwrites the chart settings `model` sets with what the live Deployment has (so a change
+/// made outside Terraform is a diff of that setting); with `all`, after an import, also those it
+/// leaves unset where the live value is not the manifests' default (the affinity is then left
+/// alone: the manifests' own cannot be told from a configured one).
+pub(crate) fn read_chart_settings(model: &mut OperatorModel, deployment: &Json, all: bool) {
+    let live: LiveChartSettings =
+        operator_chart::read(deployment, crate::flux::operator::MANAGER_CONTAINER);
+    let refresh = |set: bool, differs: bool| set || (all && differs);
+    if refresh(model.replicas.is_known(), live.replicas != 1) {
+        model.replicas = Value::Known(live.replicas);
+    }
+    if model.affinity.is_known() {
+        model.affinity = live
+            .affinity
+            .as_ref()
+            .and_then(affinity::from_api)
+            .map_or(Value::Null, Value::Known);
+    }
+    if refresh(
+        model.priority_class_name.is_known(),
+        !live.priority_class_name.is_empty(),
+    ) {
+        model.priority_class_name = Value::Known(live.priority_class_name);
+    }
+    if refresh(
+        model.image_pull_secrets.is_known(),
+        !live.image_pull_secrets.is_empty(),
+    ) {
+        model.image_pull_secrets = Value::Known(live.image_pull_secrets);
+    }
+    if refresh(
+        model.log_level.is_known(),
+        live.log_level != operator_chart::DEFAULT_LOG_LEVEL,
+    ) {
+        model.log_level = Value::Known(live.log_level);
+    }
+    if refresh(
+        model.concurrent.is_known(),
+        live.concurrent != operator_chart::DEFAULT_CONCURRENT,
+    ) {
+        model.concurrent = Value::Known(live.concurrent);
+    }
+    if refresh(model.web_ui.is_known(), !live.web_ui) {
+        model.web_ui = Value::Known(live.web_ui);
+    }
 }
 
 /// The `flux_operator` schema.
@@ -154,7 +259,11 @@ pub fn schema() -> Schema {
          manifests: CRDs (waited for until Established), namespace, RBAC, ServiceAccount, \
          Deployment (waited for until Available) and Service, all written with server-side apply. \
          A version change is an in-place update; objects changed or deleted outside Terraform \
-         show as drift and are re-applied. Import with the namespace.",
+         show as drift and are re-applied. The Helm chart's Deployment settings (`replicas`, \
+         `affinity`, `priority_class_name`, `image_pull_secrets`, `log_level`, `concurrent`, \
+         `web_ui`) are read back from the live Deployment, so a change made with `kubectl` shows \
+         as a diff of that setting. Import with the namespace: it reads those settings (except \
+         the affinity, which cannot be told from the manifests' own) and the operator version.",
         attributes,
     );
     schema.block = schema.block.with_block(timeouts_block("10m"));
@@ -199,5 +308,6 @@ pub(crate) fn settings(model: &OperatorModel) -> Result<OperatorSettings, Diagno
         },
         node_selector: model.node_selector.as_known().cloned(),
         image_repository: model.image_repository.as_known().cloned(),
+        chart: chart_settings(model)?,
     })
 }

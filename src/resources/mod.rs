@@ -8,7 +8,8 @@
 //!   diagnostics naming attributes, the API-JSON ↔ Terraform value mapping, and the
 //!   apply/wait/delete machinery for objects the Flux Operator reconciles (FluxInstance,
 //!   ResourceSet); [`common_fetch`]: downloading release manifests.
-//! - [`flux_operator_model`], [`flux_operator`]: the Flux Operator install.
+//! - [`flux_operator_model`], [`flux_operator`]: the Flux Operator install; [`affinity`]: the
+//!   typed pod affinity attribute its settings use.
 //! - [`flux_instance_model`], [`flux_instance_live`], [`flux_instance`], [`flux_instance_data`]: the FluxInstance
 //!   resource and data source.
 //! - `flux_resource_set`: ResourceSets; `flux_resource_set_input_provider`: their input
@@ -17,6 +18,7 @@
 //! - `flux_bootstrap_git*`: Git-backed self-management and classic-bootstrap migration.
 //! - [`validation`]: what users type, checked per resource at validate time.
 
+pub mod affinity;
 pub mod common;
 pub mod common_fetch;
 pub mod flux_bootstrap_git;

@@ -11,10 +11,12 @@ use std::collections::BTreeMap;
 
 use crate::flux::duration::parse_duration;
 use crate::flux::operator::{DEPLOYMENT_NAME, normalize_version};
+use crate::flux::operator_chart::LOG_LEVELS;
 use crate::flux::validate as rule;
 use crate::framework::diagnostics::Diagnostics;
 use crate::framework::model::Value;
 use crate::framework::path::AttrPath;
+use crate::resources::affinity::{self, AffinityModel};
 use crate::resources::common::Timeouts;
 use crate::resources::flux_instance_model::{
     DistributionModel, InstanceModel, KustomizeModel, StorageModel,
@@ -295,6 +297,18 @@ pub struct OperatorInputs<'a> {
     pub resources: &'a Value<ResourcesModel>,
     /// `tolerations`.
     pub tolerations: &'a Value<Vec<TolerationModel>>,
+    /// `replicas`.
+    pub replicas: &'a Value<i64>,
+    /// `affinity`.
+    pub affinity: &'a Value<AffinityModel>,
+    /// `priority_class_name`.
+    pub priority_class_name: &'a Value<String>,
+    /// `image_pull_secrets`.
+    pub image_pull_secrets: &'a Value<Vec<String>>,
+    /// `log_level`.
+    pub log_level: &'a Value<String>,
+    /// `concurrent`.
+    pub concurrent: &'a Value<i64>,
 }
 
 /// The operator install settings: exactly one manifests source, each valid; quantities,
@@ -409,6 +423,65 @@ pub fn operator(checks: &mut Checks, prefix: &[&str], inputs: &OperatorInputs<'_
             |e| rule::one_of(e, &["NoSchedule", "PreferNoSchedule", "NoExecute"]),
         );
     }
+    operator_chart(checks, &at, inputs);
+}
+
+/// The chart settings of the operator Deployment: counts, names, the log level, the affinity.
+fn operator_chart(
+    checks: &mut Checks,
+    at: &dyn Fn(&[&str]) -> AttrPath,
+    inputs: &OperatorInputs<'_>,
+) {
+    for (name, value, what) in [
+        ("replicas", inputs.replicas, "replicas of the operator"),
+        (
+            "concurrent",
+            inputs.concurrent,
+            "objects reconciled at once",
+        ),
+    ] {
+        if let Some(n) = value.as_known()
+            && *n < 1
+        {
+            let path = at(&[name]);
+            checks.out.error_at(
+                path.clone(),
+                "Invalid Operator Setting",
+                format!("{path} = {n} is out of range: the {what} must be at least 1."),
+            );
+        }
+    }
+    checks.string(
+        at(&["priority_class_name"]),
+        inputs.priority_class_name,
+        "Invalid Priority Class Name",
+        rule::dns_subdomain,
+    );
+    for (i, name) in inputs
+        .image_pull_secrets
+        .as_known()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        if let Err(reason) = rule::dns_subdomain(name) {
+            checks.fail(
+                at(&["image_pull_secrets"]).then_index(i as i64),
+                "Invalid Secret Name",
+                name,
+                &reason,
+            );
+        }
+    }
+    checks.string(
+        at(&["log_level"]),
+        inputs.log_level,
+        "Invalid Log Level",
+        |l| rule::one_of(l, &LOG_LEVELS),
+    );
+    if let Some(model) = inputs.affinity.as_known() {
+        affinity::validate(model, &at(&["affinity"]), &mut checks.out);
+    }
 }
 
 /// `flux_operator`.
@@ -426,6 +499,12 @@ pub fn operator_resource(
             env: &config.env,
             resources: &config.resources,
             tolerations: &config.tolerations,
+            replicas: &config.replicas,
+            affinity: &config.affinity,
+            priority_class_name: &config.priority_class_name,
+            image_pull_secrets: &config.image_pull_secrets,
+            log_level: &config.log_level,
+            concurrent: &config.concurrent,
         },
     );
     namespace(&mut checks, &config.namespace);
@@ -489,6 +568,12 @@ pub fn bootstrap(
                 env: &op.env,
                 resources: &op.resources,
                 tolerations: &op.tolerations,
+                replicas: &op.replicas,
+                affinity: &op.affinity,
+                priority_class_name: &op.priority_class_name,
+                image_pull_secrets: &op.image_pull_secrets,
+                log_level: &op.log_level,
+                concurrent: &op.concurrent,
             },
         );
     }

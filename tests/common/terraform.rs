@@ -51,6 +51,46 @@ pub fn terraform_binary() -> PathBuf {
     }
 }
 
+/// The provider's source address as OpenTofu resolves `fluxrs/flux`.
+pub const OPENTOFU_PROVIDER_SOURCE: &str = "registry.opentofu.org/fluxrs/flux";
+
+/// The OpenTofu binary (v1.12.6) that `realcluster/build.sh tofu` — the tofu part of
+/// `scripts/real-cluster.sh --tools` — finds in its cache or builds once per machine from the Go
+/// module proxy.
+pub fn tofu_binary() -> PathBuf {
+    static TOFU: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    TOFU.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let output = Command::new(root.join("realcluster/build.sh"))
+            .arg("tofu")
+            .current_dir(root)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run realcluster/build.sh tofu");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let path = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("tofu "))
+            .unwrap_or_else(|| {
+                panic!(
+                    "realcluster/build.sh tofu printed no tofu path (it builds OpenTofu from \
+                     the Go module proxy on first use):\n{stdout}\n{}",
+                    String::from_utf8_lossy(&output.stderr)
+                )
+            });
+        PathBuf::from(path.trim())
+    })
+    .clone()
+}
+
+fn terraform_is_tofu(binary: &Path) -> bool {
+    Command::new(binary)
+        .arg("version")
+        .stdin(Stdio::null())
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).starts_with("OpenTofu"))
+}
+
 /// Which CLI [`terraform_binary`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cli {
@@ -224,7 +264,13 @@ impl Workspace {
     /// A workspace using the provider binary at `provider_binary` (pass
     /// `env!("CARGO_BIN_EXE_terraform-provider-flux")` from the test crate).
     pub fn new(provider_binary: &str) -> Self {
-        let terraform = terraform_binary();
+        Self::with_cli(provider_binary, terraform_binary())
+    }
+
+    /// A workspace run by the CLI at `terraform` (e.g. [`tofu_binary`] for what only OpenTofu
+    /// supports), whatever `TF_ACC_TERRAFORM_PATH` says. The provider is overridden under both
+    /// registry hosts, so `source = "fluxrs/flux"` resolves to it under either CLI.
+    pub fn with_cli(provider_binary: &str, terraform: PathBuf) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("tf-flux-")
             .tempdir()
@@ -241,8 +287,16 @@ impl Workspace {
         std::fs::write(
             &cli_config,
             format!(
-                "provider_installation {{\n  dev_overrides {{\n    \"{PROVIDER_SOURCE}\" = \"{}\"\n  }}\n  direct {{}}\n}}\n",
-                plugin_dir.display()
+                "provider_installation {{\n  dev_overrides {{\n    \"{PROVIDER_SOURCE}\" = \"{}\"\n{}  }}\n  direct {{}}\n}}\n",
+                plugin_dir.display(),
+                if terraform_is_tofu(&terraform) {
+                    format!(
+                        "    \"{OPENTOFU_PROVIDER_SOURCE}\" = \"{}\"\n",
+                        plugin_dir.display()
+                    )
+                } else {
+                    String::new()
+                }
             ),
         )
         .expect("write the CLI configuration");
@@ -324,10 +378,10 @@ impl Workspace {
         let child = command.spawn().expect("start terraform");
         let output = wait_with_timeout(child, COMMAND_TIMEOUT);
         let log = self.provider_log();
-        let name = match cli() {
-            Cli::Terraform => "terraform",
-            Cli::OpenTofu => "tofu",
-        };
+        let name = self
+            .terraform
+            .file_name()
+            .map_or_else(|| "terraform".into(), |n| n.to_string_lossy().into_owned());
         Output {
             command: format!("{name} {}", args.join(" ")),
             code: output.status.code(),

@@ -18,6 +18,32 @@ resource "flux_operator" "this" {
     { key = "CriticalAddonsOnly", operator = "Exists" },
   ]
 
+  # The chart's replicas, affinity, priority class, pull secrets, flags and web UI switch.
+  replicas            = 2
+  priority_class_name = "system-cluster-critical"
+  image_pull_secrets  = ["ghcr-mirror"]
+  log_level           = "debug"
+  concurrent          = 20
+  web_ui              = false
+  affinity = {
+    node_affinity = {
+      required_during_scheduling_ignored_during_execution = {
+        node_selector_terms = [{
+          match_expressions = [{ key = "kubernetes.io/os", operator = "In", values = ["linux"] }]
+        }]
+      }
+    }
+    pod_anti_affinity = {
+      preferred_during_scheduling_ignored_during_execution = [{
+        weight = 100
+        pod_affinity_term = {
+          label_selector = { match_labels = { "app.kubernetes.io/name" = "flux-operator" } }
+          topology_key   = "kubernetes.io/hostname"
+        }
+      }]
+    }
+  }
+
   timeouts {
     create = "5m"
   }
