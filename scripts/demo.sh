@@ -7,9 +7,15 @@
 # servers and deletes every temporary file. Any failing step, including a second plan that is not
 # empty, fails the script.
 #
+# `make demo-real` (DEMO_CLUSTER=real): the same demo/main.tf against a REAL control plane
+# (`scripts/real-cluster.sh --operator-sim --flux-controllers`: etcd, kube-apiserver and
+# kube-controller-manager built from the upstream Go modules, the operator simulator applying the
+# real Flux v2.7.5 install objects, and the REAL source- and kustomize-controller syncing from the
+# local Git server, applying the FluxInstance manifest Terraform committed). Needs Go on first use.
+#
 # Environment: CARGO (default cargo), CARGO_TARGET_DIR (default target), TERRAFORM (default
 # terraform), KUBECTL (default kubectl), DEMO_GIT=0 to install Flux without Git (flux_instance
-# instead of flux_bootstrap_git).
+# instead of flux_bootstrap_git), DEMO_CLUSTER=real (see above).
 set -euo pipefail
 
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -20,6 +26,8 @@ KUBECTL=${KUBECTL:-kubectl}
 target_dir=${CARGO_TARGET_DIR:-$repo_root/target}
 case $target_dir in /*) ;; *) target_dir=$repo_root/$target_dir ;; esac
 use_git=${DEMO_GIT:-1}
+cluster=${DEMO_CLUSTER:-sandbox}
+[[ $cluster == sandbox || $cluster == real ]] || { echo "DEMO_CLUSTER must be sandbox or real" >&2; exit 2; }
 
 bold= normal=
 if [[ -t 1 ]]; then
@@ -54,6 +62,18 @@ collapse_manifests() {
     }'
 }
 simulation_notice() {
+    if [[ $cluster == real ]]; then
+        cat <<'EOF'
++--------------------------------------------------------------------------------------------+
+| NOTE: the cluster in this demo is a REAL Kubernetes control plane on 127.0.0.1 (etcd,      |
+| kube-apiserver, kube-controller-manager built from the upstream Go modules) with the REAL  |
+| Flux source-controller and kustomize-controller syncing from a local Git server. Pods do   |
+| not run containers (a stand-in kubelet marks them Ready) and the Flux Operator is played   |
+| by our simulator (the operator is AGPL; it applies the real Flux v2.7.5 install objects).  |
++--------------------------------------------------------------------------------------------+
+EOF
+        return
+    fi
     cat <<'EOF'
 +--------------------------------------------------------------------------------------------+
 | NOTE: the "cluster" in this demo is a LOCAL SIMULATION, not a real Kubernetes cluster:     |
@@ -99,13 +119,13 @@ start_server() {
     shift
     "$@" >"$work/$name.out" 2>"$work/$name.log" &
     pids+=($!)
-    local pid=$! deadline=$((SECONDS + 60))
+    local pid=$! deadline=$((SECONDS + ${start_timeout:-60}))
     while ! grep -q '^ready ' "$work/$name.out" 2>/dev/null; do
         if ! kill -0 "$pid" 2>/dev/null; then
             cat "$work/$name.log" >&2
             die "$name exited before it was ready"
         fi
-        ((SECONDS < deadline)) || die "$name was not ready within 60s"
+        ((SECONDS < deadline)) || die "$name was not ready within ${start_timeout:-60}s"
         sleep 0.2
     done
     ready_url=$(sed -n 's/^ready //p' "$work/$name.out")
@@ -126,9 +146,18 @@ say "Building the test servers (kube-sandbox, debug build)"
 run "$CARGO" build --quiet -p kube-sandbox --bin kube-sandbox
 sandbox_bin=$target_dir/debug/kube-sandbox
 
-say "Starting kube-sandbox with the simulated Flux Operator (SIMULATION, not a real cluster)"
 kubeconfig=$work/kubeconfig
-start_server sandbox "$sandbox_bin" serve --kubeconfig "$kubeconfig" --operator-sim
+if [[ $cluster == real ]]; then
+    say "Building what is missing of the real control plane (cached in ~/.cache/terraform-provider-flux)"
+    KUBE_SANDBOX=$sandbox_bin run ./scripts/real-cluster.sh --tools
+    say "Starting the real control plane with the real Flux controllers (scripts/real-cluster.sh)"
+    start_timeout=300
+    KUBE_SANDBOX=$sandbox_bin start_server sandbox ./scripts/real-cluster.sh \
+        --operator-sim --flux-controllers --kubeconfig "$kubeconfig"
+else
+    say "Starting kube-sandbox with the simulated Flux Operator (SIMULATION, not a real cluster)"
+    start_server sandbox "$sandbox_bin" serve --kubeconfig "$kubeconfig" --operator-sim
+fi
 echo "API server: $ready_url  kubeconfig: $kubeconfig"
 
 git_user=demo
@@ -181,7 +210,7 @@ run "$TERRAFORM" plan -out=demo.tfplan | collapse_manifests || die "terraform pl
 say "terraform apply"
 run "$TERRAFORM" apply -auto-approve demo.tfplan || die "terraform apply failed"
 
-say "The result, as kubectl sees it (in the SIMULATED cluster)"
+say "The result, as kubectl sees it (in the $([[ $cluster == real ]] && echo REAL || echo SIMULATED) cluster)"
 run "$KUBECTL" --kubeconfig "$kubeconfig" get fluxinstance -n flux-system -o wide || die "kubectl failed"
 run "$KUBECTL" --kubeconfig "$kubeconfig" get resourceset -n flux-system || die "kubectl failed"
 run "$KUBECTL" --kubeconfig "$kubeconfig" get configmap tenant-info -n team-a -o jsonpath='{.data.team}{"\n"}' || die "tenant team-a missing"

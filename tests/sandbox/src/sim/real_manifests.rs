@@ -197,13 +197,14 @@ impl RealManifests {
             .map(|c| c.image_tag.as_str())
     }
 
-    /// Replaces the simulator's objects of every component with real files by the real ones
-    /// (only when `version` is this release). `objects` is the simulator's build before its
-    /// labels, annotations and patches are stamped on.
+    /// Replaces the simulator's objects of every component with real files by the real ones.
+    /// The CRDs are replaced for every version (the real controllers on a real API server rely on
+    /// their schema defaults, which the simulator's minimal CRDs lack, and a newer release's
+    /// CRDs still serve the older API versions); Deployments and Services only when `version` is
+    /// this release. `objects` is the simulator's build before its labels, annotations and
+    /// patches are stamped on.
     pub fn overlay(&self, objects: &mut Vec<Value>, namespace: &str, version: &Version) {
-        if *version != self.flux_version {
-            return;
-        }
+        let this_release = *version == self.flux_version;
         for (component, real) in &self.components {
             let is_component = |o: &Value| {
                 o["metadata"]["labels"]["app.kubernetes.io/component"] == component.as_str()
@@ -227,6 +228,9 @@ impl RealManifests {
                 .map(|c| with_labels(c.clone(), component))
                 .collect();
             objects.splice(at..at, crds);
+            if !this_release {
+                continue;
+            }
             let image = sim_deployment["spec"]["template"]["spec"]["containers"][0]["image"]
                 .as_str()
                 .unwrap_or_default()
@@ -385,11 +389,25 @@ mod tests {
             "flux"
         );
 
-        // Another release: the simulator's own objects.
+        // Another release: the simulator's own objects, but the real CRDs.
         let other = Version::new(2, 6, 4);
-        assert_eq!(
-            super::super::build::build(&spec, "flux-system", &other).unwrap(),
-            super::super::build::build_with(&spec, "flux-system", &other, Some(&real)).unwrap()
-        );
+        let sim = super::super::build::build(&spec, "flux-system", &other)
+            .unwrap()
+            .objects;
+        let overlaid = super::super::build::build_with(&spec, "flux-system", &other, Some(&real))
+            .unwrap()
+            .objects;
+        assert_eq!(sim.len(), overlaid.len());
+        for (s, o) in sim.iter().zip(&overlaid) {
+            if s["kind"] == "CustomResourceDefinition" {
+                assert_eq!(
+                    o["metadata"]["annotations"]["controller-gen.kubebuilder.io/version"],
+                    "v0.19.0"
+                );
+                assert_eq!(o["metadata"]["name"], s["metadata"]["name"]);
+            } else {
+                assert_eq!(s, o);
+            }
+        }
     }
 }
