@@ -49,7 +49,11 @@ struct Started {
 fn started() -> &'static Started {
     static STARTED: OnceLock<Started> = OnceLock::new();
     STARTED.get_or_init(|| {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        // The repository root (this file is also included by the kube-sandbox crate's tests).
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .ancestors()
+            .find(|d| d.join("scripts/real-cluster.sh").is_file())
+            .expect("scripts/real-cluster.sh above CARGO_MANIFEST_DIR");
         let dir = tempfile::Builder::new()
             .prefix("real-cluster-")
             .tempdir()

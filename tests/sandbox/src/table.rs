@@ -211,7 +211,10 @@ pub fn table(rt: &ResourceType, v: &Value, is_list: bool) -> Value {
             "format": c.get("format").cloned().unwrap_or(json!("")), "description": c.get("description").cloned().unwrap_or(json!("")),
             "priority": c.get("priority").cloned().unwrap_or(json!(0))}));
     }
-    let has_age = custom.iter().any(|c| c["name"] == "Age");
+    // As the real API server: built-in kinds and CRDs without additionalPrinterColumns get an
+    // Age column; a CRD that lists its columns gets exactly those (the defaulting that adds Age
+    // runs only when the list is empty).
+    let has_age = !custom.is_empty();
     if !has_age {
         cols.push(json!({"name": "Age", "type": "date", "format": "", "description": "CreationTimestamp is a timestamp representing the server time when this object was created.", "priority": 0}));
     }

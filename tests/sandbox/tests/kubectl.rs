@@ -1,23 +1,42 @@
 //! kubectl cross-check: the real `kubectl` drives the standalone `kube-sandbox` binary over
 //! HTTPS, unmodified (default validation, aggregated discovery, server-side apply, watch-based
-//! wait). Expected outputs are kubectl's documented behaviour against a real cluster.
+//! wait), and runs the SAME checks against the real kube-apiserver of the test run
+//! (`tests/common/real_cluster.rs`, `FLUX_TEST_KUBECONFIG`): both must give kubectl's answers.
 //! `kubectl` must be on PATH (`make test` checks for it); the tests fail otherwise.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Test helpers panic on setup failures.
+
+#[path = "../../common/real_cluster.rs"]
+#[allow(missing_docs)]
+mod real_cluster;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
 struct Server {
-    child: Child,
+    child: Option<Child>,
     kubeconfig: PathBuf,
     dir: tempfile::TempDir,
+    _lease: Option<real_cluster::RealCluster>,
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The run's real control plane (shared lease: these checks use their own names).
+fn real() -> Server {
+    let lease = real_cluster::RealCluster::shared();
+    Server {
+        child: None,
+        kubeconfig: lease.kubeconfig().to_path_buf(),
+        dir: tempfile::tempdir().unwrap(),
+        _lease: Some(lease),
     }
 }
 
@@ -44,9 +63,10 @@ fn start() -> Server {
         .unwrap();
     assert!(line.starts_with("ready https://127.0.0.1:"), "{line:?}");
     Server {
-        child,
+        child: Some(child),
         kubeconfig,
         dir,
+        _lease: None,
     }
 }
 
@@ -126,11 +146,21 @@ fn gadget(color: &str) -> String {
 
 #[test]
 fn kubectl_server_side_apply_conflicts_get_patch_and_delete() {
+    server_side_apply_conflicts_get_patch_and_delete(&start());
+}
+
+#[test]
+fn real_api_server_kubectl_server_side_apply_conflicts_get_patch_and_delete() {
+    let s = real();
+    server_side_apply_conflicts_get_patch_and_delete(&s);
+    s.ok(&["delete", "crd", "gadgets.example.com"]);
+}
+
+fn server_side_apply_conflicts_get_patch_and_delete(s: &Server) {
     assert!(
         kubectl_available(),
         "kubectl 1.32+ is required on PATH for the cross-check suite"
     );
-    let s = start();
     let crd = s.file("crd.yaml", CRD);
     assert_eq!(
         s.ok(&["apply", "--server-side", "-f", &crd]),
@@ -258,7 +288,9 @@ fn kubectl_server_side_apply_conflicts_get_patch_and_delete() {
         .lines()
         .map(|l| l.split_whitespace().collect())
         .collect();
-    assert_eq!(lines[0], vec!["NAME", "COLOR", "AGE"]);
+    // Only the CRD's own columns: no AGE added (a real API server adds it only to CRDs that list
+    // no additionalPrinterColumns).
+    assert_eq!(lines[0], vec!["NAME", "COLOR"]);
     assert_eq!(&lines[1][..2], &["g1", "blue"]);
 
     // delete with a finalizer: the object stays, with a deletionTimestamp, until it is removed.
@@ -304,11 +336,19 @@ fn kubectl_server_side_apply_conflicts_get_patch_and_delete() {
 
 #[test]
 fn kubectl_wait_for_deployment_and_namespace_deletion() {
+    wait_for_deployment_and_namespace_deletion(&start());
+}
+
+#[test]
+fn real_api_server_kubectl_wait_for_deployment_and_namespace_deletion() {
+    wait_for_deployment_and_namespace_deletion(&real());
+}
+
+fn wait_for_deployment_and_namespace_deletion(s: &Server) {
     assert!(
         kubectl_available(),
         "kubectl 1.32+ is required on PATH for the cross-check suite"
     );
-    let s = start();
     let manifest = s.file(
         "app.yaml",
         r#"apiVersion: v1
@@ -343,7 +383,7 @@ data: {a: "1"}
             "wait",
             "--for=condition=Available",
             "deployment/web",
-            "--timeout=10s"
+            "--timeout=60s"
         ]),
         "deployment.apps/web condition met\n"
     );
@@ -354,7 +394,7 @@ data: {a: "1"}
             "rollout",
             "status",
             "deployment/web",
-            "--timeout=10s"
+            "--timeout=60s"
         ]),
         "deployment \"web\" successfully rolled out\n"
     );
@@ -385,7 +425,7 @@ data: {a: "1"}
             "wait",
             "--for=jsonpath={.status.availableReplicas}=3",
             "deployment/web",
-            "--timeout=10s"
+            "--timeout=60s"
         ]),
         "deployment.apps/web condition met\n"
     );
@@ -404,7 +444,7 @@ data: {a: "1"}
         "1 TCP"
     );
     assert_eq!(
-        s.ok(&["delete", "namespace", "app", "--timeout=10s"]),
+        s.ok(&["delete", "namespace", "app", "--timeout=60s"]),
         "namespace \"app\" deleted\n"
     );
     let o = s.kubectl(&["get", "namespace", "app"]);
@@ -412,5 +452,6 @@ data: {a: "1"}
         String::from_utf8_lossy(&o.stderr),
         "Error from server (NotFound): namespaces \"app\" not found\n"
     );
-    assert_eq!(s.ok(&["get", "configmaps", "-A", "-o", "name"]), "");
+    // (Not `-A`: a real kube-controller-manager publishes kube-root-ca.crt in every namespace.)
+    assert_eq!(s.ok(&["get", "configmaps", "-n", "app", "-o", "name"]), "");
 }
