@@ -428,6 +428,14 @@ fn faulted_step(
     }
     let rules = env.inject(kind, op, which);
     if rules.is_empty() {
+        // Nothing to fault here (e.g. no resource that others do not depend on): the operation
+        // still runs, unfaulted, so the lifecycle's next step finds what it expects.
+        unfaulted_step(
+            env,
+            op,
+            generation,
+            &format!("{} during {}", kind.name, op.name()),
+        );
         return;
     }
     let output = run_op(env, op);
@@ -459,6 +467,20 @@ fn run_op(env: &Env, op: Op) -> Output {
         Op::Create | Op::Update => env.ws.apply(),
         Op::Refresh => env.ws.plan().output().clone(),
         Op::Destroy => env.ws.destroy(),
+    }
+}
+
+/// Runs `op` with no fault injected: it must succeed and leave the cluster as it should be.
+fn unfaulted_step(env: &Env, op: Op, generation: u32, context: &str) {
+    let output = run_op(env, op);
+    assert!(
+        output.success(),
+        "{context} (nothing to fault, run unfaulted): failed:\n{}",
+        output.combined()
+    );
+    match op {
+        Op::Destroy => env.assert_gone(context),
+        _ => env.assert_converged(generation, context),
     }
 }
 
