@@ -110,6 +110,15 @@ pub enum ApplyError {
         #[source]
         source: kube::Error,
     },
+    /// Rewriting the object's `managedFields` to take over fields from other managers failed.
+    #[error("taking over fields of {object} from other field managers: {}", describe(.source))]
+    TakeOver {
+        /// The object concerned.
+        object: ObjectRef,
+        /// The request's error.
+        #[source]
+        source: kube::Error,
+    },
     /// Patching the object's annotations failed.
     #[error("annotating {object}: {}", describe(.source))]
     Annotate {
@@ -144,6 +153,7 @@ impl ApplyError {
             | Self::Get { object, .. }
             | Self::Delete { object, .. }
             | Self::Annotate { object, .. }
+            | Self::TakeOver { object, .. }
             | Self::RemoveFinalizer { object, .. } => Some(object),
         }
     }
@@ -159,6 +169,7 @@ impl ApplyError {
             | Self::List { source, .. }
             | Self::Delete { source, .. }
             | Self::Annotate { source, .. }
+            | Self::TakeOver { source, .. }
             | Self::RemoveFinalizer { source, .. } => status::api_status(source),
         }
     }

@@ -8,4 +8,5 @@ pub mod retry;
 pub mod shared;
 pub mod shared_read;
 pub mod status;
+pub mod takeover;
 pub mod wait;

@@ -230,6 +230,30 @@ pub fn requires_replace(prior: &RawValue, planned: &RawValue, paths: &[AttrPath]
         .collect()
 }
 
+/// Whether any of the top-level attributes `names` differs between `prior` and `planned`
+/// (unknown counts as a difference). Both values are first shaped after the schema's type, so
+/// that set elements compare without regard to order: Terraform may hand the same set back in
+/// another order than the provider wrote it.
+pub fn attributes_changed(
+    schema: &Schema,
+    prior: &RawValue,
+    planned: &RawValue,
+    names: &[&str],
+) -> bool {
+    let ty = schema.type_of();
+    let prior = prior.clone().conform(&ty);
+    let planned = planned.clone().conform(&ty);
+    names.iter().any(|name| {
+        let after = planned.get_attr(name).cloned().unwrap_or_default();
+        !after.is_wholly_known()
+            || !prior
+                .get_attr(name)
+                .cloned()
+                .unwrap_or_default()
+                .semantically_eq(&after)
+    })
+}
+
 /// How a string attribute's content is compared.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StringFormat {
@@ -390,6 +414,64 @@ mod tests {
             ),
             ("timeouts", obj(vec![("create", RawValue::Null)])),
         ])
+    }
+
+    #[test]
+    fn attributes_changed_compares_sets_without_order() {
+        let schema = Schema {
+            version: 0,
+            block: Block::new(
+                "Test.",
+                vec![
+                    Attribute::string_set("components")
+                        .optional()
+                        .description("c"),
+                    Attribute::string_list("order").optional().description("o"),
+                ],
+            ),
+        };
+        let value = |components: &[&str], order: &[&str]| {
+            let list = |items: &[&str]| RawValue::List(items.iter().map(|i| s(i)).collect());
+            obj(vec![
+                ("components", list(components)),
+                ("order", list(order)),
+            ])
+        };
+        let prior = value(&["a", "b"], &["x", "y"]);
+        let cases = [
+            (
+                "set in another order",
+                value(&["b", "a"], &["x", "y"]),
+                false,
+            ),
+            (
+                "set with another element",
+                value(&["a", "c"], &["x", "y"]),
+                true,
+            ),
+            (
+                "list in another order",
+                value(&["a", "b"], &["y", "x"]),
+                true,
+            ),
+        ];
+        for (name, planned, expected) in cases {
+            assert_eq!(
+                attributes_changed(&schema, &prior, &planned, &["components", "order"]),
+                expected,
+                "{name}"
+            );
+        }
+        let unknown = obj(vec![
+            ("components", RawValue::unknown()),
+            ("order", RawValue::Null),
+        ]);
+        assert!(attributes_changed(
+            &schema,
+            &prior,
+            &unknown,
+            &["components"]
+        ));
     }
 
     #[test]

@@ -29,6 +29,7 @@ use crate::flux::version::FluxVersion;
 use crate::framework::diagnostics::Diagnostics;
 use crate::framework::model::{Value, to_raw};
 use crate::framework::path::AttrPath;
+use crate::framework::plan::attributes_changed;
 use crate::framework::resource::{ApplyError, Context, PlanChange, Planned, Resource};
 use crate::framework::schema::Schema;
 use crate::git::{Auth, Author, Checkout, Error as GitError, FileChange, Options, RepoPath};
@@ -613,15 +614,7 @@ fn inputs_changed(prior: &BootstrapModel, planned: &BootstrapModel) -> bool {
     let (Ok(a), Ok(b)) = (to_raw(prior), to_raw(planned)) else {
         return true;
     };
-    INPUT_ATTRIBUTES.iter().any(|name| {
-        let after = b.get_attr(name).cloned().unwrap_or_default();
-        !after.is_wholly_known()
-            || !a
-                .get_attr(name)
-                .cloned()
-                .unwrap_or_default()
-                .semantically_eq(&after)
-    })
+    attributes_changed(&schema(), &a, &b, &INPUT_ATTRIBUTES)
 }
 
 #[async_trait]

@@ -16,6 +16,7 @@ use crate::flux::normalize::validate_spec;
 use crate::framework::diagnostics::Diagnostics;
 use crate::framework::model::{Value, to_raw};
 use crate::framework::path::AttrPath;
+use crate::framework::plan::attributes_changed;
 use crate::framework::resource::{ApplyError, Context, PlanChange, Planned, Resource};
 use crate::framework::schema::Schema;
 use crate::resources::common::{
@@ -28,6 +29,7 @@ use crate::resources::flux_instance_model::{
     HEALTHY, InstanceModel, ModelError, SPEC_ATTRIBUTES, live_model, model_object, schema,
     validate_enums,
 };
+use crate::resources::ownership;
 
 /// Default for every `timeouts` value.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
@@ -58,18 +60,12 @@ fn desired_changed(prior: &InstanceModel, planned: &InstanceModel) -> bool {
     let (Ok(a), Ok(b)) = (to_raw(prior), to_raw(planned)) else {
         return true;
     };
-    SPEC_ATTRIBUTES
+    let names: Vec<&str> = SPEC_ATTRIBUTES
         .iter()
         .chain(DESIRED_EXTRA.iter())
-        .any(|name| {
-            let after = b.get_attr(name).cloned().unwrap_or_default();
-            !after.is_wholly_known()
-                || !a
-                    .get_attr(name)
-                    .cloned()
-                    .unwrap_or_default()
-                    .semantically_eq(&after)
-        })
+        .copied()
+        .collect();
+    attributes_changed(&schema(), &a, &b, &names)
 }
 
 fn spec_error(error: &ModelError) -> Diagnostics {
@@ -110,6 +106,18 @@ async fn check_plan(
         ),
         None => (None, None),
     };
+    if let Some(cluster) = &cluster
+        && prior.is_none()
+        && live.is_some()
+    {
+        ownership::check_existing_at_plan(
+            ctx,
+            cluster,
+            &instance_ref(&namespace, &name),
+            "flux_instance",
+        )
+        .await?;
+    }
     // Without a live object (or a cluster), the prior state stands in for it.
     let from_prior = prior.and_then(|p| {
         let mut object = model_object(p).ok()?;
@@ -263,6 +271,11 @@ async fn apply_and_wait(
     let timeout = common::timeout(&planned.timeouts, operation, DEFAULT_TIMEOUT)?;
     let object = model_object(&planned).map_err(|e| spec_error(&e))?;
     let reference = model_ref(&planned);
+    if prior.is_none() && !ownership::replacing_own(ctx) {
+        ownership::refuse_existing(&cluster, &reference, "flux_instance").await?;
+    } else {
+        ownership::take_over(&cluster, &reference, &ownership::reconciled_fields()).await?;
+    }
     let applied = cluster
         .apply(&to_dynamic(&object)?)
         .await
@@ -328,6 +341,9 @@ impl<D: ClusterAccess> Resource<D> for FluxInstanceResource {
         ctx: &mut Context<D>,
         change: PlanChange<InstanceModel>,
     ) -> Result<Planned<InstanceModel>, Diagnostics> {
+        if change.prior.is_some() {
+            ownership::mark_managed(ctx);
+        }
         let planned = plan_computed(ctx, change.proposed, change.prior.as_ref());
         check_plan(ctx, &planned, change.prior.as_ref()).await?;
         let replace = match &change.prior {

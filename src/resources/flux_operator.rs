@@ -21,6 +21,7 @@ use crate::flux::operator as op;
 use crate::framework::diagnostics::Diagnostics;
 use crate::framework::model::{Value, to_raw};
 use crate::framework::path::AttrPath;
+use crate::framework::plan::attributes_changed;
 use crate::framework::resource::{ApplyError, Context, PlanChange, Planned, Resource};
 use crate::framework::schema::Schema;
 use crate::resources::common::{
@@ -286,18 +287,8 @@ impl<D: ClusterAccess> Resource<D> for FluxOperatorResource {
         let (Ok(a), Ok(b)) = (to_raw(&prior), to_raw(&planned)) else {
             return Ok(Planned::new(planned));
         };
-        let changed = INPUTS.iter().any(|n| {
-            !a.get_attr(n)
-                .cloned()
-                .unwrap_or_default()
-                .semantically_eq(&b.get_attr(n).cloned().unwrap_or_default())
-        });
-        let source_changed = SOURCE.iter().any(|n| {
-            !a.get_attr(n)
-                .cloned()
-                .unwrap_or_default()
-                .semantically_eq(&b.get_attr(n).cloned().unwrap_or_default())
-        });
+        let changed = attributes_changed(&schema(), &a, &b, &INPUTS);
+        let source_changed = attributes_changed(&schema(), &a, &b, &SOURCE);
         if changed {
             // Settings of the Deployment alone keep the installed version.
             planned.operator_version = if source_changed {

@@ -22,12 +22,14 @@ use crate::flux::resource_set::{KIND, ResourceSet};
 use crate::framework::diagnostics::Diagnostics;
 use crate::framework::model::{Value, to_raw};
 use crate::framework::path::{AttrPath, PathStep};
+use crate::framework::plan::attributes_changed;
 use crate::framework::resource::{ApplyError, Context, PlanChange, Planned, Resource};
 use crate::framework::schema::Schema;
 use crate::resources::common::{
     self, ClusterAccess, DeletionPolicy, Operation, ReconcileWait, apply_error, cluster_for_apply,
     cluster_if_known,
 };
+use crate::resources::ownership;
 use model::{
     DESIRED_ATTRIBUTES, HEALTHY, ResourceSetModel, SpecError, keep_equivalent_open_values,
     live_model, model_object, nested_unknown, set_status, validate_config,
@@ -81,15 +83,7 @@ fn desired_changed(prior: &ResourceSetModel, planned: &ResourceSetModel) -> bool
     let (Ok(a), Ok(b)) = (to_raw(prior), to_raw(planned)) else {
         return true;
     };
-    DESIRED_ATTRIBUTES.iter().any(|name| {
-        let after = b.get_attr(name).cloned().unwrap_or_default();
-        !after.is_wholly_known()
-            || !a
-                .get_attr(name)
-                .cloned()
-                .unwrap_or_default()
-                .semantically_eq(&after)
-    })
+    attributes_changed(&model::schema(), &a, &b, &DESIRED_ATTRIBUTES)
 }
 
 fn to_dynamic(object: &ResourceSet) -> Result<DynamicObject, Diagnostics> {
@@ -266,6 +260,20 @@ async fn dry_run(
     }
 }
 
+/// At plan, when the name and the cluster are known: the object must not exist yet.
+async fn refuse_existing_at_plan(
+    ctx: &mut Context<impl ClusterAccess>,
+    planned: &ResourceSetModel,
+) -> Result<(), Diagnostics> {
+    if !(planned.namespace.is_known() && planned.name.is_known()) {
+        return Ok(());
+    }
+    let Some(cluster) = cluster_if_known(ctx.data()?.as_ref()).await? else {
+        return Ok(());
+    };
+    ownership::check_existing_at_plan(ctx, &cluster, &model_ref(planned), "flux_resource_set").await
+}
+
 /// The state after apply: the planned values, with the computed ones read back.
 async fn state_after(cluster: &Cluster, planned: &ResourceSetModel) -> ResourceSetModel {
     let mut state = planned.clone();
@@ -305,6 +313,11 @@ async fn apply_and_wait(
     let timeout = common::timeout(&planned.timeouts, operation, DEFAULT_TIMEOUT)?;
     let object = model_object(&planned).map_err(|e| spec_error(&e))?;
     let reference = model_ref(&planned);
+    if prior.is_none() && !ownership::replacing_own(ctx) {
+        ownership::refuse_existing(&cluster, &reference, "flux_resource_set").await?;
+    } else {
+        ownership::take_over(&cluster, &reference, &ownership::reconciled_fields()).await?;
+    }
     let applied = cluster
         .apply(&to_dynamic(&object)?)
         .await
@@ -347,6 +360,7 @@ impl FluxResourceSetResource {
     ) -> Result<Planned<ResourceSetModel>, Diagnostics> {
         if let Some(prior) = &prior {
             keep_equivalent_open_values(&mut planned, prior);
+            ownership::mark_managed(ctx);
         }
         let invalid = validate_config(&planned);
         if invalid.has_errors() {
@@ -365,6 +379,9 @@ impl FluxResourceSetResource {
             ));
         }
         plan_computed(ctx, &mut planned, prior.as_ref());
+        if prior.is_none() {
+            refuse_existing_at_plan(ctx, &planned).await?;
+        }
         // A plan that changes nothing applies nothing: only a change needs the API server's
         // verdict (this keeps a no-change plan at one read per object).
         if prior.as_ref() != Some(&planned) {

@@ -22,6 +22,7 @@ use crate::flux::instance::API_VERSION;
 use crate::framework::diagnostics::Diagnostics;
 use crate::framework::model::{Value, to_raw};
 use crate::framework::path::AttrPath;
+use crate::framework::plan::attributes_changed;
 use crate::framework::resource::{ApplyError, Context, PlanChange, Planned, Resource};
 use crate::framework::schema::Schema;
 use crate::resources::common::{
@@ -81,15 +82,7 @@ fn desired_changed(prior: &InputProviderModel, planned: &InputProviderModel) -> 
     let (Ok(a), Ok(b)) = (to_raw(prior), to_raw(planned)) else {
         return true;
     };
-    DESIRED_ATTRIBUTES.iter().any(|name| {
-        let after = b.get_attr(name).cloned().unwrap_or_default();
-        !after.is_wholly_known()
-            || !a
-                .get_attr(name)
-                .cloned()
-                .unwrap_or_default()
-                .semantically_eq(&after)
-    })
+    attributes_changed(&model::schema(), &a, &b, &DESIRED_ATTRIBUTES)
 }
 
 fn to_dynamic(object: &InputProvider) -> Result<DynamicObject, Diagnostics> {

@@ -16,6 +16,7 @@
 //!   providers.
 //! - [`flux_report_data`]: the operator's FluxReport.
 //! - `flux_bootstrap_git*`: Git-backed self-management and classic-bootstrap migration.
+//! - [`ownership`]: refusing to create over an object this resource does not manage.
 //! - [`validation`]: what users type, checked per resource at validate time.
 
 pub mod affinity;
@@ -34,4 +35,5 @@ pub mod flux_operator_model;
 pub mod flux_report_data;
 pub mod flux_resource_set;
 pub mod flux_resource_set_input_provider;
+pub mod ownership;
 pub mod validation;

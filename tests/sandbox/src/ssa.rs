@@ -447,6 +447,22 @@ pub fn entries_of(obj: Option<&Value>) -> Vec<Entry> {
         .collect()
 }
 
+/// Whether a `managedFields` value written by a client decodes into at least one entry (the
+/// apiserver's `DecodeManagedFields`: a list of entries with `fieldsType: FieldsV1` and a
+/// `fieldsV1` object, an operation of `Apply` or `Update` and a manager).
+pub fn decodes_non_empty(v: &Value) -> bool {
+    let Some(list) = v.as_array() else {
+        return false;
+    };
+    !list.is_empty()
+        && list.iter().all(|e| {
+            e["fieldsType"] == "FieldsV1"
+                && e["fieldsV1"].is_object()
+                && matches!(e["operation"].as_str(), Some("Apply" | "Update"))
+                && e["manager"].is_string()
+        })
+}
+
 /// Writes entries to `metadata.managedFields` (removes the key when empty).
 pub fn set_entries(obj: &mut Value, entries: &[Entry]) {
     let list: Vec<Value> = entries
@@ -454,6 +470,12 @@ pub fn set_entries(obj: &mut Value, entries: &[Entry]) {
         .map(|e| {
             let mut v = json!({"manager": e.manager, "operation": e.operation, "apiVersion": e.api_version,
                 "time": e.time, "fieldsType": "FieldsV1", "fieldsV1": to_fields_v1(&e.fields)});
+            // `time` is optional (omitempty): an entry a client wrote without one keeps none.
+            if e.time.is_empty()
+                && let Some(m) = v.as_object_mut()
+            {
+                m.remove("time");
+            }
             if !e.subresource.is_empty() {
                 v["subresource"] = json!(e.subresource);
             }

@@ -879,8 +879,17 @@ impl Inner {
                     }
                 }
             }
+            // managedFields written by the client replace the live ones when they decode and are
+            // not empty, except on subresources (apiserver `FieldManager.Update`: "First try to
+            // decode the managed fields provided in the update, this is necessary to allow
+            // directly updating managed fields"); otherwise the live ones stay.
+            let written = (!applied && t.sub.is_none())
+                .then(|| m.get("managedFields"))
+                .flatten()
+                .filter(|v| ssa::decodes_non_empty(v))
+                .cloned();
             if !applied {
-                match lm.get("managedFields") {
+                match written.as_ref().or(lm.get("managedFields")) {
                     Some(v) => {
                         m.insert("managedFields".into(), v.clone());
                     }
@@ -909,8 +918,14 @@ impl Inner {
         let warnings = self.admit(t, Some(&live), &mut cand, o)?;
         if !applied {
             let sub = t.sub.clone().unwrap_or_default();
+            // Ownership of what this update changes is recorded on top of the managedFields it
+            // carries (the client's, when it wrote them).
+            let mut base = live.clone();
+            if let Some(written) = cand.pointer("/metadata/managedFields").cloned() {
+                meta_mut(&mut base).insert("managedFields".into(), written);
+            }
             ssa::track_update(
-                Some(&live),
+                Some(&base),
                 &mut cand,
                 &o.manager,
                 &sub,

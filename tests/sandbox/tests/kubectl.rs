@@ -455,3 +455,115 @@ data: {a: "1"}
     // (Not `-A`: a real kube-controller-manager publishes kube-root-ca.crt in every namespace.)
     assert_eq!(s.ok(&["get", "configmaps", "-n", "app", "-o", "name"]), "");
 }
+
+/// `metadata.managedFields` written by a client's patch replace the server's when they decode
+/// and are not empty (apiserver `FieldManager.Update`); a later server-side apply then removes
+/// what the new owner no longer applies. An empty list is ignored. This is how Flux and the Flux
+/// Operator take fields over from other managers.
+#[test]
+fn kubectl_patch_of_managed_fields_transfers_ownership() {
+    assert!(
+        kubectl_available(),
+        "kubectl 1.32+ is required on PATH for the cross-check suite"
+    );
+    let s = start();
+    let crd = s.file("crd.yaml", CRD);
+    s.ok(&["apply", "--server-side", "-f", &crd]);
+    s.ok(&[
+        "wait",
+        "--for=condition=Established",
+        "crd/gadgets.example.com",
+        "--timeout=10s",
+    ]);
+    let red = s.file("red.yaml", &gadget("red"));
+    s.ok(&[
+        "apply",
+        "--server-side",
+        "--field-manager",
+        "owner",
+        "-f",
+        &red,
+    ]);
+    s.ok(&[
+        "patch",
+        "gadget",
+        "g1",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"spec":{"size":5}}"#,
+    ]);
+    let managers = |s: &Server| -> Vec<(String, String, String)> {
+        let json = s.ok(&["get", "gadget", "g1", "-o", "json", "--show-managed-fields"]);
+        let obj: serde_json::Value = serde_json::from_str(&json).unwrap();
+        obj["metadata"]["managedFields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                (
+                    m["manager"].as_str().unwrap().to_string(),
+                    m["operation"].as_str().unwrap().to_string(),
+                    serde_json::to_string(&m["fieldsV1"]).unwrap(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        managers(&s),
+        vec![
+            (
+                "owner".to_string(),
+                "Apply".to_string(),
+                r#"{"f:spec":{"f:color":{}}}"#.to_string()
+            ),
+            (
+                "kubectl-patch".to_string(),
+                "Update".to_string(),
+                r#"{"f:spec":{"f:size":{}}}"#.to_string()
+            ),
+        ]
+    );
+    // An empty list changes nothing.
+    s.ok(&[
+        "patch",
+        "gadget",
+        "g1",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"metadata":{"managedFields":[]}}"#,
+    ]);
+    assert_eq!(managers(&s).len(), 2);
+    // The owner takes `.spec.size` over.
+    s.ok(&[
+        "patch",
+        "gadget",
+        "g1",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"metadata":{"managedFields":[{"manager":"owner","operation":"Apply","apiVersion":"example.com/v1","fieldsType":"FieldsV1","fieldsV1":{"f:spec":{"f:color":{},"f:size":{}}}}]}}"#,
+    ]);
+    assert_eq!(
+        managers(&s),
+        vec![(
+            "owner".to_string(),
+            "Apply".to_string(),
+            r#"{"f:spec":{"f:color":{},"f:size":{}}}"#.to_string()
+        )]
+    );
+    // Applying without `.spec.size` now removes the 5; the CRD default (3) fills it in again.
+    s.ok(&[
+        "apply",
+        "--server-side",
+        "--field-manager",
+        "owner",
+        "-f",
+        &red,
+    ]);
+    assert_eq!(
+        s.ok(&["get", "gadget", "g1", "-o", "jsonpath={.spec}"]),
+        r#"{"color":"red","size":3}"#
+    );
+}

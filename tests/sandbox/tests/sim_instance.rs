@@ -448,9 +448,7 @@ async fn adopts_a_classic_bootstrap_install_in_place() {
     }
     let g = serde_json::to_value(git.get("flux-system").await.unwrap()).unwrap();
     assert_eq!(g["metadata"]["uid"], git_uid);
-    // The operator's fields are applied over the bootstrap's. (The bootstrap's `ref.branch`
-    // would also be dropped by the managers take-over if the server accepted client writes of
-    // `metadata.managedFields`, as Kubernetes does; kube-sandbox keeps its own.)
+    // The operator's fields are applied over the bootstrap's.
     assert_eq!(g["spec"]["url"], "https://git.example.com/fleet-infra.git");
     assert_eq!(g["spec"]["ref"]["name"], "refs/heads/main");
     assert_eq!(g["spec"]["secretRef"], json!({"name": "flux-system"}));
