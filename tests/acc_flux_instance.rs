@@ -557,7 +557,7 @@ fn ctrl_c_interrupts_the_readiness_wait_promptly() {
     ws.write_config(&config("2.7.x", CORE, "medium", ""));
     ws.apply().assert_success();
 
-    // The next reconcile takes a minute to become Ready; terraform gets SIGINT after 3 s.
+    // The next reconcile takes a minute to become Ready; terraform gets SIGINT during the wait.
     sandbox.kubectl(&[
         "-n",
         ns,
@@ -582,7 +582,17 @@ fn ctrl_c_interrupts_the_readiness_wait_promptly() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_secs(3));
+    // Interrupt once the new spec was written (the wait has begun), not after a fixed delay:
+    // on a loaded machine terraform may still be refreshing after a few seconds.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while instance(&sandbox)["spec"]["cluster"]["size"] != "large" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the new spec was never applied"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    std::thread::sleep(std::time::Duration::from_secs(1));
     let interrupted = std::time::Instant::now();
     let status = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
