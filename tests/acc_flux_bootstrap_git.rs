@@ -898,28 +898,6 @@ fn unknown_provider_settings_plan_without_contacting_anything() {
     );
 }
 
-impl Sandbox {
-    /// Adds a fault rule (`POST /sandbox/faults`).
-    fn add_fault(&self, rule: &Value) {
-        let path = self.dir.path().join("fault.json");
-        std::fs::write(&path, rule.to_string()).unwrap();
-        let out = self.kubectl(&[
-            "create",
-            "--raw",
-            "/sandbox/faults",
-            "-f",
-            path.to_str().unwrap(),
-        ]);
-        assert!(out.status.success(), "{out:?}");
-    }
-
-    /// Removes every fault (`DELETE /sandbox/faults`).
-    fn clear_faults(&self) {
-        let out = self.kubectl(&["delete", "--raw", "/sandbox/faults"]);
-        assert!(out.status.success(), "{out:?}");
-    }
-}
-
 fn state_entry(ws: &Workspace) -> Value {
     let state = ws.show_json();
     state["values"]["root_module"]["resources"]
@@ -954,12 +932,12 @@ fn an_invalid_instance_fails_before_any_write() {
     assert_eq!(env.repos.tip("checked", "main"), tip);
     assert!(
         env.sandbox
-            .get("deployment", "flux-system", "flux-operator")
+            .get("deployment", env.sandbox.ns(), "flux-operator")
             .is_none()
     );
     assert!(
         env.sandbox
-            .get("secret", "flux-system", "flux-system")
+            .get("secret", env.sandbox.ns(), "flux-system")
             .is_none()
     );
     let state = env.ws.show_json();
@@ -975,9 +953,10 @@ fn an_invalid_instance_fails_before_any_write() {
 /// place without a second commit, and the plan after it is empty.
 #[test]
 fn a_failure_after_the_push_is_recorded_and_the_next_apply_converges() {
-    let env = env("halfway", false);
+    // A private kube-sandbox: the API-level fault needs it.
+    let env = env_on(start_kube_sandbox(), "halfway", false);
     let url = env.server.url("halfway");
-    env.sandbox.add_fault(&serde_json::json!({
+    env.sandbox.cluster.add_fault(&serde_json::json!({
         "verb": "patch",
         "resource": "secrets",
         "action": {"type": "error", "code": 403, "message": "secrets is forbidden (test)"}
@@ -1002,7 +981,7 @@ fn a_failure_after_the_push_is_recorded_and_the_next_apply_converges() {
     assert_eq!(entry["values"]["commit_sha"], tip.as_str());
     assert!(
         env.sandbox
-            .get("fluxinstance", "flux-system", "flux")
+            .get("fluxinstance", env.sandbox.ns(), "flux")
             .is_none()
     );
 
@@ -1016,7 +995,7 @@ fn a_failure_after_the_push_is_recorded_and_the_next_apply_converges() {
     ]);
     assert!(!planned.combined().contains("must be replaced"));
 
-    env.sandbox.clear_faults();
+    env.sandbox.cluster.set_faults(&serde_json::json!({}));
     env.ws
         .apply()
         .assert_success()
@@ -1029,7 +1008,7 @@ fn a_failure_after_the_push_is_recorded_and_the_next_apply_converges() {
     assert_eq!(assert_synced(&env, "halfway"), tip);
     assert!(
         env.sandbox
-            .get("secret", "flux-system", "flux-system")
+            .get("secret", env.sandbox.ns(), "flux-system")
             .is_some()
     );
     let values = state_attributes(&env.ws);

@@ -624,7 +624,7 @@ fn ctrl_c_interrupts_the_readiness_wait_promptly() {
 /// plan and destroy keep working, the plan shows it and apply restores the configured value.
 #[test]
 fn unparsable_annotation_from_another_tool_is_drift_that_apply_heals() {
-    let sandbox = Sandbox::start();
+    let sandbox = TestCluster::flux("acc-annot");
     let ws = workspace(&sandbox);
     ws.write_config(&config(
         "2.7.x",
@@ -638,7 +638,7 @@ fn unparsable_annotation_from_another_tool_is_drift_that_apply_heals() {
     let overwrite = |value: &str| {
         sandbox.kubectl(&[
             "-n",
-            "flux-system",
+            sandbox.namespace(),
             "annotate",
             "--overwrite",
             "fluxinstance",
@@ -669,10 +669,7 @@ fn unparsable_annotation_from_another_tool_is_drift_that_apply_heals() {
     // Destroy works with such a value in place.
     overwrite("1d");
     ws.destroy().assert_success();
-    assert_eq!(
-        sandbox.get_json(&["fluxinstance", "flux", "-n", "flux-system"]),
-        None
-    );
+    assert_eq!(sandbox.get_in_ns("fluxinstance", "flux"), None);
     assert!(ws.state_list().is_empty());
 }
 
@@ -698,7 +695,10 @@ fn assert_kept_untainted_not_ready(ws: &Workspace) {
 
 /// `terraform apply` while the sandbox's faults are cleared a few seconds in: after the refresh
 /// that sees the object still not ready, during the wait the plan promised.
-fn apply_while_the_cause_goes_away(ws: &Workspace, sandbox: &Sandbox) -> common::terraform::Output {
+fn apply_while_the_cause_goes_away(
+    ws: &Workspace,
+    sandbox: &TestCluster,
+) -> common::terraform::Output {
     std::thread::scope(|scope| {
         scope.spawn(|| {
             std::thread::sleep(std::time::Duration::from_secs(8));
@@ -709,9 +709,9 @@ fn apply_while_the_cause_goes_away(ws: &Workspace, sandbox: &Sandbox) -> common:
 }
 
 /// Stuck helm-controller: the operator cannot finish the health check of a new instance.
-fn stick_helm_controller(sandbox: &Sandbox) {
+fn stick_helm_controller(sandbox: &TestCluster) {
     sandbox.set_faults(&serde_json::json!({
-        "stuckDeployments": ["flux-system/helm-controller"]
+        "stuckDeployments": [format!("{}/helm-controller", sandbox.namespace())]
     }));
 }
 
@@ -738,7 +738,8 @@ fn assert_plan_rewaits(ws: &Workspace) {
 /// With a postcondition on `ready` the run still exits non-zero.
 #[test]
 fn failed_create_wait_never_leads_to_an_uninstall() {
-    let sandbox = Sandbox::start();
+    // A private kube-sandbox: the stuck Deployment is an API-level fault.
+    let sandbox = TestCluster::sandbox();
     let ws = workspace(&sandbox);
     stick_helm_controller(&sandbox);
     let postcondition = r#"timeouts { create = "5s" }
@@ -778,7 +779,8 @@ fn failed_create_wait_never_leads_to_an_uninstall() {
 /// next plan waits again in place.
 #[test]
 fn interrupted_create_wait_never_leads_to_an_uninstall() {
-    let sandbox = Sandbox::start();
+    // A private kube-sandbox: the stuck Deployment is an API-level fault.
+    let sandbox = TestCluster::sandbox();
     let ws = workspace(&sandbox);
     stick_helm_controller(&sandbox);
     ws.write_config(&config("2.7.x", CORE, "medium", ""));
@@ -802,7 +804,7 @@ fn interrupted_create_wait_never_leads_to_an_uninstall() {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     // (The CRD may not exist yet either: any failure means "not yet".)
     while !sandbox
-        .kubectl_status(&["get", "fluxinstance", "flux", "-n", "flux-system"])
+        .kubectl_status(&["get", "fluxinstance", "flux", "-n", sandbox.namespace()])
         .0
     {
         assert!(
@@ -852,10 +854,11 @@ fn interrupted_create_wait_never_leads_to_an_uninstall() {
 /// would delete the operator) and converges once the Deployment becomes Available.
 #[test]
 fn operator_create_timeout_never_leads_to_a_replacement() {
-    let sandbox = Sandbox::start();
+    // A private kube-sandbox: the stuck Deployment is an API-level fault.
+    let sandbox = TestCluster::sandbox();
     let ws = workspace(&sandbox);
     sandbox.set_faults(&serde_json::json!({
-        "stuckDeployments": ["flux-system/flux-operator"]
+        "stuckDeployments": [format!("{}/flux-operator", sandbox.namespace())]
     }));
     ws.write_config(&format!(
         r#"{REQUIRED_PROVIDERS}
@@ -881,7 +884,7 @@ resource "flux_operator" "this" {{
         "Incomplete: Flux Operator Not Ready"
     );
     let uid = sandbox
-        .get_json(&["deployment", "flux-operator", "-n", "flux-system"])
+        .get_in_ns("deployment", "flux-operator")
         .expect("the operator Deployment was written")["metadata"]["uid"]
         .clone();
     let plan = ws.plan();
@@ -896,9 +899,7 @@ resource "flux_operator" "this" {{
     apply_while_the_cause_goes_away(&ws, &sandbox)
         .assert_success()
         .assert_contains(&["0 added, 1 changed, 0 destroyed"]);
-    let deployment = sandbox
-        .get_json(&["deployment", "flux-operator", "-n", "flux-system"])
-        .unwrap();
+    let deployment = sandbox.get_in_ns("deployment", "flux-operator").unwrap();
     assert_eq!(
         deployment["metadata"]["uid"], uid,
         "the operator was recreated"
