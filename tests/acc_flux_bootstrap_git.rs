@@ -897,3 +897,122 @@ fn unknown_provider_settings_plan_without_contacting_anything() {
             .is_none()
     );
 }
+
+fn state_entry(ws: &Workspace) -> Value {
+    let state = ws.show_json();
+    state["values"]["root_module"]["resources"]
+        .as_array()
+        .and_then(|rs| rs.iter().find(|r| r["address"] == ADDRESS))
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+/// A FluxInstance the API would refuse fails at plan, before anything is pushed or written to
+/// the cluster, naming the attribute.
+#[test]
+fn an_invalid_instance_fails_before_any_write() {
+    let env = env("checked", true);
+    let url = env.server.url("checked");
+    let before = subjects(&env.repos, "checked");
+    let tip = env.repos.tip("checked", "main");
+    env.ws.write_config(&config(
+        &env,
+        &url,
+        "pw-hunter2-one",
+        "  distribution = {\n    version  = \"2.7.x\"\n    artifact = \"ghcr.io/controlplaneio-fluxcd/flux-operator-manifests\"\n  }\n",
+    ));
+    let plan = env.ws.plan();
+    plan.assert_error()
+        .assert_contains(&["distribution.artifact", "must match ^oci://.*$"]);
+    let out = env.ws.apply();
+    out.assert_failure()
+        .assert_contains(&["distribution.artifact", "must match ^oci://.*$"]);
+    assert!(!out.combined().contains("Apply complete"));
+    assert_eq!(subjects(&env.repos, "checked"), before);
+    assert_eq!(env.repos.tip("checked", "main"), tip);
+    assert!(
+        env.sandbox
+            .get("deployment", env.sandbox.ns(), "flux-operator")
+            .is_none()
+    );
+    assert!(
+        env.sandbox
+            .get("secret", env.sandbox.ns(), "flux-system")
+            .is_none()
+    );
+    let state = env.ws.show_json();
+    assert_eq!(
+        state["values"],
+        Value::Null,
+        "something was recorded: {state}"
+    );
+}
+
+/// A cluster write that fails after the push: what was written (the commit) is recorded in
+/// state untainted with `ready = false`; once the cause is fixed, the next apply finishes in
+/// place without a second commit, and the plan after it is empty.
+#[test]
+fn a_failure_after_the_push_is_recorded_and_the_next_apply_converges() {
+    // A private kube-sandbox: the API-level fault needs it.
+    let env = env_on(start_kube_sandbox(), "halfway", false);
+    let url = env.server.url("halfway");
+    env.sandbox.cluster.add_fault(&serde_json::json!({
+        "verb": "patch",
+        "resource": "secrets",
+        "action": {"type": "error", "code": 403, "message": "secrets is forbidden (test)"}
+    }));
+    env.ws
+        .write_config(&config(&env, &url, "pw-hunter2-one", &version("2.7.x")));
+    let first = env.ws.apply();
+    first.assert_success().assert_contains(&[
+        "Warning: Create Incomplete: Forbidden By The Kubernetes API Server",
+        "secrets is forbidden (test)",
+        "not marked tainted",
+    ]);
+    assert_eq!(
+        subjects(&env.repos, "halfway"),
+        vec!["Update Flux (terraform-provider-flux)"]
+    );
+    let tip = env.repos.tip("halfway", "main").unwrap();
+    let entry = state_entry(&env.ws);
+    assert_ne!(entry, Value::Null, "nothing recorded in state");
+    assert_ne!(entry["tainted"], true, "tainted: {entry}");
+    assert_eq!(entry["values"]["ready"], false);
+    assert_eq!(entry["values"]["commit_sha"], tip.as_str());
+    assert!(
+        env.sandbox
+            .get("fluxinstance", env.sandbox.ns(), "flux")
+            .is_none()
+    );
+
+    let plan = env.ws.plan();
+    let planned = plan.assert_changes();
+    planned.assert_contains(&[
+        "flux_bootstrap_git.this will be updated in-place",
+        "~ ready",
+        "false -> true",
+        "Plan: 0 to add, 1 to change, 0 to destroy.",
+    ]);
+    assert!(!planned.combined().contains("must be replaced"));
+
+    env.sandbox.cluster.set_faults(&serde_json::json!({}));
+    env.ws
+        .apply()
+        .assert_success()
+        .assert_contains(&["0 added, 1 changed, 0 destroyed"]);
+    assert_eq!(
+        subjects(&env.repos, "halfway"),
+        vec!["Update Flux (terraform-provider-flux)"],
+        "a second commit was pushed"
+    );
+    assert_eq!(assert_synced(&env, "halfway"), tip);
+    assert!(
+        env.sandbox
+            .get("secret", env.sandbox.ns(), "flux-system")
+            .is_some()
+    );
+    let values = state_attributes(&env.ws);
+    assert_eq!(values["ready"], true);
+    assert_eq!(values["commit_sha"], tip.as_str());
+    env.ws.plan().assert_no_changes();
+}

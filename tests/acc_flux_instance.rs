@@ -288,18 +288,22 @@ fn hazards_and_api_validation_fail_at_plan() {
     ws.plan()
         .assert_changes()
         .assert_contains(&["Warning: Removing sync"]);
-    // An interval the CRD rejects fails at plan, quoting the rule.
+    // A value only the CRD checks (an artifact URL without oci://) fails at plan, quoting the
+    // rule (an interval in words is refused earlier, at validate).
     ws.write_config(&config("2.7.x", CORE, "medium", "").replace(
-        r#"pull_secret = "flux-system""#,
-        "pull_secret = \"flux-system\"\n    interval = \"1 minute\"",
+        r#"distribution = { version = "2.7.x" }"#,
+        r#"distribution = { version = "2.7.x", artifact = "ghcr.io/example/manifests" }"#,
     ));
     ws.plan().assert_error().assert_contains(&[
         "FluxInstance Rejected By The API Server",
-        "The Kubernetes API server rejected spec.sync.interval",
-        "1 minute",
+        "The Kubernetes API server rejected spec.distribution.artifact",
+        "ghcr.io/example/manifests",
     ]);
     // Nothing of that reached the cluster.
-    assert_eq!(instance(&sandbox)["spec"]["sync"]["interval"], "1m");
+    assert_eq!(
+        instance(&sandbox)["spec"]["distribution"]["artifact"],
+        Value::Null
+    );
 }
 
 #[test]
@@ -553,7 +557,7 @@ fn ctrl_c_interrupts_the_readiness_wait_promptly() {
     ws.write_config(&config("2.7.x", CORE, "medium", ""));
     ws.apply().assert_success();
 
-    // The next reconcile takes a minute to become Ready; terraform gets SIGINT after 3 s.
+    // The next reconcile takes a minute to become Ready; terraform gets SIGINT during the wait.
     sandbox.kubectl(&[
         "-n",
         ns,
@@ -578,7 +582,17 @@ fn ctrl_c_interrupts_the_readiness_wait_promptly() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_secs(3));
+    // Interrupt once the new spec was written (the wait has begun), not after a fixed delay:
+    // on a loaded machine terraform may still be refreshing after a few seconds.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while instance(&sandbox)["spec"]["cluster"]["size"] != "large" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the new spec was never applied"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    std::thread::sleep(std::time::Duration::from_secs(1));
     let interrupted = std::time::Instant::now();
     let status = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
@@ -604,4 +618,296 @@ fn ctrl_c_interrupts_the_readiness_wait_promptly() {
     assert_eq!(values["cluster"]["size"], "large");
     assert_eq!(values["ready"], false);
     assert_eq!(instance(&sandbox)["spec"]["cluster"]["size"], "large");
+}
+
+/// An annotation value the operator cannot parse, written by another tool, is drift: refresh,
+/// plan and destroy keep working, the plan shows it and apply restores the configured value.
+#[test]
+fn unparsable_annotation_from_another_tool_is_drift_that_apply_heals() {
+    let sandbox = TestCluster::flux("acc-annot");
+    let ws = workspace(&sandbox);
+    ws.write_config(&config(
+        "2.7.x",
+        CORE,
+        "medium",
+        r#"reconcile_every = "30m""#,
+    ));
+    ws.apply().assert_success();
+    ws.plan().assert_no_changes();
+
+    let overwrite = |value: &str| {
+        sandbox.kubectl(&[
+            "-n",
+            sandbox.namespace(),
+            "annotate",
+            "--overwrite",
+            "fluxinstance",
+            "flux",
+            &format!("fluxcd.controlplane.io/reconcileEvery={value}"),
+        ]);
+    };
+    let annotation = || {
+        instance(&sandbox)["metadata"]["annotations"]["fluxcd.controlplane.io/reconcileEvery"]
+            .clone()
+    };
+    overwrite("5 minutes");
+    ws.plan().assert_changes().assert_contains(&[
+        r#"~ reconcile_every = "5 minutes" -> "30m""#,
+        "1 to change, 0 to destroy",
+    ]);
+    ws.apply()
+        .assert_success()
+        .assert_contains(&["1 changed, 0 destroyed"]);
+    assert_eq!(annotation(), "30m");
+    let state = ws.show_json();
+    assert_eq!(
+        resource(&state, "flux_instance.this")["reconcile_every"],
+        "30m"
+    );
+    ws.plan().assert_no_changes();
+
+    // Destroy works with such a value in place.
+    overwrite("1d");
+    ws.destroy().assert_success();
+    assert_eq!(sandbox.get_in_ns("fluxinstance", "flux"), None);
+    assert!(ws.state_list().is_empty());
+}
+
+/// The state entry of `address`: its `terraform show -json` resource object (with `tainted`).
+fn state_entry<'a>(state: &'a Value, address: &str) -> &'a Value {
+    state["values"]["root_module"]["resources"]
+        .as_array()
+        .and_then(|rs| rs.iter().find(|r| r["address"] == address))
+        .unwrap_or_else(|| panic!("{address} not in state: {state}"))
+}
+
+/// Asserts that the instance is in state, not tainted, with `ready = false`.
+#[track_caller]
+fn assert_kept_untainted_not_ready(ws: &Workspace) {
+    let state = ws.show_json();
+    let entry = state_entry(&state, "flux_instance.this");
+    assert_ne!(
+        entry["tainted"], true,
+        "flux_instance.this is tainted: {entry}"
+    );
+    assert_eq!(entry["values"]["ready"], false, "{entry}");
+}
+
+/// `terraform apply` while the sandbox's faults are cleared a few seconds in: after the refresh
+/// that sees the object still not ready, during the wait the plan promised.
+fn apply_while_the_cause_goes_away(
+    ws: &Workspace,
+    sandbox: &TestCluster,
+) -> common::terraform::Output {
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            std::thread::sleep(std::time::Duration::from_secs(8));
+            sandbox.set_faults(&serde_json::json!({}));
+        });
+        ws.apply()
+    })
+}
+
+/// Stuck helm-controller: the operator cannot finish the health check of a new instance.
+fn stick_helm_controller(sandbox: &TestCluster) {
+    sandbox.set_faults(&serde_json::json!({
+        "stuckDeployments": [format!("{}/helm-controller", sandbox.namespace())]
+    }));
+}
+
+/// The plan after an incomplete create: an in-place update back to `ready = true`, nothing
+/// destroyed or replaced.
+#[track_caller]
+fn assert_plan_rewaits(ws: &Workspace) {
+    let plan = ws.plan();
+    let output = plan.assert_changes();
+    output.assert_contains(&[
+        "flux_instance.this will be updated in-place",
+        "~ ready = false -> true",
+        "Plan: 0 to add, 1 to change, 0 to destroy.",
+    ]);
+    let text = output.combined();
+    assert!(
+        !text.contains("must be replaced") && !text.contains("tainted"),
+        "{text}"
+    );
+}
+
+/// A create whose wait for Ready times out keeps the instance in state untainted: the next plan
+/// is an in-place update that waits again, never a replacement (which would uninstall Flux).
+/// With a postcondition on `ready` the run still exits non-zero.
+#[test]
+fn failed_create_wait_never_leads_to_an_uninstall() {
+    // A private kube-sandbox: the stuck Deployment is an API-level fault.
+    let sandbox = TestCluster::sandbox();
+    let ws = workspace(&sandbox);
+    stick_helm_controller(&sandbox);
+    let postcondition = r#"timeouts { create = "5s" }
+  lifecycle {
+    postcondition {
+      condition     = self.ready
+      error_message = "Flux is not ready yet."
+    }
+  }"#;
+    ws.write_config(&config("2.7.x", CORE, "medium", postcondition));
+    let failed = ws.apply();
+    failed.assert_failure().assert_contains(&[
+        "Warning: Create Incomplete: FluxInstance Not Ready",
+        "not marked tainted",
+        "Flux is not ready yet.",
+    ]);
+    assert_kept_untainted_not_ready(&ws);
+    let uid = instance(&sandbox)["metadata"]["uid"].clone();
+    assert_plan_rewaits(&ws);
+
+    // The cause goes away: one apply re-waits in place, then the plan is empty.
+    apply_while_the_cause_goes_away(&ws, &sandbox)
+        .assert_success()
+        .assert_contains(&["0 added, 1 changed, 0 destroyed"]);
+    let live = instance(&sandbox);
+    assert_eq!(
+        live["metadata"]["uid"], uid,
+        "the FluxInstance was recreated"
+    );
+    assert!(ready_for_generation(&live));
+    let state = ws.show_json();
+    assert_eq!(resource(&state, "flux_instance.this")["ready"], true);
+    ws.plan().assert_no_changes();
+}
+
+/// Ctrl-C during create's wait: terraform stops, the instance stays in state untainted, and the
+/// next plan waits again in place.
+#[test]
+fn interrupted_create_wait_never_leads_to_an_uninstall() {
+    // A private kube-sandbox: the stuck Deployment is an API-level fault.
+    let sandbox = TestCluster::sandbox();
+    let ws = workspace(&sandbox);
+    stick_helm_controller(&sandbox);
+    ws.write_config(&config("2.7.x", CORE, "medium", ""));
+    let child = std::process::Command::new(common::terraform::terraform_binary())
+        .args([
+            "apply",
+            "-auto-approve",
+            "-input=false",
+            "-lock=false",
+            "-no-color",
+        ])
+        .current_dir(ws.path())
+        .env("TF_CLI_CONFIG_FILE", ws.path().join(".terraformrc"))
+        .env("CHECKPOINT_DISABLE", "1")
+        .env("HOME", ws.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Interrupt once the instance was written (the wait has begun).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    // (The CRD may not exist yet either: any failure means "not yet".)
+    while !sandbox
+        .kubectl_status(&["get", "fluxinstance", "flux", "-n", sandbox.namespace()])
+        .0
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no FluxInstance written"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let output = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        !output.status.success(),
+        "an interrupted run must fail:\n{text}"
+    );
+    assert!(
+        text.contains("Create Incomplete: Interrupted"),
+        "the interruption is reported:\n{text}"
+    );
+    assert_kept_untainted_not_ready(&ws);
+    let uid = instance(&sandbox)["metadata"]["uid"].clone();
+    assert_plan_rewaits(&ws);
+
+    apply_while_the_cause_goes_away(&ws, &sandbox)
+        .assert_success()
+        .assert_contains(&["0 added, 1 changed, 0 destroyed"]);
+    let live = instance(&sandbox);
+    assert_eq!(
+        live["metadata"]["uid"], uid,
+        "the FluxInstance was recreated"
+    );
+    assert!(ready_for_generation(&live));
+    ws.plan().assert_no_changes();
+}
+
+/// `flux_operator` whose Deployment does not become Available before the create timeout: kept in
+/// state untainted as incomplete; the next plan re-applies in place (never a replacement, which
+/// would delete the operator) and converges once the Deployment becomes Available.
+#[test]
+fn operator_create_timeout_never_leads_to_a_replacement() {
+    // A private kube-sandbox: the stuck Deployment is an API-level fault.
+    let sandbox = TestCluster::sandbox();
+    let ws = workspace(&sandbox);
+    sandbox.set_faults(&serde_json::json!({
+        "stuckDeployments": [format!("{}/flux-operator", sandbox.namespace())]
+    }));
+    ws.write_config(&format!(
+        r#"{REQUIRED_PROVIDERS}
+provider "flux" {{
+  kubernetes = {{ config_path = "kubeconfig" }}
+}}
+
+resource "flux_operator" "this" {{
+  manifests = file("operator-install.yaml")
+  timeouts {{ create = "4s" }}
+}}
+"#
+    ));
+    ws.apply().assert_success().assert_contains(&[
+        "Warning: Create Incomplete: Flux Operator Not Ready",
+        "not marked tainted",
+    ]);
+    let state = ws.show_json();
+    let entry = state_entry(&state, "flux_operator.this");
+    assert_ne!(entry["tainted"], true, "tainted: {entry}");
+    assert_eq!(
+        entry["values"]["installation_status"],
+        "Incomplete: Flux Operator Not Ready"
+    );
+    let uid = sandbox
+        .get_in_ns("deployment", "flux-operator")
+        .expect("the operator Deployment was written")["metadata"]["uid"]
+        .clone();
+    let plan = ws.plan();
+    let output = plan.assert_changes();
+    output.assert_contains(&[
+        "flux_operator.this will be updated in-place",
+        r#"-> "Healthy""#,
+        "Plan: 0 to add, 1 to change, 0 to destroy.",
+    ]);
+    assert!(!output.combined().contains("must be replaced"));
+
+    apply_while_the_cause_goes_away(&ws, &sandbox)
+        .assert_success()
+        .assert_contains(&["0 added, 1 changed, 0 destroyed"]);
+    let deployment = sandbox.get_in_ns("deployment", "flux-operator").unwrap();
+    assert_eq!(
+        deployment["metadata"]["uid"], uid,
+        "the operator was recreated"
+    );
+    let state = ws.show_json();
+    assert_eq!(
+        resource(&state, "flux_operator.this")["installation_status"],
+        "Healthy"
+    );
+    ws.plan().assert_no_changes();
 }

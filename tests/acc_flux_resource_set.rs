@@ -561,8 +561,11 @@ fn tenants_apply_update_prune_reformat_drift_and_uninstall() {
     sandbox.assert_gone("namespace", None, "team-b");
 }
 
+/// A create whose wait times out (the dependency is not ready) keeps the ResourceSet in state
+/// untainted, with a warning: the next plan is an in-place update that waits again, never a
+/// replacement (which would delete what it generated), and converges once the cause is gone.
 #[test]
-fn dependency_not_ready_fails_on_timeout_then_converges() {
+fn dependency_not_ready_on_create_never_leads_to_a_replacement() {
     let sandbox = start();
     let ns = sandbox.ns();
     sandbox.apply_fixture("gate-provider.yaml", true);
@@ -594,28 +597,57 @@ resource "flux_resource_set" "gated" {{
     );
     workspace.write_config(&config);
     let started = Instant::now();
-    let failed = workspace.apply();
-    failed.assert_failure();
-    failed.assert_contains(&["DependencyNotReady", "timed out after 3s"]);
+    let incomplete = workspace.apply();
+    incomplete.assert_success();
+    incomplete.assert_contains(&[
+        "Warning: Create Incomplete: ResourceSet Not Ready",
+        "DependencyNotReady",
+        "timed out after 3s",
+        "not marked tainted",
+    ]);
     assert!(
         started.elapsed() >= Duration::from_secs(3),
         "apply waited for the timeout"
     );
     assert!(sandbox.get("configmap", Some(ns), "gated-config").is_none());
-    let values = state_resource(&workspace, "flux_resource_set.gated");
-    assert_eq!(values["ready"], json!(false));
-
-    // The dependency becomes ready: applying again converges.
-    sandbox.apply_fixture("gate-provider-ready.yaml", true);
-    sandbox.ok(&[
-        "wait",
-        "--for=condition=Ready",
-        "-n",
-        ns,
-        "resourcesetinputprovider/gate",
-        "--timeout=30s",
+    let state = workspace.show_json();
+    let entry = state["values"]["root_module"]["resources"]
+        .as_array()
+        .and_then(|rs| {
+            rs.iter()
+                .find(|r| r["address"] == "flux_resource_set.gated")
+        })
+        .unwrap()
+        .clone();
+    assert_ne!(entry["tainted"], json!(true), "tainted: {entry}");
+    assert_eq!(entry["values"]["ready"], json!(false));
+    let uid = sandbox.get("resourceset", Some(ns), "gated").unwrap()["metadata"]["uid"].clone();
+    let plan = workspace.plan();
+    let planned = plan.assert_changes();
+    planned.assert_contains(&[
+        "flux_resource_set.gated will be updated in-place",
+        "~ ready = false -> true",
+        "Plan: 0 to add, 1 to change, 0 to destroy.",
     ]);
-    assert_applied(&workspace.apply());
+    assert!(!planned.combined().contains("must be replaced"));
+
+    // The dependency becomes ready while the next apply waits (after its refresh found the
+    // ResourceSet still not Ready): that apply converges in place.
+    let applied = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            std::thread::sleep(Duration::from_secs(8));
+            sandbox.apply_fixture("gate-provider-ready.yaml", true);
+        });
+        workspace.apply()
+    });
+    applied
+        .assert_success()
+        .assert_contains(&["0 added, 1 changed, 0 destroyed"]);
+    assert_eq!(
+        sandbox.get("resourceset", Some(ns), "gated").unwrap()["metadata"]["uid"],
+        uid,
+        "the ResourceSet was recreated"
+    );
     let values = state_resource(&workspace, "flux_resource_set.gated");
     assert_eq!(values["ready"], json!(true));
     let generated = sandbox.get("configmap", Some(ns), "gated-config").unwrap();
@@ -1101,4 +1133,65 @@ resource "flux_resource_set" "many" {{
     let live = sandbox.get("resourceset", Some(ns), "many-7").unwrap();
     assert_eq!(live["spec"]["inputs"], json!([{"value": "v7"}]));
     workspace.plan().assert_no_changes();
+}
+
+/// `reconcileEvery: 1d` written by another tool (the operator cannot parse it) is drift:
+/// refresh, plan and destroy keep working, the plan shows it and apply restores the value.
+#[test]
+fn unparsable_annotation_from_another_tool_is_drift_that_apply_heals() {
+    let sandbox = start();
+    let ns = sandbox.ns();
+    let workspace = sandbox.workspace();
+    workspace.write_config(&format!(
+        r#"{provider}
+resource "flux_resource_set" "settings" {{
+  name            = "settings"
+  namespace       = "{ns}"
+  reconcile_every = "10m"
+  resources = [{{
+    apiVersion = "v1"
+    kind       = "ConfigMap"
+    metadata   = {{ name = "settings", namespace = "{ns}" }}
+  }}]
+}}
+"#,
+        provider = sandbox.provider_block()
+    ));
+    assert_applied(&workspace.apply());
+    workspace.plan().assert_no_changes();
+    let overwrite = |value: &str| {
+        sandbox.ok(&[
+            "-n",
+            ns,
+            "annotate",
+            "--overwrite",
+            "resourceset",
+            "settings",
+            &format!("fluxcd.controlplane.io/reconcileEvery={value}"),
+        ]);
+    };
+    overwrite("1d");
+    workspace.plan().assert_changes().assert_contains(&[
+        r#"~ reconcile_every = "1d" -> "10m""#,
+        "1 to change, 0 to destroy",
+    ]);
+    workspace
+        .apply()
+        .assert_success()
+        .assert_contains(&["1 changed, 0 destroyed"]);
+    let live = sandbox.get("resourceset", Some(ns), "settings").unwrap();
+    assert_eq!(
+        live["metadata"]["annotations"]["fluxcd.controlplane.io/reconcileEvery"],
+        "10m"
+    );
+    assert_eq!(
+        state_resource(&workspace, "flux_resource_set.settings")["reconcile_every"],
+        "10m"
+    );
+    workspace.plan().assert_no_changes();
+
+    overwrite("5 minutes");
+    workspace.destroy().assert_success();
+    sandbox.assert_gone("resourceset", Some(ns), "settings");
+    sandbox.assert_gone("configmap", Some(ns), "settings");
 }

@@ -448,14 +448,37 @@ fn unreachable_provider_apis_fail_apply_quoting_the_operator_suspended_ones_plan
         "  type = \"GitHubPullRequest\"\n  url  = \"https://github.com/org/app\"\n  filter = { labels = [\"preview\"] }",
     ));
     let out = workspace.apply();
-    out.assert_failure();
+    // A create: kept in state untainted (a replacement would delete it), reported as a warning.
+    out.assert_success();
     out.assert_contains(&[
-        "ResourceSetInputProvider Failed",
+        "Warning: Create Incomplete: ResourceSetInputProvider Failed",
         "failed to call Git provider",
+        "not marked tainted",
     ]);
     // Applied and kept in state, with readiness false.
     let state = state_resource(&workspace, "flux_resource_set_input_provider.p");
     assert_eq!(state["ready"], json!(false));
+    let shown = workspace.show_json();
+    let entry = shown["values"]["root_module"]["resources"]
+        .as_array()
+        .and_then(|rs| {
+            rs.iter()
+                .find(|r| r["address"] == "flux_resource_set_input_provider.p")
+        })
+        .unwrap()
+        .clone();
+    assert_ne!(entry["tainted"], json!(true), "tainted: {entry}");
+    // The next plan waits again in place; it never replaces the provider.
+    let plan = workspace.plan();
+    let planned = plan.assert_changes();
+    planned.assert_contains(&[
+        "flux_resource_set_input_provider.p will be updated in-place",
+        "~ ready",
+        "false -> true",
+        "ResourceSetInputProvider Will Be Reconciled",
+        "Plan: 0 to add, 1 to change, 0 to destroy.",
+    ]);
+    assert!(!planned.combined().contains("must be replaced"));
     let live = sandbox
         .get("resourcesetinputprovider", "flux-system", "p")
         .unwrap();

@@ -571,12 +571,31 @@ fn cases(env: &Env) -> Vec<Case> {
             Validate,
         ),
         c(
-            "instance: sync.interval rejected by the CRD",
+            "instance: sync.interval in words",
             env.instance(
                 r#"  sync = { kind = "GitRepository", url = "https://example.com/x.git", ref = "refs/heads/main", path = "clusters/dev", interval = "1 minute" }"#,
             ),
             "sync.interval",
-            Plan,
+            Validate,
+        ),
+        // Annotations the operator parses as durations: the API server does not check them.
+        c(
+            "instance: reconcile_every in words",
+            env.instance(r#"  reconcile_every = "5 minutes""#),
+            "reconcile_every",
+            Validate,
+        ),
+        c(
+            "instance: reconcile_artifact_every in days",
+            env.instance(r#"  reconcile_artifact_every = "1d""#),
+            "reconcile_artifact_every",
+            Validate,
+        ),
+        c(
+            "instance: reconcile_timeout without a unit",
+            env.instance(r#"  reconcile_timeout = "300""#),
+            "reconcile_timeout",
+            Validate,
         ),
         c(
             "instance: namespace without the operator",
@@ -585,6 +604,18 @@ fn cases(env: &Env) -> Vec<Case> {
             Plan,
         ),
         // ---- flux_resource_set ----
+        c(
+            "resource set: reconcile_every in days",
+            env.resource_set(&rs("tenants", "default", &format!("{CM}\n  reconcile_every = \"1d\""))),
+            "reconcile_every",
+            Validate,
+        ),
+        c(
+            "resource set: reconcile_timeout in words",
+            env.resource_set(&rs("tenants", "default", &format!("{CM}\n  reconcile_timeout = \"5 minutes\""))),
+            "reconcile_timeout",
+            Validate,
+        ),
         c(
             "resource set: resources_template not YAML",
             env.resource_set(&rs(
@@ -766,6 +797,34 @@ fn cases(env: &Env) -> Vec<Case> {
             "bootstrap: interval",
             env.bootstrap(r#"  interval = "soon""#),
             "interval",
+            Validate,
+        ),
+        c(
+            "bootstrap: interval in words",
+            env.bootstrap(r#"  interval = "1 minute""#),
+            "interval",
+            Validate,
+        ),
+        // The FluxInstance a bootstrap writes is checked before its first push.
+        c(
+            "bootstrap: distribution.artifact without oci://",
+            env.bootstrap_raw(&format!(
+                "  url = \"{}\"\n  path = \"clusters/dev\"\n  distribution = {{ version = \"2.7.x\", artifact = \"ghcr.io/x/manifests\" }}",
+                env.url()
+            )),
+            "distribution.artifact",
+            Plan,
+        ),
+        c(
+            "bootstrap: reconcile_every in words",
+            env.bootstrap(r#"  reconcile_every = "5 minutes""#),
+            "reconcile_every",
+            Validate,
+        ),
+        c(
+            "bootstrap: reconcile_timeout in days",
+            env.bootstrap(r#"  reconcile_timeout = "1d""#),
+            "reconcile_timeout",
             Validate,
         ),
         c(

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::flux::duration::parse_duration;
-use crate::flux::instance::{API_VERSION, InstanceError, ReconcileAnnotations};
+use crate::flux::instance::{API_VERSION, ReconcileAnnotations};
 use crate::flux::resource_set::RuleViolation;
 
 /// `kind` of a ResourceSetInputProvider.
@@ -153,11 +153,7 @@ impl InputProvider {
     }
 
     /// The reconcile control annotations present on the object.
-    ///
-    /// # Errors
-    ///
-    /// See [`ReconcileAnnotations::from_annotations`].
-    pub fn reconcile_annotations(&self) -> Result<ReconcileAnnotations, InstanceError> {
+    pub fn reconcile_annotations(&self) -> ReconcileAnnotations {
         ReconcileAnnotations::from_annotations(
             self.metadata
                 .annotations

@@ -62,9 +62,6 @@ pub const DEFAULT_RECONCILE_TIMEOUT: Duration = Duration::from_secs(300);
 /// Why a FluxInstance (or its annotations) could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InstanceError {
-    /// The `fluxcd.controlplane.io/reconcile` annotation is neither `enabled` nor `disabled`.
-    #[error("annotation {ANNOTATION_RECONCILE} must be \"enabled\" or \"disabled\", got {0:?}")]
-    ParseReconcileMode(String),
     /// A duration annotation does not parse.
     #[error("annotation {annotation}: {source}")]
     ParseDurationAnnotation {
@@ -134,12 +131,8 @@ impl FluxInstance {
         serde_json::to_value(self).map_err(|e| InstanceError::Encode(e.to_string()))
     }
 
-    /// The reconcile control annotations present on the object.
-    ///
-    /// # Errors
-    ///
-    /// See [`ReconcileAnnotations::from_annotations`].
-    pub fn reconcile_annotations(&self) -> Result<ReconcileAnnotations, InstanceError> {
+    /// The reconcile control annotations present on the object, as written.
+    pub fn reconcile_annotations(&self) -> ReconcileAnnotations {
         ReconcileAnnotations::from_annotations(
             self.metadata
                 .annotations
@@ -567,38 +560,21 @@ impl ReconcileAnnotations {
         ANNOTATION_RECONCILE_TIMEOUT,
     ];
 
-    /// Reads the managed annotations from an object's annotations; other keys are ignored.
-    ///
-    /// # Errors
-    ///
-    /// [`InstanceError::ParseReconcileMode`] for a reconcile value other than
-    /// `enabled`/`disabled`, [`InstanceError::ParseDurationAnnotation`] for an invalid duration.
-    pub fn from_annotations(annotations: &BTreeMap<String, String>) -> Result<Self, InstanceError> {
-        let reconcile = annotations
-            .get(ANNOTATION_RECONCILE)
-            .map(|v| {
-                v.parse::<ReconcileMode>()
-                    .map_err(|_| InstanceError::ParseReconcileMode(v.clone()))
-            })
-            .transpose()?;
-        let duration = |key: &'static str| -> Result<Option<String>, InstanceError> {
-            match annotations.get(key) {
-                None => Ok(None),
-                Some(v) => {
-                    parse_duration(v).map_err(|source| InstanceError::ParseDurationAnnotation {
-                        annotation: key,
-                        source,
-                    })?;
-                    Ok(Some(v.clone()))
-                }
-            }
-        };
-        Ok(Self {
-            reconcile,
-            reconcile_every: duration(ANNOTATION_RECONCILE_EVERY)?,
-            reconcile_artifact_every: duration(ANNOTATION_RECONCILE_ARTIFACT_EVERY)?,
-            reconcile_timeout: duration(ANNOTATION_RECONCILE_TIMEOUT)?,
-        })
+    /// Reads the managed annotations from an object's annotations, as written; other keys are
+    /// ignored. Never fails: a value the operator cannot parse (written by another tool) is kept
+    /// as it is, so that it reads back as drift from the configuration instead of making the
+    /// object unreadable. A `reconcile` value other than `enabled`/`disabled` reads as absent
+    /// (the operator only stops reconciling on `disabled`).
+    pub fn from_annotations(annotations: &BTreeMap<String, String>) -> Self {
+        let text = |key: &str| annotations.get(key).cloned();
+        Self {
+            reconcile: annotations
+                .get(ANNOTATION_RECONCILE)
+                .and_then(|v| v.parse::<ReconcileMode>().ok()),
+            reconcile_every: text(ANNOTATION_RECONCILE_EVERY),
+            reconcile_artifact_every: text(ANNOTATION_RECONCILE_ARTIFACT_EVERY),
+            reconcile_timeout: text(ANNOTATION_RECONCILE_TIMEOUT),
+        }
     }
 
     /// The managed annotations as key/value pairs (absent ones omitted).
@@ -860,16 +836,12 @@ mod tests {
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect()
         };
-        type Case = (
-            &'static str,
-            BTreeMap<String, String>,
-            Result<ReconcileAnnotations, InstanceError>,
-        );
+        type Case = (&'static str, BTreeMap<String, String>, ReconcileAnnotations);
         let cases: Vec<Case> = vec![
             (
                 "none",
                 map(&[("other", "x")]),
-                Ok(ReconcileAnnotations::default()),
+                ReconcileAnnotations::default(),
             ),
             (
                 "all",
@@ -879,34 +851,38 @@ mod tests {
                     (ANNOTATION_RECONCILE_ARTIFACT_EVERY, "5m"),
                     (ANNOTATION_RECONCILE_TIMEOUT, "1h30m"),
                 ]),
-                Ok(ReconcileAnnotations {
+                ReconcileAnnotations {
                     reconcile: Some(ReconcileMode::Disabled),
                     reconcile_every: Some("30m".into()),
                     reconcile_artifact_every: Some("5m".into()),
                     reconcile_timeout: Some("1h30m".into()),
-                }),
+                },
             ),
             (
-                "bad-mode",
+                "a mode the operator ignores reads as absent",
                 map(&[(ANNOTATION_RECONCILE, "off")]),
-                Err(InstanceError::ParseReconcileMode("off".into())),
+                ReconcileAnnotations::default(),
             ),
             (
-                "bad-duration",
-                map(&[(ANNOTATION_RECONCILE_TIMEOUT, "5 minutes")]),
-                Err(InstanceError::ParseDurationAnnotation {
-                    annotation: ANNOTATION_RECONCILE_TIMEOUT,
-                    source: DurationError::Parse("5 minutes".into()),
-                }),
+                "an unparsable duration reads as written",
+                map(&[
+                    (ANNOTATION_RECONCILE_EVERY, "5 minutes"),
+                    (ANNOTATION_RECONCILE_TIMEOUT, "1d"),
+                ]),
+                ReconcileAnnotations {
+                    reconcile_every: Some("5 minutes".into()),
+                    reconcile_timeout: Some("1d".into()),
+                    ..ReconcileAnnotations::default()
+                },
             ),
         ];
         for (name, input, want) in cases {
             let got = ReconcileAnnotations::from_annotations(&input);
             assert_eq!(got, want, "case {name}");
-            if let Ok(parsed) = got {
+            if name != "a mode the operator ignores reads as absent" {
                 let mut rendered = input.clone();
                 rendered.retain(|k, _| !ReconcileAnnotations::KEYS.contains(&k.as_str()));
-                rendered.extend(parsed.to_annotations());
+                rendered.extend(got.to_annotations());
                 assert_eq!(rendered, input, "case {name} renders back");
             }
         }

@@ -14,9 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::flux::duration::parse_duration;
-use crate::flux::instance::{
-    API_VERSION, CommonMetadata, HistoryEntry, InstanceError, ReconcileAnnotations,
-};
+use crate::flux::instance::{API_VERSION, CommonMetadata, HistoryEntry, ReconcileAnnotations};
 use crate::flux::object::Inventory;
 use crate::flux::semantic::{DiffOptions, FieldChange, diff_values};
 
@@ -120,11 +118,7 @@ impl ResourceSet {
 
     /// The reconcile control annotations present on the object (the same set as FluxInstance;
     /// `reconcileArtifactEvery` does not apply to ResourceSets).
-    ///
-    /// # Errors
-    ///
-    /// See [`ReconcileAnnotations::from_annotations`].
-    pub fn reconcile_annotations(&self) -> Result<ReconcileAnnotations, InstanceError> {
+    pub fn reconcile_annotations(&self) -> ReconcileAnnotations {
         ReconcileAnnotations::from_annotations(
             self.metadata
                 .annotations
@@ -459,10 +453,10 @@ mod tests {
         let as_value: Value = serde_saphyr::from_str(SAMPLE).unwrap();
         assert_eq!(
             decoded.reconcile_annotations(),
-            Ok(ReconcileAnnotations {
+            ReconcileAnnotations {
                 reconcile_every: Some("10m".into()),
                 ..ReconcileAnnotations::default()
-            })
+            }
         );
         assert_eq!(decoded.to_json().unwrap(), as_value);
         assert_eq!(ResourceSet::from_json(as_value).unwrap(), decoded);

@@ -131,8 +131,10 @@ impl<M> Planned<M> {
     }
 }
 
-/// A failed create, update or delete: the diagnostics, and the state of whatever exists now
-/// (Terraform stores it, tainted after a create), if anything.
+/// A failed create, update or delete: the diagnostics, and the state of whatever exists now, if
+/// anything. A create that returns a partial state is kept untainted: the framework reports its
+/// errors as warnings (Terraform would taint the object, and the next apply would replace it),
+/// so that state must record what is left to do for the next plan to show it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ApplyError<M> {
     /// What went wrong.

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
-use crate::framework::diagnostics::Diagnostics;
+use crate::framework::diagnostics::{Diagnostic, Diagnostics, Severity};
 use crate::framework::model::from_raw;
 use crate::framework::path::AttrPath;
 use crate::framework::plan;
@@ -75,6 +75,33 @@ fn write_only_not_allowed(path: &AttrPath) -> Diagnostics {
              Terraform 1.11 or OpenTofu 1.11 or later: upgrade, or remove the value."
         ),
     )
+}
+
+/// The errors of a create that left an object behind, as warnings (see `apply_inner`): each
+/// says what failed, then that the object is kept in state untainted and what to do.
+fn incomplete_create(diagnostics: Diagnostics, type_name: &str) -> Diagnostics {
+    let mut out = Diagnostics::new();
+    for d in diagnostics.0 {
+        if d.severity != Severity::Error {
+            out.0.push(d);
+            continue;
+        }
+        let detail = format!(
+            "{} This {type_name} was created but is not finished. Terraform keeps it in state \
+             and it is not marked tainted: a tainted object is destroyed and created again by \
+             the next apply, which would uninstall what it manages. The next plan shows the \
+             remaining work as an in-place update; apply again to finish it. (To make this run \
+             fail, add a lifecycle postcondition on the resource's readiness attribute.)",
+            d.detail_naming_path()
+        );
+        out.0.push(Diagnostic {
+            severity: Severity::Warning,
+            summary: format!("Create Incomplete: {}", d.summary),
+            detail,
+            path: d.path,
+        });
+    }
+    out
 }
 
 fn unknown_after(operation: &str, type_name: &str) -> Diagnostics {
@@ -249,6 +276,7 @@ impl<P: Provider> Server<P> {
         let planned = request.planned_state.conform(&ty);
         let config = request.config.conform(&ty);
         ctx.private = request.planned_private;
+        let creating = prior.is_null();
         let (result, fallback) = if planned.is_null() {
             let result = resource.delete(ctx, &prior).await.map(|()| RawValue::Null);
             (result, prior)
@@ -270,6 +298,18 @@ impl<P: Provider> Server<P> {
                 }
                 (state, diagnostics)
             }
+            // A create that wrote something: Terraform would mark the object tainted on any
+            // error, and the next plan would replace it (destroy, then create). For the objects
+            // this provider manages that means uninstalling, so the object is kept untainted
+            // and the errors are reported as warnings; its state records what is left to do,
+            // which the next plan shows as an in-place update.
+            Err(ApplyError {
+                diagnostics,
+                partial_state: Some(partial),
+            }) if creating => (
+                finish(schema, partial),
+                incomplete_create(diagnostics, &request.type_name),
+            ),
             Err(ApplyError {
                 diagnostics,
                 partial_state,
@@ -1539,8 +1579,23 @@ mod tests {
             ApplyResponse {
                 new_state: RawValue::object([("id", s("half-done"))]),
                 private: vec![],
-                diagnostics: Diagnostics::from_error("Cancelled", "Stopped while waiting."),
+                // Kept untainted: the error of the create is a warning.
+                diagnostics: incomplete_create(
+                    Diagnostics::from_error("Cancelled", "Stopped while waiting."),
+                    "test_waiter"
+                ),
             }
+        );
+        assert_eq!(response.diagnostics.0.len(), 1);
+        assert_eq!(response.diagnostics.0[0].severity, Severity::Warning);
+        assert_eq!(
+            response.diagnostics.0[0].summary,
+            "Create Incomplete: Cancelled"
+        );
+        assert!(
+            response.diagnostics.0[0]
+                .detail
+                .starts_with("Stopped while waiting. This test_waiter was created")
         );
         // A fresh token: a later request is not cancelled.
         let later = tokio::spawn(apply(server.clone()));

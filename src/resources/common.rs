@@ -686,6 +686,26 @@ pub fn wait_failure_diagnostics(failure: &WaitFailure, what: &str) -> Diagnostic
     }
 }
 
+/// The documentation paragraph "When a wait fails" of a resource page: `what` is the object
+/// waited for, `readiness` the condition in the state that says it is finished (e.g.
+/// `ready = true`), `consequence` what a replacement would do.
+pub fn failed_wait_doc(what: &str, readiness: &str, consequence: &str) -> String {
+    format!(
+        "\n\n**When a wait fails.** If the wait for {what} times out, is interrupted (Ctrl-C) or \
+         ends in a failure the operator reports after something was written, nothing is ever \
+         destroyed because of it. Terraform marks every create that ends in an error as \
+         *tainted*, whatever the provider returns, and the next apply would replace it, which \
+         {consequence}. So a create that wrote something keeps it in state untainted, reports \
+         the failure as a warning whose summary starts with `Create Incomplete:` (the only way \
+         to avoid the taint), and records that it is not finished (`{readiness}` does not \
+         hold). The next plan shows that as an in-place update back to `{readiness}`, and the \
+         next apply applies again and waits again. A failed update \
+         is an error (Terraform does not taint on update) with the same state. To make a run \
+         fail when a create is incomplete, add `lifecycle {{ postcondition {{ condition = \
+         self.{readiness} }} }}`: the run then exits non-zero and the object stays untainted."
+    )
+}
+
 /// Requests a reconcile by setting `reconcile.fluxcd.io/requestedAt` to the current time (a
 /// merge patch: the operator and our server-side apply keep their own fields). Returns the
 /// token to wait for.

@@ -6,9 +6,12 @@
 //! installs the Flux Operator when it is not running, writes the sync Secret, applies the
 //! FluxInstance whose `sync` points at the same repository, and waits until the instance is Ready
 //! and the sync Kustomization applied the pushed commit. Read fetches the committed files
-//! (shallow) and reads the cluster; plan is pure (no Git or cluster access), so unknown provider
-//! settings plan without contacting anything. Destroy (`uninstall`) deletes the FluxInstance
-//! first — the operator removes Flux, so nothing is left to prune the FluxInstance — then
+//! (shallow) and reads the cluster; plan reads nothing from Git and checks the FluxInstance it
+//! would write against the CRD's rules and, when the cluster is known, with a server-side
+//! dry-run (the same check runs at apply before the first write); unknown provider settings
+//! plan without contacting anything. A failure after the push returns the state of what was
+//! written with `ready = false`, so that the next apply finishes in place. Destroy
+//! (`uninstall`) deletes the FluxInstance first — the operator removes Flux, so nothing is left to prune the FluxInstance — then
 //! removes the owned files from Git in one commit; `orphan` changes nothing.
 //!
 //! Lives in `resources/`: may use `framework`, `flux`, `cluster`, `git`, never `provider`.
@@ -36,6 +39,7 @@ use crate::git::{Auth, Author, Checkout, Error as GitError, FileChange, Options,
 use crate::resources::common::{
     self, DeletionPolicy, Operation, ReconcileWait, apply_error, cluster_for_apply,
 };
+use crate::resources::flux_bootstrap_git_check::check_instance;
 use crate::resources::flux_bootstrap_git_model::{
     BootstrapModel, DEFAULT_COMMIT_MESSAGE, GitAccess, INPUT_ATTRIBUTES, clean_path,
     desired_instance, digest, digests, instance_ref, operator_model, read_manifest_into,
@@ -367,6 +371,8 @@ async fn apply_bootstrap(
         )
     })?;
     let cluster = cluster_for_apply(data.as_ref()).await?;
+    // Everything is checked before the first write (Git or cluster).
+    check_instance(Some(&cluster), &instance).await?;
 
     // Git: clone, check push access, one commit (files moved away from are deleted).
     let mut changes = Vec::new();
@@ -498,9 +504,13 @@ async fn apply_bootstrap(
 
     let mut state = planned.clone();
     state.id = Value::Known(namespace.clone());
-    state.commit_sha = prior
-        .map_or(Value::Known(String::new()), |p| p.commit_sha.clone())
-        .or(Value::Known(String::new()));
+    // What Git holds now: the commit just pushed, else the one recorded before.
+    state.commit_sha = match pushed.as_ref().and_then(|p| p.commit.clone()) {
+        Some(commit) => Value::Known(commit),
+        None => prior
+            .map_or(Value::Known(String::new()), |p| p.commit_sha.clone())
+            .or(Value::Known(String::new())),
+    };
     state.files = Value::Known(digests(&files));
     // The Secret now holds what was written (or nothing is managed).
     state.secret_status =
@@ -510,6 +520,10 @@ async fn apply_bootstrap(
     if state.flux_version.is_unknown() {
         state.flux_version = Value::Known(String::new());
     }
+    let partial = |state: &BootstrapModel, diagnostics: Diagnostics| ApplyError {
+        diagnostics,
+        partial_state: Some(state.clone()),
+    };
     let wait = ReconcileWait {
         object: &reference,
         min_generation: applied.metadata.generation.unwrap_or(0),
@@ -517,10 +531,6 @@ async fn apply_bootstrap(
         timeout,
     };
     let cancel = ctx.cancellation().clone();
-    let partial = |state: &BootstrapModel, diagnostics: Diagnostics| ApplyError {
-        diagnostics,
-        partial_state: Some(state.clone()),
-    };
     let live = match common::wait_reconciled(&cluster, &wait, &cancel).await {
         Ok(live) => live,
         Err(failure) => {
@@ -674,12 +684,20 @@ impl<D: GitAccess> Resource<D> for FluxBootstrapGitResource {
                     .secret_data(url, planned.sync_provider())?;
             }
         }
+        // The FluxInstance it would commit and apply: the CRD's rules, and the API server's
+        // dry-run when the cluster is known (nothing is written before this passes at apply).
+        if let Ok(instance) = desired_instance(&planned, Value::Known(None)) {
+            let cluster = common::cluster_if_known(ctx.data()?.as_ref()).await?;
+            check_instance(cluster.as_ref(), &instance).await?;
+        }
         let (files, hash) = expected(ctx, &planned);
         let Some(prior) = change.prior else {
             planned.files = files;
-            planned.secret_status = hash;
+            // Unknown on create: a create that fails after its first write returns what it
+            // wrote (Secret not written, not ready) without an error, in agreement with the plan.
+            planned.secret_status = Value::Unknown;
             planned.commit_sha = Value::Unknown;
-            planned.ready = Value::Known(true);
+            planned.ready = Value::Unknown;
             planned.flux_version = Value::Unknown;
             return Ok(Planned::new(planned));
         };

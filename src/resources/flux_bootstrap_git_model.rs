@@ -476,6 +476,15 @@ pub fn schema() -> Schema {
     );
     schema.block = schema.block.with_block(timeouts_block("10m"));
     schema
+        .block
+        .description
+        .push_str(&crate::resources::common::failed_wait_doc(
+            "the FluxInstance to be Ready and Flux to apply the pushed commit",
+            "ready == true",
+            "with `deletion_policy = \"uninstall\"` uninstalls Flux, removes the manifests from \
+             Git and commits them again",
+        ));
+    schema
 }
 
 /// The cleaned cluster path, or a diagnostic at `path`.

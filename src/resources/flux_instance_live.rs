@@ -58,7 +58,7 @@ pub async fn installation_status(
     cluster: &Cluster,
     live: &FluxInstance,
 ) -> Result<String, Diagnostics> {
-    let suspended = live.reconcile_annotations().is_ok_and(|a| a.is_disabled());
+    let suspended = live.reconcile_annotations().is_disabled();
     let Some(inventory) = live.status.as_ref().and_then(|s| s.inventory.as_ref()) else {
         return Ok(HEALTHY.to_owned());
     };

@@ -337,6 +337,14 @@ pub fn schema() -> Schema {
     );
     schema.block = schema.block.with_block(timeouts_block("10m"));
     schema
+        .block
+        .description
+        .push_str(&crate::resources::common::failed_wait_doc(
+            "the FluxInstance to be Ready",
+            "ready == true",
+            "with `deletion_policy = \"uninstall\"` uninstalls Flux and installs it again",
+        ));
+    schema
 }
 
 /// A spec attribute value is unknown somewhere.
@@ -425,9 +433,8 @@ pub fn live_model(
     let mut model: InstanceModel = from_raw(&RawValue::Object(fields).conform(&ty))
         .map_err(|e| crate::framework::resource::model_error("live FluxInstance", &e))?;
     keep_equivalent_patches(&mut model, prior);
-    let annotations = live.reconcile_annotations().map_err(|e| {
-        Diagnostics::from_error("Unreadable FluxInstance Annotation", format!("{e}."))
-    })?;
+    // As written: a value the operator cannot parse reads back as drift, never as an error.
+    let annotations = live.reconcile_annotations();
     let namespace = live.metadata.namespace.clone().unwrap_or_default();
     let name = live.metadata.name.clone().unwrap_or_default();
     model.id = Value::Known(format!("{namespace}/{name}"));

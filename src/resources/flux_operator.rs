@@ -138,34 +138,45 @@ pub(crate) async fn install(
     model: &OperatorModel,
     timeout: Duration,
 ) -> Result<Applied, Diagnostics> {
+    let mut applied = Applied::default();
+    install_tracked(ctx, cluster, model, timeout, &mut applied).await?;
+    Ok(applied)
+}
+
+/// [`install`], recording in `applied` each object as it is written, so that a failure half way
+/// still knows what exists.
+async fn install_tracked(
+    ctx: &Context<impl ClusterAccess>,
+    cluster: &Cluster,
+    model: &OperatorModel,
+    timeout: Duration,
+    applied: &mut Applied,
+) -> Result<(), Diagnostics> {
     let (crds, rest) = op::split_crds(load(model).await?);
     let cancel = ctx.cancellation();
     let failed = |e| apply_error("Flux Operator Apply Failed", &e);
     let wait_failed =
         |e: wait::WaitError| Diagnostics::from_error("Flux Operator Not Ready", format!("{e}."));
-    let mut names = Vec::new();
     for crd in &crds {
-        let applied = cluster.apply(&to_dynamic(crd)?).await.map_err(failed)?;
-        names.push(applied.metadata.name.unwrap_or_default());
+        let written = cluster.apply(&to_dynamic(crd)?).await.map_err(failed)?;
+        applied.crds.push(written.metadata.name.unwrap_or_default());
     }
-    for name in &names {
+    for name in applied.crds.clone() {
         cluster
-            .wait_for(&crd_ref(name), timeout, cancel, wait::crd_established)
+            .wait_for(&crd_ref(&name), timeout, cancel, wait::crd_established)
             .await
             .map_err(wait_failed)?;
     }
     for object in &rest {
         cluster.apply(&to_dynamic(object)?).await.map_err(failed)?;
+        applied.objects.push(object.clone());
     }
     let deployment = common::cluster_ref(&op::deployment_ref(&namespace_of(model)));
     cluster
         .wait_for(&deployment, timeout, cancel, wait::deployment_available)
         .await
         .map_err(wait_failed)?;
-    Ok(Applied {
-        objects: rest,
-        crds: names,
-    })
+    Ok(())
 }
 
 /// `Healthy`, or what is missing, changed or unavailable; `None` when nothing is left at all.
@@ -226,7 +237,37 @@ async fn apply_op(
     let cluster = cluster_for_apply(ctx.data()?.as_ref()).await?;
     let timeout = common::timeout(&planned.timeouts, operation, DEFAULT_TIMEOUT)?;
     let previous = private_applied(&ctx.private);
-    let applied = install(ctx, &cluster, &planned, timeout).await?;
+    let mut applied = Applied::default();
+    if let Err(diagnostics) = install_tracked(ctx, &cluster, &planned, timeout, &mut applied).await
+    {
+        if applied.objects.is_empty() && applied.crds.is_empty() {
+            return Err(diagnostics.into());
+        }
+        // Written but not finished (a wait failed or was interrupted, or a later object was
+        // refused): the state records it as not healthy, so the next plan re-applies and waits.
+        let mut state = planned;
+        state.id = Value::Known(namespace_of(&state));
+        state.operator_version =
+            Value::Known(op::operator_version(&applied.objects).unwrap_or_default());
+        let what = diagnostics
+            .iter()
+            .next()
+            .map_or_else(String::new, |d| d.summary.clone());
+        state.installation_status = Value::Known(format!("Incomplete: {what}"));
+        // What this apply wrote, plus what an earlier apply wrote (kept for the next check).
+        if let Some(previous) = previous {
+            for object in previous.objects {
+                if !applied.objects.contains(&object) {
+                    applied.objects.push(object);
+                }
+            }
+        }
+        ctx.private = serde_json::to_vec(&applied).unwrap_or_default();
+        return Err(ApplyError {
+            diagnostics,
+            partial_state: Some(state),
+        });
+    }
     // Objects the new manifests no longer contain are removed (never the namespace or CRDs).
     if let Some(previous) = previous {
         let now: BTreeSet<ObjectRef> = applied.objects.iter().filter_map(reference).collect();

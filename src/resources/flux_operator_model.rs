@@ -268,6 +268,14 @@ pub fn schema() -> Schema {
     );
     schema.block = schema.block.with_block(timeouts_block("10m"));
     schema
+        .block
+        .description
+        .push_str(&crate::resources::common::failed_wait_doc(
+            "the CRDs to be Established and the Deployment to be Available",
+            "installation_status == \"Healthy\"",
+            "deletes the operator (and, with `delete_crds`, every Flux object)",
+        ));
+    schema
 }
 
 pub(crate) fn namespace_of(model: &OperatorModel) -> String {

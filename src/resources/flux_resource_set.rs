@@ -183,7 +183,7 @@ async fn inventory_status(
     live: &ResourceSet,
     reads: Reads,
 ) -> Result<String, Diagnostics> {
-    if live.reconcile_annotations().is_ok_and(|a| a.is_disabled()) {
+    if live.reconcile_annotations().is_disabled() {
         return Ok(HEALTHY.to_owned());
     }
     let refs: Vec<ObjectRef> = live

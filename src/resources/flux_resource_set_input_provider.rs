@@ -116,17 +116,28 @@ async fn get_live(
         .transpose()
 }
 
-/// The planned computed values: unknown when the object changes (the operator exports anew).
+/// Whether an unchanged provider is due a reconcile: the last read (or a create whose wait
+/// failed) found it not Ready, and it is not suspended.
+fn pending_reconcile(prior: &InputProviderModel, planned: &InputProviderModel) -> bool {
+    planned.suspend.as_known() != Some(&true)
+        && prior.ready.as_known() == Some(&false)
+        && !desired_changed(prior, planned)
+}
+
+/// The planned computed values: unknown when the object changes (the operator exports anew) or
+/// when a not-Ready provider will be reconciled (then `ready` goes to true: apply waits).
 fn plan_computed(planned: &mut InputProviderModel, prior: Option<&InputProviderModel>) {
     planned.id = match (planned.namespace.as_known(), planned.name.as_known()) {
         (Some(ns), Some(name)) => format!("{ns}/{name}").into(),
         _ => Value::Unknown,
     };
-    if prior.is_some_and(|p| !desired_changed(p, planned)) {
+    if prior.is_some_and(|p| !desired_changed(p, planned) && !pending_reconcile(p, planned)) {
         return;
     }
     let suspended = planned.suspend.as_known() == Some(&true);
-    planned.ready = if suspended {
+    // On create, unknown: a create whose wait fails returns `false` without an error (see the
+    // framework's incomplete creates), which must agree with the plan.
+    planned.ready = if suspended || prior.is_none() {
         Value::Unknown
     } else {
         true.into()
@@ -186,9 +197,10 @@ async fn state_after(cluster: &Cluster, planned: &InputProviderModel) -> InputPr
     state
 }
 
-/// Apply, wait; returns the new state.
+/// Apply, reconcile request when the provider was not Ready, wait; returns the new state.
 async fn apply_and_wait(
     ctx: &mut Context<impl ClusterAccess>,
+    prior: Option<&InputProviderModel>,
     planned: InputProviderModel,
     operation: Operation,
 ) -> Result<InputProviderModel, ApplyError<InputProviderModel>> {
@@ -200,10 +212,15 @@ async fn apply_and_wait(
         .apply(&to_dynamic(&object)?)
         .await
         .map_err(|e| apply_error("ResourceSetInputProvider Apply Failed", &e))?;
+    let requested = if prior.is_some_and(|p| pending_reconcile(p, &planned)) {
+        Some(common::request_reconcile(&cluster, &reference).await?)
+    } else {
+        None
+    };
     let wait = ReconcileWait {
         object: &reference,
         min_generation: applied.metadata.generation.unwrap_or(0),
-        requested_at: None,
+        requested_at: requested.as_deref(),
         timeout,
     };
     let result = common::wait_reconciled_through(&cluster, &wait, &[], ctx.cancellation()).await;
@@ -249,6 +266,18 @@ impl FluxResourceSetInputProviderResource {
             ));
         }
         plan_computed(&mut planned, prior.as_ref());
+        if prior
+            .as_ref()
+            .is_some_and(|p| pending_reconcile(p, &planned))
+        {
+            ctx.warn_at(
+                AttrPath::attr("ready"),
+                "ResourceSetInputProvider Will Be Reconciled",
+                "The ResourceSetInputProvider is not Ready (its last wait failed, or the operator \
+                 reports it not Ready). Apply will ask the Flux Operator to reconcile it and wait \
+                 until it is Ready.",
+            );
+        }
         if prior.as_ref() != Some(&planned) {
             dry_run(ctx, &planned).await?;
         }
@@ -327,7 +356,7 @@ impl<D: ClusterAccess> Resource<D> for FluxResourceSetInputProviderResource {
         planned: InputProviderModel,
         _config: InputProviderModel,
     ) -> Result<InputProviderModel, ApplyError<InputProviderModel>> {
-        apply_and_wait(ctx, planned, Operation::Create).await
+        apply_and_wait(ctx, None, planned, Operation::Create).await
     }
 
     async fn read(
@@ -347,11 +376,11 @@ impl<D: ClusterAccess> Resource<D> for FluxResourceSetInputProviderResource {
     async fn update(
         &self,
         ctx: &mut Context<D>,
-        _prior: InputProviderModel,
+        prior: InputProviderModel,
         planned: InputProviderModel,
         _config: InputProviderModel,
     ) -> Result<InputProviderModel, ApplyError<InputProviderModel>> {
-        apply_and_wait(ctx, planned, Operation::Update).await
+        apply_and_wait(ctx, Some(&prior), planned, Operation::Update).await
     }
 
     async fn delete(
@@ -429,5 +458,25 @@ mod tests {
         };
         plan_computed(&mut suspended, Some(&prior));
         assert_eq!(suspended.ready, Value::Unknown);
+        // Not Ready after a failed wait: ready goes to true (apply waits), exports unknown.
+        let not_ready = InputProviderModel {
+            ready: Value::Known(false),
+            ..base()
+        };
+        let mut again = base();
+        plan_computed(&mut again, Some(&not_ready));
+        assert_eq!(again.ready, Value::Known(true));
+        assert_eq!(again.exported_inputs, Value::Unknown);
+        let mut paused = InputProviderModel {
+            suspend: Value::Known(true),
+            ready: Value::Null,
+            ..base()
+        };
+        let paused_prior = InputProviderModel {
+            suspend: Value::Known(true),
+            ..not_ready
+        };
+        plan_computed(&mut paused, Some(&paused_prior));
+        assert_eq!(paused.ready, Value::Null, "suspended: nothing planned");
     }
 }

@@ -265,6 +265,15 @@ pub fn schema() -> Schema {
     );
     schema.block = schema.block.with_block(timeouts_block("5m"));
     schema
+        .block
+        .description
+        .push_str(&crate::resources::common::failed_wait_doc(
+            "the ResourceSetInputProvider to be Ready",
+            "ready == true",
+            "deletes it, so that the ResourceSets reading it lose their inputs and \
+             garbage-collect what they generated from them",
+        ));
+    schema
 }
 
 fn attribute_type(name: &str) -> Type {
@@ -544,7 +553,7 @@ pub fn live_model(
 /// The computed values from the live object's status.
 pub fn set_status(model: &mut InputProviderModel, live: &InputProvider) {
     let status = live.status.clone().unwrap_or_default();
-    let disabled = live.reconcile_annotations().is_ok_and(|a| a.is_disabled());
+    let disabled = live.reconcile_annotations().is_disabled();
     let readiness =
         crate::flux::status::readiness(live.metadata.generation, &status.conditions, disabled);
     model.ready = Value::Known(readiness.is_ready());

@@ -216,6 +216,15 @@ pub fn schema() -> Schema {
     );
     schema.block = schema.block.with_block(timeouts_block("10m"));
     schema
+        .block
+        .description
+        .push_str(&crate::resources::common::failed_wait_doc(
+            "the ResourceSet to be Ready",
+            "ready == true",
+            "with `deletion_policy = \"uninstall\"` deletes every object it generated and \
+             creates them again",
+        ));
+    schema
 }
 
 /// The value of a `dynamic` attribute, as a field of a serde model (`Value<Dynamic>`: null and
@@ -893,9 +902,8 @@ pub fn live_model(
     let spec = rset::normalize(&live.spec);
     let namespace = live.metadata.namespace.clone().unwrap_or_default();
     let name = live.metadata.name.clone().unwrap_or_default();
-    let annotations = live.reconcile_annotations().map_err(|e| {
-        Diagnostics::from_error("Unreadable ResourceSet Annotation", format!("{e}."))
-    })?;
+    // As written: a value the operator cannot parse reads back as drift, never as an error.
+    let annotations = live.reconcile_annotations();
     let json_list = |list: &Option<Vec<Json>>| list.as_ref().map(|l| Json::Array(l.clone()));
     let inputs = spec
         .inputs
@@ -982,7 +990,7 @@ pub fn live_model(
 /// The computed values from the live object's status.
 pub fn set_status(model: &mut ResourceSetModel, live: &ResourceSet) {
     let status = live.status.clone().unwrap_or_default();
-    let disabled = live.reconcile_annotations().is_ok_and(|a| a.is_disabled());
+    let disabled = live.reconcile_annotations().is_disabled();
     let readiness =
         crate::flux::status::readiness(live.metadata.generation, &status.conditions, disabled);
     model.ready = Value::Known(readiness.is_ready());

@@ -24,6 +24,7 @@ pub mod common;
 pub mod common_fetch;
 pub mod flux_bootstrap_git;
 pub mod flux_bootstrap_git_auth;
+pub mod flux_bootstrap_git_check;
 pub mod flux_bootstrap_git_import;
 pub mod flux_bootstrap_git_model;
 pub mod flux_instance;

@@ -203,9 +203,25 @@ fn namespace(checks: &mut Checks, value: &Value<String>) {
     );
 }
 
+/// The reconcile annotations the operator parses as durations: a value it cannot parse would be
+/// written as is (the API server does not check annotations), so it is refused here.
+fn reconcile_durations(checks: &mut Checks, fields: &[(&str, &Value<String>)]) {
+    for (name, value) in fields {
+        checks.string(attr(&[name]), value, "Invalid Duration", duration);
+    }
+}
+
 /// The settings `flux_instance` shares with `flux_bootstrap_git` (no `sync`, no `name`).
 fn instance_settings(checks: &mut Checks, config: &InstanceModel) {
     namespace(checks, &config.namespace);
+    reconcile_durations(
+        checks,
+        &[
+            ("reconcile_every", &config.reconcile_every),
+            ("reconcile_artifact_every", &config.reconcile_artifact_every),
+            ("reconcile_timeout", &config.reconcile_timeout),
+        ],
+    );
     distribution(checks, &["distribution"], &config.distribution);
     storage(checks, &config.storage);
     kustomize(checks, &config.kustomize);
@@ -270,6 +286,12 @@ pub fn instance(config: &InstanceModel) -> Diagnostics {
             &sync.name,
             "Invalid Sync Name",
             rule::dns_label,
+        );
+        checks.string(
+            attr(&["sync", "interval"]),
+            &sync.interval,
+            "Invalid Duration",
+            duration,
         );
     }
     checks.finish()
@@ -631,6 +653,13 @@ pub fn resource_set(
         });
     }
     resource_set_objects(&mut checks, &config.resources);
+    reconcile_durations(
+        &mut checks,
+        &[
+            ("reconcile_every", &config.reconcile_every),
+            ("reconcile_timeout", &config.reconcile_timeout),
+        ],
+    );
     for (i, source) in config
         .inputs_from
         .as_known()

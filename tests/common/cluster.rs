@@ -106,6 +106,27 @@ impl TestCluster {
         operator_install_in(OPERATOR_INSTALL, &self.namespace)
     }
 
+    /// Replaces the fault settings of a private kube-sandbox (`PUT /sandbox/faults`, e.g.
+    /// `{"stuckDeployments": ["flux-system/helm-controller"]}`; `{}` clears them). Panics on
+    /// the real control plane, which has no fault injection.
+    #[track_caller]
+    pub fn set_faults(&self, settings: &serde_json::Value) {
+        match &self.backend {
+            Backend::Sandbox(sandbox) => sandbox.set_faults(settings),
+            Backend::Real { .. } => panic!("fault injection needs TestCluster::sandbox()"),
+        }
+    }
+
+    /// Adds one fault rule to a private kube-sandbox (`POST /sandbox/faults`). Panics on the
+    /// real control plane.
+    #[track_caller]
+    pub fn add_fault(&self, rule: &serde_json::Value) {
+        match &self.backend {
+            Backend::Sandbox(sandbox) => sandbox.add_fault(rule),
+            Backend::Real { .. } => panic!("fault injection needs TestCluster::sandbox()"),
+        }
+    }
+
     /// Runs kubectl; panics unless it succeeds; returns stdout.
     #[track_caller]
     pub fn kubectl(&self, args: &[&str]) -> String {
