@@ -40,6 +40,7 @@ use serde_json::{Map, Value, json};
 
 use super::FINALIZER;
 use super::instance::{
+    IN_PROGRESS,
     ConstantBackoff, Ctx, RECONCILE_EVERY_ANNOTATION, REQUESTED_AT_ANNOTATION, SimError,
     TIMEOUT_ANNOTATION, generation, reconcile_disabled,
 };
@@ -49,7 +50,6 @@ use super::status::{self, READY, RECONCILING, STALLED, condition};
 
 /// `kind` of the provider.
 pub const KIND: &str = "ResourceSetInputProvider";
-const IN_PROGRESS: &str = "Reconciliation in progress";
 const TERMINAL: &str = "Reconciliation failed terminally due to configuration error";
 
 fn resource() -> ApiResource {
@@ -129,25 +129,7 @@ async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Ctx>) -> Result<Action, Sim
         return Ok(Action::await_change());
     }
     if !finalizers(&obj).iter().any(|f| f == FINALIZER) {
-        let obj = ctx.ensure_finalizer(&me, obj).await?;
-        let gen_ = generation(&obj);
-        let initial = if reconcile_disabled(&obj) {
-            vec![condition(
-                READY,
-                "True",
-                "ReconciliationDisabled",
-                "Initialized with reconciliation suspended",
-                gen_,
-            )]
-        } else {
-            vec![
-                condition(READY, "Unknown", "Progressing", IN_PROGRESS, gen_),
-                condition(RECONCILING, "True", "Progressing", IN_PROGRESS, gen_),
-            ]
-        };
-        let conditions = status::merge_conditions(&obj["status"]["conditions"], &initial, &[]);
-        ctx.patch_status(&me, json!({"conditions": conditions}))
-            .await?;
+        ctx.initialize(&me, obj).await?;
         return Ok(Action::requeue(Duration::from_millis(1)));
     }
     if reconcile_disabled(&obj) {

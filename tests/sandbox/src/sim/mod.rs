@@ -174,6 +174,9 @@ pub struct SimConfig {
     /// The real Flux install objects to apply instead of the simulator's own
     /// ([`real_manifests`]; `--flux-manifests`).
     pub real_manifests: Option<Arc<real_manifests::RealManifests>>,
+    /// The operator's `OVERRIDE_MANAGERS`: extra field managers it takes ownership from
+    /// (exact name, Apply and Update).
+    pub override_field_managers: Vec<String>,
 }
 
 impl Default for SimConfig {
@@ -188,6 +191,7 @@ impl Default for SimConfig {
             script: Script::default(),
             sync: true,
             real_manifests: None,
+            override_field_managers: Vec::new(),
         }
     }
 }
