@@ -323,8 +323,11 @@ async fn delete_uninstalls_flux_but_keeps_the_namespace_and_foreign_objects() {
     })
     .await;
     assert!(ready(&g), "{g}");
-    let cms: Api<DynamicObject> =
-        Api::namespaced_with(client.clone(), "default", &ar("", "v1", "ConfigMap", "configmaps"));
+    let cms: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        "default",
+        &ar("", "v1", "ConfigMap", "configmaps"),
+    );
     wait_for(&cms, "cm-clusters-dev", |_| true).await;
 
     fi.delete("flux", &DeleteParams::default()).await.unwrap();
@@ -757,8 +760,11 @@ async fn removing_sync_and_components_garbage_collects_them() {
     assert!(inventory_ids(&first).contains(
         &"flux-system_flux-system_kustomize.toolkit.fluxcd.io_Kustomization".to_string()
     ));
-    let cms: Api<DynamicObject> =
-        Api::namespaced_with(client.clone(), "default", &ar("", "v1", "ConfigMap", "configmaps"));
+    let cms: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        "default",
+        &ar("", "v1", "ConfigMap", "configmaps"),
+    );
     wait_for(&cms, "cm-clusters-dev", |_| true).await;
 
     // Like `kubectl edit`: drop `sync` and two components.
@@ -853,7 +859,12 @@ async fn created_with_reconcile_disabled_is_ready_with_reconciliation_disabled()
     let got = wait_for(&fi, "flux", |o| cond(o, "Ready").is_some()).await;
     let r = cond(&got, "Ready").unwrap();
     assert_eq!(
-        (&r["status"], &r["reason"], &r["message"], &r["observedGeneration"]),
+        (
+            &r["status"],
+            &r["reason"],
+            &r["message"],
+            &r["observedGeneration"]
+        ),
         (
             &json!("True"),
             &json!("ReconciliationDisabled"),
@@ -862,9 +873,15 @@ async fn created_with_reconcile_disabled_is_ready_with_reconciliation_disabled()
         )
     );
     assert!(cond(&got, "Reconciling").is_none(), "{got}");
-    assert_eq!(got["metadata"]["finalizers"], json!(["fluxcd.controlplane.io/finalizer"]));
+    assert_eq!(
+        got["metadata"]["finalizers"],
+        json!(["fluxcd.controlplane.io/finalizer"])
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(deployment_uid(&client, "flux-system", "source-controller").await, None);
+    assert_eq!(
+        deployment_uid(&client, "flux-system", "source-controller").await,
+        None
+    );
 
     // Re-enabled: the generation does not change; readiness must be judged by the reason.
     merge(
@@ -878,7 +895,11 @@ async fn created_with_reconcile_disabled_is_ready_with_reconciliation_disabled()
     })
     .await;
     assert!(ready(&got), "{got}");
-    assert!(deployment_uid(&client, "flux-system", "source-controller").await.is_some());
+    assert!(
+        deployment_uid(&client, "flux-system", "source-controller")
+            .await
+            .is_some()
+    );
 }
 
 /// Upstream `apply` (`internal/controller/fluxinstance_controller.go`): the health check waits
@@ -899,20 +920,28 @@ async fn unreachable_sync_source_fails_the_health_check_naming_it() {
                                  "path": "clusters/missing", "pullSecret": "flux-system"});
     apply(&fi, obj).await;
     let got = wait_for(&fi, "flux", |o| {
-        cond(o, "Ready").is_some_and(|c| c["status"] == "False" && c["reason"] == "ReconciliationFailed")
+        cond(o, "Ready")
+            .is_some_and(|c| c["status"] == "False" && c["reason"] == "ReconciliationFailed")
     })
     .await;
-    let message = cond(&got, "Ready").unwrap()["message"].as_str().unwrap().to_owned();
+    let message = cond(&got, "Ready").unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let (head, detail) = message.split_once('\n').expect("two lines");
     assert_eq!(
         head,
         "reconciliation failed: timeout waiting for: [Kustomization/flux-system/flux-system status: 'InProgress']"
     );
     assert!(
-        detail.starts_with("Kustomization/flux-system/flux-system status: ") && detail.contains("clusters/missing"),
+        detail.starts_with("Kustomization/flux-system/flux-system status: ")
+            && detail.contains("clusters/missing"),
         "{detail}"
     );
-    assert_eq!(cond(&got, "Reconciling").unwrap()["reason"], "ProgressingWithRetry");
+    assert_eq!(
+        cond(&got, "Reconciling").unwrap()["reason"],
+        "ProgressingWithRetry"
+    );
     assert!(cond(&got, "Stalled").is_none());
     assert!(inventory_ids(&got).contains(
         &"flux-system_flux-system_kustomize.toolkit.fluxcd.io_Kustomization".to_string()
@@ -928,12 +957,20 @@ async fn unreachable_sync_source_fails_the_health_check_naming_it() {
         cond(o, "Ready").is_some_and(|c| {
             c["reason"] == "ReconciliationFailed"
                 && c["observedGeneration"] == o["metadata"]["generation"]
-                && c["message"].as_str().is_some_and(|m| m.contains("GitRepository/flux-system/flux-system status: '"))
+                && c["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("GitRepository/flux-system/flux-system status: '"))
         })
     })
     .await;
-    let message = cond(&got, "Ready").unwrap()["message"].as_str().unwrap().to_owned();
-    assert!(message.contains("\nGitRepository/flux-system/flux-system status: "), "{message}");
+    let message = cond(&got, "Ready").unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        message.contains("\nGitRepository/flux-system/flux-system status: "),
+        "{message}"
+    );
 }
 
 /// Upstream: an apply error is reported (`Ready=False`, `ReconciliationFailed`,
@@ -960,10 +997,14 @@ async fn apply_error_is_reported_as_reconciliation_failed() {
         cond(o, "Ready").is_some_and(|c| c["reason"] == "ReconciliationFailed")
     })
     .await;
-    let message = cond(&got, "Ready").unwrap()["message"].as_str().unwrap().to_owned();
+    let message = cond(&got, "Ready").unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert!(
-        message.starts_with("reconciliation failed: apply flux-system_helm-controller_apps_Deployment: ")
-            && message.contains("injected apply failure"),
+        message.starts_with(
+            "reconciliation failed: apply flux-system_helm-controller_apps_Deployment: "
+        ) && message.contains("injected apply failure"),
         "{message}"
     );
     // Nothing was recorded for the failed apply.
@@ -999,6 +1040,14 @@ async fn uninstall_is_bounded_and_releases_the_finalizer() {
     // The held Deployment is still terminating; the others and the CRDs are gone.
     let held = deps.get("helm-controller").await.unwrap();
     assert!(held.metadata.deletion_timestamp.is_some());
-    assert_eq!(deployment_uid(&client, "flux-system", "source-controller").await, None);
-    merge(&deps, "helm-controller", json!({"metadata": {"finalizers": null}})).await;
+    assert_eq!(
+        deployment_uid(&client, "flux-system", "source-controller").await,
+        None
+    );
+    merge(
+        &deps,
+        "helm-controller",
+        json!({"metadata": {"finalizers": null}}),
+    )
+    .await;
 }

@@ -40,9 +40,8 @@ use serde_json::{Map, Value, json};
 
 use super::FINALIZER;
 use super::instance::{
-    IN_PROGRESS,
-    ConstantBackoff, Ctx, RECONCILE_EVERY_ANNOTATION, REQUESTED_AT_ANNOTATION, SimError,
-    TIMEOUT_ANNOTATION, generation, reconcile_disabled,
+    ConstantBackoff, Ctx, IN_PROGRESS, RECONCILE_EVERY_ANNOTATION, REQUESTED_AT_ANNOTATION,
+    SimError, TIMEOUT_ANNOTATION, generation, reconcile_disabled,
 };
 use super::inventory::{ObjectRef, adler32, sha256_hex};
 use super::ops::{OpsError, annotation, finalizers, is_deleting};
@@ -336,7 +335,7 @@ async fn external(ctx: &Ctx, me: &ObjectRef, obj: &Value) -> Result<Outcome, Sim
     )))
 }
 
-fn labels_match(labels: &Value, selector: &Value) -> bool {
+pub(crate) fn labels_match(labels: &Value, selector: &Value) -> bool {
     let has = |k: &str| labels.get(k).and_then(Value::as_str);
     let by_labels = selector["matchLabels"]
         .as_object()

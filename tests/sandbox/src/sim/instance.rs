@@ -42,6 +42,9 @@ pub enum SimError {
     /// The object could not be read as JSON.
     #[error("decode object: {0}")]
     Decode(String),
+    /// (ResourceSet) `inputsFrom` could not be resolved: reported as `Stalled`.
+    #[error("{0}")]
+    ComputeInputs(String),
 }
 
 /// Annotation disabling reconciliation (and orphaning on delete).
@@ -273,7 +276,8 @@ impl Ctx {
             ]
         };
         let conditions = status::merge_conditions(&obj["status"]["conditions"], &initial, &[]);
-        self.patch_status(r, json!({"conditions": conditions})).await
+        self.patch_status(r, json!({"conditions": conditions}))
+            .await
     }
 
     /// Removes the finalizer.
@@ -576,15 +580,7 @@ async fn reconcile_instance(ctx: &Ctx, me: &ObjectRef, obj: &Value) -> Result<Ac
     let inventory = match apply_and_collect(ctx, me, obj, &objects).await {
         Ok(inventory) => inventory,
         Err(message) => {
-            finish(
-                ctx,
-                me,
-                obj,
-                reconciliation_failed(&message),
-                None,
-                started,
-            )
-            .await?;
+            finish(ctx, me, obj, reconciliation_failed(&message), None, started).await?;
             return Ok(Action::requeue(ctx.config.retry_interval));
         }
     };
@@ -726,9 +722,7 @@ pub(crate) async fn wait_current(
         let live = kube.get(r).await.ok().flatten();
         let state = match &live {
             None => "NotFound",
-            Some(l) if get_condition(l, STALLED).is_some_and(|c| c["status"] == "True") => {
-                "Failed"
-            }
+            Some(l) if get_condition(l, STALLED).is_some_and(|c| c["status"] == "True") => "Failed",
             Some(_) => "InProgress",
         };
         names.push(format!("{} status: '{state}'", fmt_ref(r)));
@@ -920,7 +914,9 @@ pub(crate) async fn adopt(
         .as_array()
         .cloned()
         .unwrap_or_default();
-    if let Some(entries) = take_over_managed_fields(&managed, managers, &r.api_version(), &status::now()) {
+    if let Some(entries) =
+        take_over_managed_fields(&managed, managers, &r.api_version(), &status::now())
+    {
         patch["metadata"]["managedFields"] = Value::Array(entries);
     }
     if patch["metadata"].as_object().is_some_and(|m| !m.is_empty())
@@ -1084,10 +1080,12 @@ mod tests {
         let managers = takeover_managers(&["flux".into(), "corp-tool".into()]);
         let got = take_over_managed_fields(&managed, &managers, "apps/v1", "T").unwrap();
         let mut want: Vec<Value> = managed[7..12].to_vec();
-        want.push(json!({"manager": "flux-operator", "operation": "Apply", "apiVersion": "apps/v1",
+        want.push(
+            json!({"manager": "flux-operator", "operation": "Apply", "apiVersion": "apps/v1",
             "time": "T", "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {
                 "f:replicas": {}, "f:paused": {}, "f:minReadySeconds": {}, "f:strategy": {},
-                "f:revisionHistoryLimit": {}, "f:progressDeadlineSeconds": {}, "f:selector": {}}}}));
+                "f:revisionHistoryLimit": {}, "f:progressDeadlineSeconds": {}, "f:selector": {}}}}),
+        );
         assert_eq!(got, want);
         // Without OVERRIDE_MANAGERS the ResourceSet reconciler leaves `flux` and `corp-tool`.
         let rset = takeover_managers(&[]);

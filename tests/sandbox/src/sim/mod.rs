@@ -177,6 +177,12 @@ pub struct SimConfig {
     /// The operator's `OVERRIDE_MANAGERS`: extra field managers it takes ownership from
     /// (exact name, Apply and Update).
     pub override_field_managers: Vec<String>,
+    /// The operator's `DEFAULT_SERVICE_ACCOUNT`: the identity of ResourceSets without
+    /// `serviceAccountName`.
+    pub default_service_account: Option<String>,
+    /// The kubeconfig the simulator runs with (standalone), used to build clients that
+    /// impersonate a ResourceSet's service account. `None` in-process.
+    pub kube_config: Option<kube::Config>,
 }
 
 impl Default for SimConfig {
@@ -192,6 +198,8 @@ impl Default for SimConfig {
             sync: true,
             real_manifests: None,
             override_field_managers: Vec::new(),
+            default_service_account: None,
+            kube_config: None,
         }
     }
 }

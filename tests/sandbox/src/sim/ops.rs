@@ -380,9 +380,9 @@ pub fn is_healthy(obj: &Value) -> bool {
         // The operator's own kinds: its custom health check `HealthCheckExpr` (every Ready
         // condition True for the current generation; none at all counts as current).
         return obj["status"]["conditions"].as_array().is_none_or(|cs| {
-            cs.iter().filter(|c| c["type"] == "Ready").all(|c| {
-                c["status"] == "True" && c["observedGeneration"].as_i64() == generation
-            })
+            cs.iter()
+                .filter(|c| c["type"] == "Ready")
+                .all(|c| c["status"] == "True" && c["observedGeneration"].as_i64() == generation)
         });
     }
     let flux = group.ends_with(".toolkit.fluxcd.io");

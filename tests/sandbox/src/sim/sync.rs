@@ -334,7 +334,9 @@ async fn ensure_flux_finalizer(kube: &Kube, me: &ObjectRef, obj: &Value) -> Resu
         return Ok(false);
     }
     fins.push(FLUX_FINALIZER.to_owned());
-    let rv = obj["metadata"]["resourceVersion"].as_str().unwrap_or_default();
+    let rv = obj["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap_or_default();
     kube.set_finalizers(me, rv, &fins).await?;
     Ok(true)
 }
@@ -345,7 +347,9 @@ async fn release_flux_finalizer(kube: &Kube, me: &ObjectRef, obj: &Value) -> Res
         .into_iter()
         .filter(|f| f != FLUX_FINALIZER)
         .collect();
-    let rv = obj["metadata"]["resourceVersion"].as_str().unwrap_or_default();
+    let rv = obj["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap_or_default();
     match kube.set_finalizers(me, rv, &fins).await {
         Ok(_) => Ok(()),
         Err(OpsError::Patch {

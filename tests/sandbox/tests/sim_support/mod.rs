@@ -264,8 +264,11 @@ pub async fn fleet(client: &Client, paths: &[&str]) -> Fleet {
         },
     );
     let url = server.url("fleet");
-    let secrets: Api<DynamicObject> =
-        Api::namespaced_with(client.clone(), "flux-system", &ar("", "v1", "Secret", "secrets"));
+    let secrets: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        "flux-system",
+        &ar("", "v1", "Secret", "secrets"),
+    );
     apply(
         &secrets,
         json!({"apiVersion": "v1", "kind": "Secret",
