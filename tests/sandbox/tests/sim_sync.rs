@@ -6,10 +6,7 @@
 
 mod sim_support;
 
-#[path = "../../common/git_server.rs"]
-mod git_server;
-
-use git_server::{GitHttpServer, GitRepos, HttpServerOptions};
+use sim_support::fleet_git::{GitHttpServer, GitRepos, HttpServerOptions};
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use serde_json::{Value, json};
 use sim_support::*;
