@@ -17,9 +17,39 @@ use serde_json::Value;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_terraform-provider-flux");
 
+/// A public Git repository `fleet` (branch `main`, a ConfigMap under `clusters/prod`) served
+/// over HTTP for the whole test process. The operator's health check waits for the sync
+/// GitRepository and Kustomization, so a sync that must become Ready needs a repository that
+/// exists (the simulated source-controller fetches it with the real `git`).
+fn fleet_url() -> &'static str {
+    static FLEET: std::sync::OnceLock<(common::git_server::GitHttpServer, String)> =
+        std::sync::OnceLock::new();
+    &FLEET
+        .get_or_init(|| {
+            let repos = common::git_server::GitRepos::new();
+            repos.create_with_history("fleet", "main", 1, 1);
+            repos.push_as_someone_else(
+                "fleet",
+                "main",
+                "clusters/prod/cm.yaml",
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: fleet\n  namespace: default\n",
+                "add cluster",
+            );
+            let server = common::git_server::GitHttpServer::start(
+                repos,
+                common::git_server::HttpServerOptions::default(),
+            );
+            let url = server.url("fleet");
+            (server, url)
+        })
+        .1
+}
+
 /// The seed example's shape: version 2.7.x, the four core components, a `cluster` block and a
-/// GitRepository sync with URL, ref, path and pull secret. `extra` goes inside the instance.
+/// GitRepository sync with URL, ref and path (a public repository: no pull secret). `extra`
+/// goes inside the instance.
 fn config(version: &str, components: &str, size: &str, extra: &str) -> String {
+    let url = fleet_url();
     format!(
         r#"{REQUIRED_PROVIDERS}
 provider "flux" {{
@@ -39,10 +69,9 @@ resource "flux_instance" "this" {{
   cluster      = {{ size = "{size}", multitenant = false }}
   sync = {{
     kind        = "GitRepository"
-    url         = "https://git.example/fleet.git"
+    url         = "{url}"
     ref         = "refs/heads/main"
     path        = "clusters/prod"
-    pull_secret = "flux-system"
   }}
   {extra}
 }}
@@ -270,8 +299,8 @@ fn hazards_and_api_validation_fail_at_plan() {
         .assert_contains(&["FluxInstance outside the operator's namespace"]);
     // A sync.name change.
     ws.write_config(&config("2.7.x", CORE, "medium", "").replace(
-        r#"pull_secret = "flux-system""#,
-        "pull_secret = \"flux-system\"\n    name = \"renamed\"",
+        r#"path        = "clusters/prod""#,
+        "path        = \"clusters/prod\"\n    name = \"renamed\"",
     ));
     ws.plan()
         .assert_error()
@@ -382,10 +411,11 @@ fn import_with_the_cli_and_with_generated_configuration() {
         .assert_success()
         .assert_contains(&["Plan: 2 to import, 0 to add, 0 to change, 0 to destroy."]);
     let hcl = std::fs::read_to_string(generated.path().join("generated.tf")).unwrap();
+    let url_line = format!(r#"url         = "{}""#, fleet_url());
     for needle in [
         r#"version = "2.7.x""#,
         r#"size                                       = "medium""#,
-        r#"url         = "https://git.example/fleet.git""#,
+        url_line.as_str(),
         r#"version          = "v0.58.1""#,
     ] {
         assert!(
@@ -431,7 +461,7 @@ fn import_with_the_cli_and_with_generated_configuration() {
     assert_eq!(flux["ready"], true);
     assert_eq!(flux["distribution"]["version"], "2.7.x");
     assert_eq!(flux["cluster"]["size"], "medium");
-    assert_eq!(flux["sync"]["url"], "https://git.example/fleet.git");
+    assert_eq!(flux["sync"]["url"], fleet_url());
     assert_eq!(flux["components"].as_array().unwrap().len(), 4);
     assert!(
         flux["flux_version"].as_str().unwrap().starts_with("v2.7."),
@@ -525,7 +555,7 @@ fn scripted_operator_failure_fails_apply_then_converges() {
     ws.write_config(&config("2.7.x", CORE, "large", ""));
     ws.apply().assert_failure().assert_contains(&[
         "FluxInstance Failed",
-        "HealthCheckFailed",
+        "ReconciliationFailed",
         message,
         "unhealthy components: helm-controller",
     ]);

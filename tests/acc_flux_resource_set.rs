@@ -586,6 +586,7 @@ resource "flux_resource_set" "gated" {{
     api_version = "fluxcd.controlplane.io/v1"
     kind        = "ResourceSetInputProvider"
     name        = "gate"
+    namespace   = "{ns}"
     ready       = true
   }}]
   timeouts {{
@@ -666,6 +667,39 @@ resource "flux_resource_set" "gated" {{
         "steps is mutually exclusive with resources and resourcesTemplate",
         "`steps`, `resources`",
     ]);
+
+    // What the operator would wait on or stall with is refused at plan, naming the attributes:
+    // a namespaced dependency without a namespace (the operator does not default it), a
+    // `ready_expr` without `ready = true`, and `inputs.id` with inline inputs.
+    for (from, to, message, attributes) in [
+        (
+            format!("    namespace   = \"{ns}\"\n"),
+            String::new(),
+            "a namespaced dependency needs its namespace",
+            "`dependencies[0].namespace`",
+        ),
+        (
+            "    ready       = true\n".to_owned(),
+            "    ready_expr  = \"true\"\n".to_owned(),
+            "readyExpr is only evaluated when ready is true",
+            "`dependencies[0].ready_expr`, `dependencies[0].ready`",
+        ),
+        (
+            "name = \"<< inputs.name >>\"".to_owned(),
+            "name = \"<< inputs.id >>\"".to_owned(),
+            "inline inputs have no id",
+            "`inputs`, `resources`",
+        ),
+    ] {
+        assert!(config.contains(&from), "{from}");
+        workspace.write_config(&config.replace(&from, &to));
+        let plan = workspace.plan();
+        plan.assert_error()
+            .assert_contains(&["Invalid ResourceSet", message, attributes]);
+    }
+    // Nothing changed in the cluster.
+    let live = sandbox.get("resourceset", Some(ns), "gated").unwrap();
+    assert_eq!(live["metadata"]["generation"], json!(1), "{live}");
 }
 
 #[test]

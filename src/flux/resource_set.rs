@@ -229,7 +229,7 @@ pub struct Dependency {
     pub kind: String,
     /// Name of the dependency.
     pub name: String,
-    /// Namespace of the dependency (the ResourceSet's when absent).
+    /// Namespace of the dependency, used as given: absent means none (cluster-scoped kinds).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
     /// Wait until the dependency is ready, not only present.
@@ -275,7 +275,43 @@ fn is_dns_label(name: &str) -> bool {
         && bytes.last() != Some(&b'-')
 }
 
-/// Checks the API's rules (the CRD's CEL rules, enums, patterns and required fields).
+/// Whether a template text reads `inputs.id` inside a `<< >>` action.
+fn mentions_inputs_id(text: &str) -> bool {
+    text.split("<<").skip(1).any(|action| {
+        let action = action.split(">>").next().unwrap_or_default();
+        action.match_indices("inputs.id").any(|(at, m)| {
+            let before = action[..at].chars().next_back();
+            let after = action[at + m.len()..].chars().next();
+            before.is_none_or(|c| !(c.is_alphanumeric() || c == '_' || c == '.'))
+                && after.is_none_or(|c| !(c.is_alphanumeric() || c == '_'))
+        })
+    })
+}
+
+/// Whether a dependency kind is namespaced (the core kinds, the Flux and Flux Operator kinds);
+/// `false` for cluster-scoped and unknown kinds.
+fn is_namespaced_kind(api_version: &str, kind: &str) -> bool {
+    let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
+    group.ends_with(".toolkit.fluxcd.io")
+        || (group == "fluxcd.controlplane.io"
+            && matches!(
+                kind,
+                "ResourceSet" | "ResourceSetInputProvider" | "FluxInstance"
+            ))
+        || matches!(
+            (group, kind),
+            (
+                "",
+                "ConfigMap" | "Secret" | "Service" | "ServiceAccount" | "PersistentVolumeClaim"
+            ) | ("apps", "Deployment" | "StatefulSet" | "DaemonSet")
+                | ("batch", "Job" | "CronJob")
+        )
+}
+
+/// Checks the API's rules (the CRD's CEL rules, enums, patterns and required fields) and the
+/// rules the Flux Operator applies when it reconciles (a namespaced dependency needs its
+/// namespace, `readyExpr` only with `ready`, no `inputs.id` with inline inputs), which would
+/// otherwise leave the ResourceSet waiting or stalled.
 ///
 /// # Errors
 ///
@@ -391,6 +427,61 @@ pub fn validate(spec: &ResourceSetSpec) -> Result<(), ResourceSetError> {
             if value.is_empty() {
                 violation(vec![format!("dependsOn[{i}].{name}")], "must not be empty");
             }
+        }
+        // The operator reads the namespace as given: a namespaced dependency without one is
+        // never found, and the ResourceSet waits (DependencyNotReady) forever.
+        if dep.namespace.as_deref().is_none_or(str::is_empty)
+            && is_namespaced_kind(&dep.api_version, &dep.kind)
+        {
+            violation(
+                vec![format!("dependsOn[{i}].namespace")],
+                "a namespaced dependency needs its namespace: the Flux Operator looks it up in the \
+                 namespace given, not the ResourceSet's, so without one it is never found",
+            );
+        }
+        // The operator evaluates readyExpr only with ready: true.
+        if dep.ready_expr.as_deref().is_some_and(|e| !e.is_empty()) && dep.ready != Some(true) {
+            violation(
+                vec![
+                    format!("dependsOn[{i}].readyExpr"),
+                    format!("dependsOn[{i}].ready"),
+                ],
+                "readyExpr is only evaluated when ready is true; set ready = true or remove readyExpr",
+            );
+        }
+    }
+    // Inline inputs carry no `id` (only a provider's exported inputs do); the operator renders
+    // with missingkey=error, so `<< inputs.id >>` stalls the ResourceSet.
+    if spec.inputs.as_ref().is_some_and(|i| !i.is_empty()) {
+        let mut uses_id = Vec::new();
+        let resources = |r: &Option<Vec<Value>>| {
+            r.as_ref()
+                .is_some_and(|list| list.iter().any(|v| mentions_inputs_id(&v.to_string())))
+        };
+        let template = |t: &Option<String>| t.as_deref().is_some_and(mentions_inputs_id);
+        if resources(&spec.resources) {
+            uses_id.push("resources".to_owned());
+        }
+        if template(&spec.resources_template) {
+            uses_id.push("resourcesTemplate".to_owned());
+        }
+        for (i, step) in spec.steps.iter().flatten().enumerate() {
+            if resources(&step.resources) {
+                uses_id.push(format!("steps[{i}].resources"));
+            }
+            if template(&step.resources_template) {
+                uses_id.push(format!("steps[{i}].resourcesTemplate"));
+            }
+        }
+        if !uses_id.is_empty() {
+            let mut fields = vec!["inputs".to_owned()];
+            fields.extend(uses_id);
+            violation(
+                fields,
+                "inline inputs have no id (only inputs exported by a ResourceSetInputProvider \
+                 do): the Flux Operator fails to render << inputs.id >> and stalls; use one of the \
+                 input's own fields instead",
+            );
         }
     }
     if violations.is_empty() {
@@ -525,6 +616,56 @@ mod tests {
         list.iter().map(|s| (*s).to_owned()).collect()
     }
 
+    /// The Flux Operator's own rules (`internal/controller/resourceset_controller.go`
+    /// `checkDependencies`, `api/v1/resourceset_types.go` `GetInputs`).
+    #[test]
+    fn operator_rules_are_enforced_with_field_names() {
+        let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "<< inputs.name >>-<< inputs.id | quote >>"}});
+        let got = violations(json!({
+            "inputs": [{"name": "a"}],
+            "resources": [cm],
+            "resourcesTemplate": "kind: A\nname: << inputs.identity >>",
+            "dependsOn": [
+                {"apiVersion": "v1", "kind": "ConfigMap", "name": "gate", "ready": true},
+                {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "name": "x", "ready": true},
+                {"apiVersion": "fluxcd.controlplane.io/v1", "kind": "ResourceSet", "name": "rs", "namespace": "apps",
+                 "readyExpr": "true"},
+                {"apiVersion": "fluxcd.controlplane.io/v1", "kind": "ResourceSet", "name": "rs", "namespace": "apps",
+                 "ready": true, "readyExpr": "true"},
+            ],
+        }));
+        assert_eq!(
+            got,
+            vec![
+                (
+                    fields(&["dependsOn[0].namespace"]),
+                    "a namespaced dependency needs its namespace: the Flux Operator looks it up in the namespace given, not the ResourceSet's, so without one it is never found".to_owned()
+                ),
+                (
+                    fields(&["dependsOn[2].readyExpr", "dependsOn[2].ready"]),
+                    "readyExpr is only evaluated when ready is true; set ready = true or remove readyExpr".to_owned()
+                ),
+                (
+                    fields(&["inputs", "resources"]),
+                    "inline inputs have no id (only inputs exported by a ResourceSetInputProvider do): the Flux Operator fails to render << inputs.id >> and stalls; use one of the input's own fields instead".to_owned()
+                ),
+            ]
+        );
+        // Providers' inputs carry an id: no finding without inline inputs.
+        assert_eq!(
+            violations(
+                json!({"inputsFrom": [{"apiVersion": "fluxcd.controlplane.io/v1",
+                "kind": "ResourceSetInputProvider", "name": "p"}],
+                "resourcesTemplate": "name: << inputs.id >>"})
+            ),
+            vec![]
+        );
+        assert!(mentions_inputs_id("a: <<- inputs.id ->>"));
+        assert!(!mentions_inputs_id(
+            "a: inputs.id << inputs.ids >> << x.inputs.id >>"
+        ));
+    }
+
     #[test]
     fn api_rules_are_enforced_with_field_names() {
         let resource = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "x"}});
@@ -615,7 +756,7 @@ mod tests {
             ),
             (
                 "dependency-without-name",
-                json!({"resourcesTemplate": "x: 1", "dependsOn": [{"apiVersion": "v1", "kind": "Secret", "name": ""}]}),
+                json!({"resourcesTemplate": "x: 1", "dependsOn": [{"apiVersion": "v1", "kind": "Secret", "name": "", "namespace": "x"}]}),
                 vec![(fields(&["dependsOn[0].name"]), "must not be empty".into())],
             ),
         ];

@@ -156,7 +156,7 @@ pub fn schema() -> Schema {
     let attributes = vec![
         Attribute::string("id").computed().description("`<namespace>/<name>`."),
         Attribute::string("name").required().description("Name of the ResourceSet. Changing it replaces the ResourceSet (and, with `deletion_policy = \"uninstall\"`, what it generated)."),
-        Attribute::string("namespace").required().description("Namespace of the ResourceSet; `inputs_from` providers and namespaced dependencies without a namespace are looked up here. Changing it replaces the ResourceSet."),
+        Attribute::string("namespace").required().description("Namespace of the ResourceSet; `inputs_from` providers are looked up here. Changing it replaces the ResourceSet."),
         Attribute::new("inputs", Type::Dynamic).optional().description(
             "Input sets: a list of objects of arbitrary values, written in HCL (`[{ tenant = \"team-a\", replicas = 2 }]`) or with `yamldecode`. The templates are rendered once per input set and read a value as `<< inputs.tenant >>`. Compared semantically: key order and the spelling (HCL or decoded YAML) are not a change; a plan shows the changed fields."),
         Attribute::nested("inputs_from", Nesting::List, vec![
@@ -183,9 +183,9 @@ pub fn schema() -> Schema {
             Attribute::string("api_version").required().description("API version of the dependency, e.g. `apiextensions.k8s.io/v1`."),
             Attribute::string("kind").required().description("Kind of the dependency."),
             Attribute::string("name").required().description("Name of the dependency."),
-            s("namespace", "Namespace of the dependency; the ResourceSet's when unset (for namespaced kinds)."),
-            Attribute::bool("ready").optional().description("Also wait until the dependency is ready (its `Ready` condition), not only present."),
-            s("ready_expr", "A CEL expression deciding readiness."),
+            s("namespace", "Namespace of the dependency, used as given: the operator does not default it to the ResourceSet's, so a namespaced dependency needs it (refused at plan for the core, Flux and Flux Operator kinds); leave it unset only for cluster-scoped kinds."),
+            Attribute::bool("ready").optional().description("Also wait until the dependency is ready, not only present: a ResourceSet or ResourceSetInputProvider when `Ready` for its current generation, any other kind when kstatus reports it current (a Deployment Available, a ConfigMap as soon as it exists)."),
+            s("ready_expr", "A CEL expression deciding readiness in place of the default check; only evaluated with `ready = true` (refused at plan otherwise)."),
         ]).optional().description("Objects that must exist (and be ready) before the operator reconciles the ResourceSet (the API's `dependsOn`; renamed because `depends_on` is a Terraform meta-argument). While one is missing or not ready, the operator reports `DependencyNotReady` and apply keeps waiting until its timeout."),
         common_metadata_attribute("Labels and annotations set on every generated object.", "Annotations set on every generated object; `fluxcd.controlplane.io/prune: disabled` disables garbage collection."),
         s("service_account_name", "Service account (in the ResourceSet's namespace) the operator impersonates to apply the generated objects."),
@@ -1057,6 +1057,7 @@ mod tests {
                 api_version: Value::Known("v1".into()),
                 kind: Value::Known("ConfigMap".into()),
                 name: Value::Known("gate".into()),
+                namespace: Value::Known("flux-system".into()),
                 ready: Value::Known(true),
                 ..DependencyModel::default()
             }]),
@@ -1127,7 +1128,7 @@ mod tests {
                     }],
                     "resources": [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "<< inputs.tenant >>"}}],
                     "resourcesTemplate": TEMPLATE,
-                    "dependsOn": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "gate", "ready": true}],
+                    "dependsOn": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "gate", "namespace": "flux-system", "ready": true}],
                     "wait": false
                 }
             })
@@ -1312,7 +1313,7 @@ mod tests {
             "resourcesTemplate": TEMPLATE_REFORMATTED,
             "inputs": [{"replicas": 2.0, "tenant": "team-a"}, {"tags": ["x"], "tenant": "team-b", "replicas": 3}],
             "resources": [{"metadata": {"name": "<< inputs.tenant >>"}, "kind": "Namespace", "apiVersion": "v1"}],
-            "dependsOn": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "gate", "ready": true}],
+            "dependsOn": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "gate", "namespace": "flux-system", "ready": true}],
             "inputsFrom": [{"apiVersion": "fluxcd.controlplane.io/v1", "kind": "ResourceSetInputProvider",
                             "selector": {"matchLabels": {"env": "dev"}}}]
         });

@@ -54,17 +54,25 @@ pub enum StandaloneError {
 const KUBELET_USAGE: &str = "usage: kube-sandbox kubelet-sim --kubeconfig <path> [--node <name>]";
 const OPERATOR_USAGE: &str = "usage: kube-sandbox operator-sim --kubeconfig <path> [--flux-versions <list>] [--flux-manifests <dir>] [--no-sync]";
 
-/// A client for the kubeconfig at `path` (its current context), with kube's default retries.
-pub async fn client_from_kubeconfig(path: &PathBuf) -> Result<kube::Client, StandaloneError> {
+/// The client configuration of the kubeconfig at `path` (its current context).
+pub async fn config_from_kubeconfig(path: &PathBuf) -> Result<kube::Config, StandaloneError> {
     let err = |message: String| StandaloneError::Kubeconfig {
         path: path.clone(),
         message,
     };
     let kubeconfig = Kubeconfig::read_from(path).map_err(|e| err(e.to_string()))?;
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+    kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
-        .map_err(|e| err(e.to_string()))?;
-    kube::Client::try_from(config).map_err(|e| err(e.to_string()))
+        .map_err(|e| err(e.to_string()))
+}
+
+/// A client for the kubeconfig at `path` (its current context), with kube's default retries.
+pub async fn client_from_kubeconfig(path: &PathBuf) -> Result<kube::Client, StandaloneError> {
+    let config = config_from_kubeconfig(path).await?;
+    kube::Client::try_from(config).map_err(|e| StandaloneError::Kubeconfig {
+        path: path.clone(),
+        message: e.to_string(),
+    })
 }
 
 fn write_ready(out: &mut dyn Write, what: &str) -> Result<(), StandaloneError> {
@@ -186,6 +194,8 @@ pub async fn run_operator_sim(
         config.flux_versions = real.versions();
         config.real_manifests = Some(std::sync::Arc::new(real));
     }
+    // Kept to build clients impersonating ResourceSet service accounts.
+    config.kube_config = Some(config_from_kubeconfig(&kubeconfig).await?);
     let client = client_from_kubeconfig(&kubeconfig).await?;
     // The simulator is a set of watches: nothing to wait for before it serves.
     let task = crate::sim::spawn(client, config);

@@ -62,13 +62,14 @@ fn is_revision(rev: &str, version: &str) -> bool {
             .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn install_to_ready_with_components_inventory_and_sync() {
     let (_sb, client) = sandbox(fast_config());
     install_operator(&client).await;
+    let fleet = fleet(&client, &["clusters/dev"]).await;
     let fi = fluxinstances(&client, "flux-system");
     let mut obj = instance("2.7.x");
-    obj["spec"]["sync"] = json!({"kind": "GitRepository", "url": "https://git.example.com/fleet.git",
+    obj["spec"]["sync"] = json!({"kind": "GitRepository", "url": fleet.url,
                                  "ref": "refs/heads/main", "path": "clusters/dev", "pullSecret": "flux-system"});
     let created = apply(&fi, obj).await;
     // CRD defaults are applied by the server, not by the simulator.
@@ -180,7 +181,7 @@ async fn install_to_ready_with_components_inventory_and_sync() {
     let g = serde_json::to_value(git.get("flux-system").await.unwrap()).unwrap();
     assert_eq!(
         g["spec"],
-        json!({"interval": "1m", "url": "https://git.example.com/fleet.git",
+        json!({"interval": "1m", "url": fleet.url,
                "ref": {"name": "refs/heads/main"}, "secretRef": {"name": "flux-system"}})
     );
     let ks = Api::<DynamicObject>::namespaced_with(
@@ -289,29 +290,24 @@ async fn unknown_version_stalls_with_build_failed() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delete_uninstalls_flux_but_keeps_the_namespace_and_foreign_objects() {
     let (_sb, client) = sandbox(fast_config());
     install_operator(&client).await;
+    let fleet = fleet(&client, &["clusters/dev"]).await;
     let secrets: Api<DynamicObject> = Api::namespaced_with(
         client.clone(),
         "flux-system",
         &ar("", "v1", "Secret", "secrets"),
     );
-    apply(
-        &secrets,
-        json!({"apiVersion": "v1", "kind": "Secret",
-                           "metadata": {"name": "flux-system", "namespace": "flux-system"},
-                           "stringData": {"username": "git", "password": "x"}}),
-    )
-    .await;
     let fi = fluxinstances(&client, "flux-system");
     let mut obj = instance("2.7.x");
-    obj["spec"]["sync"] = json!({"kind": "GitRepository", "url": "https://git.example.com/fleet.git",
-                                 "ref": "refs/heads/main", "path": "clusters/dev"});
+    obj["spec"]["sync"] = json!({"kind": "GitRepository", "url": fleet.url,
+                                 "ref": "refs/heads/main", "path": "clusters/dev", "pullSecret": "flux-system"});
     apply(&fi, obj).await;
     wait_for(&fi, "flux", ready).await;
-    // A finalizer set by a (simulated) Flux controller must not block the uninstall.
+    // The Flux controllers' finalizers (set by the simulated controllers) must not block the
+    // uninstall: the operator strips them once the controllers are gone.
     let git = Api::<DynamicObject>::namespaced_with(
         client.clone(),
         "flux-system",
@@ -322,12 +318,17 @@ async fn delete_uninstalls_flux_but_keeps_the_namespace_and_foreign_objects() {
             "gitrepositories",
         ),
     );
-    merge(
-        &git,
-        "flux-system",
-        json!({"metadata": {"finalizers": ["finalizers.fluxcd.io"]}}),
-    )
+    let g = wait_for(&git, "flux-system", |g| {
+        g["metadata"]["finalizers"] == json!(["finalizers.fluxcd.io"])
+    })
     .await;
+    assert!(ready(&g), "{g}");
+    let cms: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        "default",
+        &ar("", "v1", "ConfigMap", "configmaps"),
+    );
+    wait_for(&cms, "cm-clusters-dev", |_| true).await;
 
     fi.delete("flux", &DeleteParams::default()).await.unwrap();
     wait_gone(&fi, "flux").await;
@@ -355,6 +356,8 @@ async fn delete_uninstalls_flux_but_keeps_the_namespace_and_foreign_objects() {
     let ns = nss.get("flux-system").await.unwrap();
     assert!(ns.metadata.deletion_timestamp.is_none());
     assert!(secrets.get_opt("flux-system").await.unwrap().is_some());
+    // The controllers are deleted before the sync Kustomization, so what it applied stays.
+    assert!(cms.get_opt("cm-clusters-dev").await.unwrap().is_some());
     // The operator itself is untouched.
     assert!(
         deployment_uid(&client, "flux-system", "flux-operator")
@@ -395,7 +398,7 @@ async fn delete_with_reconcile_disabled_orphans_flux() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn adopts_a_classic_bootstrap_install_in_place() {
     let (_sb, client) = sandbox(fast_config());
     fixtures::apply_yaml_staged(
@@ -429,9 +432,10 @@ async fn adopts_a_classic_bootstrap_install_in_place() {
     let git_uid = git.get("flux-system").await.unwrap().metadata.uid.unwrap();
 
     install_operator(&client).await;
+    let fleet = fleet(&client, &["clusters/my-cluster"]).await;
     let fi = fluxinstances(&client, "flux-system");
     let mut obj = instance("2.7.x");
-    obj["spec"]["sync"] = json!({"kind": "GitRepository", "url": "https://git.example.com/fleet-infra.git",
+    obj["spec"]["sync"] = json!({"kind": "GitRepository", "url": fleet.url,
                                  "ref": "refs/heads/main", "path": "./clusters/my-cluster", "pullSecret": "flux-system"});
     apply(&fi, obj).await;
     wait_for(&fi, "flux", ready).await;
@@ -449,7 +453,7 @@ async fn adopts_a_classic_bootstrap_install_in_place() {
     let g = serde_json::to_value(git.get("flux-system").await.unwrap()).unwrap();
     assert_eq!(g["metadata"]["uid"], git_uid);
     // The operator's fields are applied over the bootstrap's.
-    assert_eq!(g["spec"]["url"], "https://git.example.com/fleet-infra.git");
+    assert_eq!(g["spec"]["url"], fleet.url.as_str());
     assert_eq!(g["spec"]["ref"]["name"], "refs/heads/main");
     assert_eq!(g["spec"]["secretRef"], json!({"name": "flux-system"}));
     assert!(
@@ -537,14 +541,16 @@ async fn scripted_failures_from_annotations_and_script() {
     obj["metadata"]["annotations"] =
         json!({"sandbox.fluxrs.dev/fail": "HealthCheckFailed:controllers crash looping"});
     apply(&fi, obj).await;
+    // A scripted health failure is reported as the operator reports every apply or health
+    // failure: `ReconciliationFailed`, "reconciliation failed: ...".
     let got = wait_for(&fi, "flux", |o| {
         cond(o, "Ready")
-            .is_some_and(|c| c["status"] == "False" && c["reason"] == "HealthCheckFailed")
+            .is_some_and(|c| c["status"] == "False" && c["reason"] == "ReconciliationFailed")
     })
     .await;
     assert_eq!(
         cond(&got, "Ready").unwrap()["message"],
-        "controllers crash looping"
+        "reconciliation failed: controllers crash looping"
     );
     assert_eq!(
         cond(&got, "Reconciling").unwrap()["reason"],
@@ -735,19 +741,29 @@ async fn drift_is_corrected_every_reconcile_interval() {
     }
 }
 
-#[tokio::test]
+/// Upstream: removing `sync` garbage-collects the generated GitRepository and Kustomization
+/// (inventory GC in `fluxinstance_controller.go`), and kustomize-controller's finalizer then
+/// prunes everything the Kustomization applied (`prune: true`) — the data-loss hazard.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn removing_sync_and_components_garbage_collects_them() {
     let (_sb, client) = sandbox(fast_config());
     install_operator(&client).await;
+    let fleet = fleet(&client, &["clusters/dev"]).await;
     let fi = fluxinstances(&client, "flux-system");
     let mut obj = instance("2.7.x");
-    obj["spec"]["sync"] = json!({"kind": "GitRepository", "url": "https://git.example.com/fleet.git",
-                                 "ref": "refs/heads/main", "path": "clusters/dev"});
+    obj["spec"]["sync"] = json!({"kind": "GitRepository", "url": fleet.url,
+                                 "ref": "refs/heads/main", "path": "clusters/dev", "pullSecret": "flux-system"});
     apply(&fi, obj).await;
     let first = wait_for(&fi, "flux", ready).await;
     assert!(inventory_ids(&first).contains(
         &"flux-system_flux-system_kustomize.toolkit.fluxcd.io_Kustomization".to_string()
     ));
+    let cms: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        "default",
+        &ar("", "v1", "ConfigMap", "configmaps"),
+    );
+    wait_for(&cms, "cm-clusters-dev", |_| true).await;
 
     // Like `kubectl edit`: drop `sync` and two components.
     merge(
@@ -778,7 +794,9 @@ async fn removing_sync_and_components_garbage_collects_them() {
             "kustomizations",
         ),
     );
-    assert!(ks.get_opt("flux-system").await.unwrap().is_none());
+    wait_gone(&ks, "flux-system").await;
+    // What the Kustomization applied is pruned by its finalizer.
+    wait_gone(&cms, "cm-clusters-dev").await;
     assert_eq!(
         deployment_uid(&client, "flux-system", "helm-controller").await,
         None
@@ -821,4 +839,213 @@ async fn kustomize_patches_reach_the_controllers() {
         cond(&got, "Ready").unwrap()["message"],
         "kustomize patch 0: no matches for ConfigMap/nope"
     );
+}
+
+/// Upstream `initializeObjectStatus` (`internal/controller/common.go`): an instance created
+/// with `fluxcd.controlplane.io/reconcile: disabled` gets `Ready=True`, reason
+/// `ReconciliationDisabled`, "Initialized with reconciliation suspended" at once, and nothing is
+/// installed. Re-enabling leaves that condition until the operator has reconciled, which then
+/// replaces it with `ReconciliationSucceeded` for the same generation.
+#[tokio::test]
+async fn created_with_reconcile_disabled_is_ready_with_reconciliation_disabled() {
+    let (_sb, client) = sandbox(fast_config());
+    install_operator(&client).await;
+    let fi = fluxinstances(&client, "flux-system");
+    let mut obj = instance("2.7.x");
+    obj["metadata"]["annotations"] = json!({"fluxcd.controlplane.io/reconcile": "disabled"});
+    apply(&fi, obj).await;
+    let got = wait_for(&fi, "flux", |o| cond(o, "Ready").is_some()).await;
+    let r = cond(&got, "Ready").unwrap();
+    assert_eq!(
+        (
+            &r["status"],
+            &r["reason"],
+            &r["message"],
+            &r["observedGeneration"]
+        ),
+        (
+            &json!("True"),
+            &json!("ReconciliationDisabled"),
+            &json!("Initialized with reconciliation suspended"),
+            &got["metadata"]["generation"]
+        )
+    );
+    assert!(cond(&got, "Reconciling").is_none(), "{got}");
+    assert_eq!(
+        got["metadata"]["finalizers"],
+        json!(["fluxcd.controlplane.io/finalizer"])
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        deployment_uid(&client, "flux-system", "source-controller").await,
+        None
+    );
+
+    // Re-enabled: the generation does not change; readiness must be judged by the reason.
+    merge(
+        &fi,
+        "flux",
+        json!({"metadata": {"annotations": {"fluxcd.controlplane.io/reconcile": null}}}),
+    )
+    .await;
+    let got = wait_for(&fi, "flux", |o| {
+        cond(o, "Ready").is_some_and(|c| c["reason"] == "ReconciliationSucceeded")
+    })
+    .await;
+    assert!(ready(&got), "{got}");
+    assert!(
+        deployment_uid(&client, "flux-system", "source-controller")
+            .await
+            .is_some()
+    );
+}
+
+/// Upstream `apply` (`internal/controller/fluxinstance_controller.go`): the health check waits
+/// for every applied object, the sync GitRepository and Kustomization included; a source that
+/// cannot become ready fails the reconciliation within `reconcileTimeout` with `Ready=False`,
+/// reason `ReconciliationFailed`, the message naming the object and quoting its Ready message
+/// (`aggregateNotReadyStatus`). The inventory is still recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_sync_source_fails_the_health_check_naming_it() {
+    let (_sb, client) = sandbox(fast_config());
+    install_operator(&client).await;
+    let fleet = fleet(&client, &["clusters/dev"]).await;
+    let fi = fluxinstances(&client, "flux-system");
+    let mut obj = instance("2.7.x");
+    obj["metadata"]["annotations"] = json!({"fluxcd.controlplane.io/reconcileTimeout": "2s"});
+    // A path the repository does not have: the source is Ready, the Kustomization is not.
+    obj["spec"]["sync"] = json!({"kind": "GitRepository", "url": fleet.url, "ref": "refs/heads/main",
+                                 "path": "clusters/missing", "pullSecret": "flux-system"});
+    apply(&fi, obj).await;
+    let got = wait_for(&fi, "flux", |o| {
+        cond(o, "Ready")
+            .is_some_and(|c| c["status"] == "False" && c["reason"] == "ReconciliationFailed")
+    })
+    .await;
+    let message = cond(&got, "Ready").unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (head, detail) = message.split_once('\n').expect("two lines");
+    assert_eq!(
+        head,
+        "reconciliation failed: timeout waiting for: [Kustomization/flux-system/flux-system status: 'InProgress']"
+    );
+    assert!(
+        detail.starts_with("Kustomization/flux-system/flux-system status: ")
+            && detail.contains("clusters/missing"),
+        "{detail}"
+    );
+    assert_eq!(
+        cond(&got, "Reconciling").unwrap()["reason"],
+        "ProgressingWithRetry"
+    );
+    assert!(cond(&got, "Stalled").is_none());
+    assert!(inventory_ids(&got).contains(
+        &"flux-system_flux-system_kustomize.toolkit.fluxcd.io_Kustomization".to_string()
+    ));
+
+    // An unreachable repository: the GitRepository is named.
+    let mut obj = instance("2.7.x");
+    obj["metadata"]["annotations"] = json!({"fluxcd.controlplane.io/reconcileTimeout": "2s"});
+    obj["spec"]["sync"] = json!({"kind": "GitRepository", "url": "http://127.0.0.1:9/nowhere.git",
+                                 "ref": "refs/heads/main", "path": "clusters/dev", "pullSecret": "flux-system"});
+    apply(&fi, obj).await;
+    let got = wait_for(&fi, "flux", |o| {
+        cond(o, "Ready").is_some_and(|c| {
+            c["reason"] == "ReconciliationFailed"
+                && c["observedGeneration"] == o["metadata"]["generation"]
+                && c["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("GitRepository/flux-system/flux-system status: '"))
+        })
+    })
+    .await;
+    let message = cond(&got, "Ready").unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        message.contains("\nGitRepository/flux-system/flux-system status: "),
+        "{message}"
+    );
+}
+
+/// Upstream: an apply error is reported (`Ready=False`, `ReconciliationFailed`,
+/// "reconciliation failed: ..."), not retried silently, and the retry converges once the
+/// cause is gone.
+#[tokio::test]
+async fn apply_error_is_reported_as_reconciliation_failed() {
+    let (sb, client) = sandbox(fast_config());
+    install_operator(&client).await;
+    sb.faults().add(
+        kube_sandbox::faults::FaultRule::new(kube_sandbox::faults::FaultAction::Error {
+            code: 500,
+            retry_after: None,
+            message: Some("injected apply failure".into()),
+        })
+        .verb("patch")
+        .resource("deployments")
+        .name("helm-controller")
+        .times(3),
+    );
+    let fi = fluxinstances(&client, "flux-system");
+    apply(&fi, instance("2.7.x")).await;
+    let got = wait_for(&fi, "flux", |o| {
+        cond(o, "Ready").is_some_and(|c| c["reason"] == "ReconciliationFailed")
+    })
+    .await;
+    let message = cond(&got, "Ready").unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        message.starts_with(
+            "reconciliation failed: apply flux-system_helm-controller_apps_Deployment: "
+        ) && message.contains("injected apply failure"),
+        "{message}"
+    );
+    // Nothing was recorded for the failed apply.
+    assert!(got["status"]["inventory"].is_null(), "{got}");
+    wait_for(&fi, "flux", ready).await;
+}
+
+/// Upstream `fluxinstance_uninstaller.go`: errors are logged, each wait is bounded (5m), and the
+/// finalizer is released anyway — a controller Deployment held by a foreign finalizer does not
+/// keep the FluxInstance from going.
+#[tokio::test]
+async fn uninstall_is_bounded_and_releases_the_finalizer() {
+    let mut config = fast_config();
+    config.uninstall_timeout = Duration::from_secs(2);
+    let (_sb, client) = sandbox(config);
+    install_operator(&client).await;
+    let fi = fluxinstances(&client, "flux-system");
+    apply(&fi, instance("2.7.x")).await;
+    wait_for(&fi, "flux", ready).await;
+    let deps: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        "flux-system",
+        &ar("apps", "v1", "Deployment", "deployments"),
+    );
+    merge(
+        &deps,
+        "helm-controller",
+        json!({"metadata": {"finalizers": ["example.com/hold"]}}),
+    )
+    .await;
+    fi.delete("flux", &DeleteParams::default()).await.unwrap();
+    wait_gone(&fi, "flux").await;
+    // The held Deployment is still terminating; the others and the CRDs are gone.
+    let held = deps.get("helm-controller").await.unwrap();
+    assert!(held.metadata.deletion_timestamp.is_some());
+    assert_eq!(
+        deployment_uid(&client, "flux-system", "source-controller").await,
+        None
+    );
+    merge(
+        &deps,
+        "helm-controller",
+        json!({"metadata": {"finalizers": null}}),
+    )
+    .await;
 }

@@ -37,7 +37,7 @@ fn cm_spec(inputs: Value) -> Value {
         "inputs": inputs,
         "resources": [{"apiVersion": "v1", "kind": "ConfigMap",
                        "metadata": {"name": "cm-<< inputs.name >>"},
-                       "data": {"name": "<< inputs.name | quote >>", "id": "<< inputs.id | quote >>"}}],
+                       "data": {"name": "<< inputs.name | quote >>"}}],
         "resourcesTemplate": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: tpl-<< inputs.name >>\n  namespace: apps\ndata:\n  provider: << inputs.provider.kind >>/<< inputs.provider.name >>\n",
     })
 }
@@ -81,8 +81,10 @@ async fn renders_applies_and_prunes_with_inputs() {
 
     let a = configmap(&client, "cm-a").await.unwrap();
     let data = a.data.unwrap();
-    assert_eq!(data["name"], "a");
-    assert!(data["id"].parse::<u32>().is_ok(), "{data:?}");
+    assert_eq!(
+        data,
+        std::collections::BTreeMap::from([("name".to_string(), "a".to_string())])
+    );
     let labels = a.metadata.labels.unwrap();
     assert_eq!(labels["resourceset.fluxcd.controlplane.io/name"], "apps");
     assert_eq!(
@@ -114,23 +116,52 @@ async fn renders_applies_and_prunes_with_inputs() {
     assert_ne!(got["status"]["lastAppliedRevision"].as_str().unwrap(), rev);
 }
 
+/// Upstream `checkDependencies` (`internal/controller/resourceset_controller.go`): the
+/// dependency's namespace is used as given — without one, a namespaced ResourceSet is never
+/// found, even when it exists next to the dependent; ResourceSets must be Ready for their
+/// current generation; the message is "Retrying dependency check: ...".
 #[tokio::test]
 async fn waits_for_dependencies() {
     let (_sb, client) = setup().await;
     let rs = resourcesets(&client, "apps");
+    apply(&rs, rset("first", cm_spec(json!([{"name": "f"}])))).await;
+    wait_for(&rs, "first", ready).await;
     let mut second = rset("second", cm_spec(json!([{"name": "s"}])));
     second["spec"]["dependsOn"] = json!([{"apiVersion": "fluxcd.controlplane.io/v1", "kind": "ResourceSet",
                                           "name": "first", "ready": true}]);
-    apply(&rs, second).await;
+    apply(&rs, second.clone()).await;
     let got = wait_for(&rs, "second", |o| {
         cond(o, "Ready").is_some_and(|c| c["reason"] == "DependencyNotReady")
     })
     .await;
     assert_eq!(
         cond(&got, "Ready").unwrap()["message"],
-        "dependency fluxcd.controlplane.io/v1/ResourceSet/apps/first not found"
+        "Retrying dependency check: dependency fluxcd.controlplane.io/v1/ResourceSet/first not found: resourcesets \"first\" not found"
     );
     assert_eq!(cond(&got, "Ready").unwrap()["status"], "False");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let still = serde_json::to_value(rs.get("second").await.unwrap()).unwrap();
+    assert_eq!(
+        cond(&still, "Ready").unwrap()["reason"],
+        "DependencyNotReady"
+    );
+    assert!(configmap(&client, "cm-s").await.is_none());
+    rs.delete("first", &DeleteParams::default()).await.unwrap();
+    wait_gone(&rs, "first").await;
+
+    second["spec"]["dependsOn"][0]["namespace"] = json!("apps");
+    apply(&rs, second).await;
+    let got = wait_for(&rs, "second", |o| {
+        cond(o, "Ready").is_some_and(|c| {
+            c["reason"] == "DependencyNotReady"
+                && c["observedGeneration"] == o["metadata"]["generation"]
+        })
+    })
+    .await;
+    assert_eq!(
+        cond(&got, "Ready").unwrap()["message"],
+        "Retrying dependency check: dependency fluxcd.controlplane.io/v1/ResourceSet/apps/first not found: resourcesets \"first\" not found"
+    );
 
     let mut first = rset("first", cm_spec(json!([{"name": "f"}])));
     first["metadata"]["annotations"] = json!({"sandbox.fluxrs.dev/fail": "BuildFailed:not yet"});
@@ -138,7 +169,8 @@ async fn waits_for_dependencies() {
     wait_for(&rs, "first", stalled).await;
     let got = wait_for(&rs, "second", |o| {
         cond(o, "Ready").is_some_and(|c| {
-            c["message"] == "dependency fluxcd.controlplane.io/v1/ResourceSet/apps/first not ready"
+            c["message"]
+                == "Retrying dependency check: dependency fluxcd.controlplane.io/v1/ResourceSet/apps/first not ready"
         })
     })
     .await;
@@ -176,6 +208,9 @@ async fn wait_true_reports_ready_only_after_deployments_are_available() {
     assert!(available);
 }
 
+/// Upstream `uninstall` (`resourceset_controller.go`): the ResourceSet's own
+/// `fluxcd.controlplane.io/prune: disabled` is ignored on delete (only annotated objects are
+/// kept); `reconcile: disabled` orphans.
 #[tokio::test]
 async fn delete_prunes_unless_disabled() {
     let (_sb, client) = setup().await;
@@ -202,8 +237,9 @@ async fn delete_prunes_unless_disabled() {
     }
     assert!(configmap(&client, "cm-p").await.is_none());
     assert!(configmap(&client, "tpl-p").await.is_none());
-    assert!(configmap(&client, "cm-k").await.is_some());
-    assert!(configmap(&client, "tpl-k").await.is_some());
+    // The annotation on the ResourceSet itself does not protect what it generated.
+    assert!(configmap(&client, "cm-k").await.is_none());
+    assert!(configmap(&client, "tpl-k").await.is_none());
 }
 
 #[tokio::test]
@@ -225,7 +261,7 @@ async fn template_errors_stall_with_build_failed() {
         (
             Some("False"),
             Some("BuildFailed"),
-            Some("template: map has no entry for key \"missing\"")
+            Some("build failed: template: map has no entry for key \"missing\"")
         )
     );
 }
@@ -294,7 +330,7 @@ async fn ready_expr_replaces_the_ready_check() {
     .await;
     assert_eq!(
         cond(&got, "Ready").unwrap()["message"],
-        "dependency apiextensions.k8s.io/v1/CustomResourceDefinition/fluxinstances.fluxcd.controlplane.io not ready"
+        "Retrying dependency check: dependency apiextensions.k8s.io/v1/CustomResourceDefinition/fluxinstances.fluxcd.controlplane.io not ready: expression 'status.storedVersions.exists(e, e == 'v2')'"
     );
 
     let mut invalid = rset("expr-invalid", cm_spec(json!([{"name": "z"}])));
@@ -305,4 +341,159 @@ async fn ready_expr_replaces_the_ready_check() {
         cond(&got, "Ready").unwrap()["reason"],
         "InvalidCELExpression"
     );
+}
+
+/// Upstream `ResourceSet.GetInputs`: inline inputs carry no `id`; `<< inputs.id >>` with
+/// inline inputs fails the build (`missingkey=error`): Stalled, BuildFailed.
+#[tokio::test]
+async fn inputs_id_with_inline_inputs_stalls() {
+    let (_sb, client) = setup().await;
+    let rs = resourcesets(&client, "apps");
+    let spec = json!({"inputs": [{"name": "a"}],
+                      "resources": [{"apiVersion": "v1", "kind": "ConfigMap",
+                                     "metadata": {"name": "cm-<< inputs.id >>"}}]});
+    apply(&rs, rset("ids", spec)).await;
+    let got = wait_for(&rs, "ids", stalled).await;
+    assert_eq!(
+        cond(&got, "Ready").unwrap()["message"],
+        "build failed: template: map has no entry for key \"id\""
+    );
+}
+
+/// Upstream `getInputs`/`reconcile`: `inputsFrom` naming a provider that does not exist stalls
+/// ("failed to compute inputs: ..."); a provider that has not exported yet gives an empty
+/// input set: Ready, and everything generated before is garbage-collected.
+#[tokio::test]
+async fn inputs_from_missing_provider_stalls_and_empty_exports_collect() {
+    let (_sb, client) = setup().await;
+    let rsip = Api::<DynamicObject>::namespaced_with(
+        client.clone(),
+        "apps",
+        &ar(
+            "fluxcd.controlplane.io",
+            "v1",
+            "ResourceSetInputProvider",
+            "resourcesetinputproviders",
+        ),
+    );
+    let rs = resourcesets(&client, "apps");
+    let spec = json!({
+        "inputsFrom": [{"kind": "ResourceSetInputProvider", "name": "envs"}],
+        "resources": [{"apiVersion": "v1", "kind": "ConfigMap",
+                       "metadata": {"name": "cm-<< inputs.env >>"}}],
+    });
+    apply(&rs, rset("from", spec)).await;
+    let got = wait_for(&rs, "from", stalled).await;
+    assert_eq!(
+        cond(&got, "Ready").unwrap()["message"],
+        "failed to compute inputs: failed to get provider apps/envs: resourcesetinputproviders.fluxcd.controlplane.io \"envs\" not found"
+    );
+    assert_eq!(cond(&got, "Ready").unwrap()["reason"], "BuildFailed");
+
+    // The provider appears: inputs flow.
+    apply(
+        &rsip,
+        json!({"apiVersion": "fluxcd.controlplane.io/v1", "kind": "ResourceSetInputProvider",
+               "metadata": {"name": "envs", "namespace": "apps"},
+               "spec": {"type": "Static", "defaultValues": {"env": "dev"}}}),
+    )
+    .await;
+    let got = wait_for(&rs, "from", |o| ready(o) && !inventory_ids(o).is_empty()).await;
+    assert_eq!(inventory_ids(&got), ["apps_cm-dev__ConfigMap"]);
+
+    // The provider's exported inputs are gone (not exported yet, e.g. after re-creation):
+    // an empty set, Ready, and the generated ConfigMap is collected.
+    let prov_status: Api<DynamicObject> = rsip.clone();
+    prov_status
+        .patch_status(
+            "envs",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(
+                json!({"status": {"exportedInputs": null, "lastExportedRevision": "none"}}),
+            ),
+        )
+        .await
+        .unwrap();
+    let got = wait_for(&rs, "from", |o| ready(o) && inventory_ids(o).is_empty()).await;
+    assert!(ready(&got));
+    assert!(configmap(&client, "cm-dev").await.is_none());
+}
+
+/// Upstream `uninstall` with `serviceAccountName`: the operator first checks that it can
+/// impersonate the account (the ServiceAccount exists); when it cannot, pruning is skipped and
+/// the finalizer released — the generated objects are left behind.
+#[tokio::test]
+async fn delete_without_its_service_account_orphans_the_objects() {
+    let (_sb, client) = setup().await;
+    let sas: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        "apps",
+        &ar("", "v1", "ServiceAccount", "serviceaccounts"),
+    );
+    apply(
+        &sas,
+        json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "deployer", "namespace": "apps"}}),
+    )
+    .await;
+    let rs = resourcesets(&client, "apps");
+    let mut with_sa = cm_spec(json!([{"name": "sa"}]));
+    with_sa["serviceAccountName"] = json!("deployer");
+    apply(&rs, rset("as-sa", with_sa.clone())).await;
+    wait_for(&rs, "as-sa", ready).await;
+    let mut gone_sa = cm_spec(json!([{"name": "gone"}]));
+    gone_sa["serviceAccountName"] = json!("deployer");
+    apply(&rs, rset("sa-gone", gone_sa)).await;
+    wait_for(&rs, "sa-gone", ready).await;
+
+    // With its account present, delete prunes.
+    rs.delete("as-sa", &DeleteParams::default()).await.unwrap();
+    wait_gone(&rs, "as-sa").await;
+    assert!(configmap(&client, "cm-sa").await.is_none());
+
+    // The account deleted first: the ResourceSet goes, its objects stay.
+    sas.delete("deployer", &DeleteParams::default())
+        .await
+        .unwrap();
+    rs.delete("sa-gone", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_gone(&rs, "sa-gone").await;
+    assert!(configmap(&client, "cm-gone").await.is_some());
+    assert!(configmap(&client, "tpl-gone").await.is_some());
+}
+
+/// Upstream `checkDependencies` readiness: a ResourceSet without any `Ready` condition passes
+/// the operator's `HealthCheckExpr`; any other kind is kstatus (a ConfigMap is ready once it
+/// exists); `readyExpr` is ignored without `ready: true`.
+#[tokio::test]
+async fn dependency_readiness_follows_the_operator_rules() {
+    let (_sb, client) = setup().await;
+    let rs = resourcesets(&client, "apps");
+    let cms: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        "apps",
+        &ar("", "v1", "ConfigMap", "configmaps"),
+    );
+    let mut dependent = rset("dependent", cm_spec(json!([{"name": "d"}])));
+    dependent["spec"]["dependsOn"] = json!([
+        {"apiVersion": "v1", "kind": "ConfigMap", "name": "settings", "namespace": "apps", "ready": true},
+        // Not read without `ready: true`, even though it could never hold.
+        {"apiVersion": "v1", "kind": "ConfigMap", "name": "settings", "namespace": "apps",
+         "readyExpr": "false"},
+    ]);
+    apply(&rs, dependent).await;
+    let got = wait_for(&rs, "dependent", |o| {
+        cond(o, "Ready").is_some_and(|c| c["reason"] == "DependencyNotReady")
+    })
+    .await;
+    assert_eq!(
+        cond(&got, "Ready").unwrap()["message"],
+        "Retrying dependency check: dependency v1/ConfigMap/apps/settings not found: configmaps \"settings\" not found"
+    );
+    apply(
+        &cms,
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings", "namespace": "apps"}}),
+    )
+    .await;
+    wait_for(&rs, "dependent", ready).await;
 }

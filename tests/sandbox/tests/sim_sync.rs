@@ -6,12 +6,9 @@
 
 mod sim_support;
 
-#[path = "../../common/git_server.rs"]
-mod git_server;
-
-use git_server::{GitHttpServer, GitRepos, HttpServerOptions};
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use serde_json::{Value, json};
+use sim_support::fleet_git::{GitHttpServer, GitRepos, HttpServerOptions};
 use sim_support::*;
 
 fn gitrepositories(client: &kube::Client) -> Api<DynamicObject> {

@@ -40,8 +40,8 @@ use serde_json::{Map, Value, json};
 
 use super::FINALIZER;
 use super::instance::{
-    ConstantBackoff, Ctx, RECONCILE_EVERY_ANNOTATION, REQUESTED_AT_ANNOTATION, SimError,
-    TIMEOUT_ANNOTATION, generation, reconcile_disabled,
+    ConstantBackoff, Ctx, IN_PROGRESS, RECONCILE_EVERY_ANNOTATION, REQUESTED_AT_ANNOTATION,
+    SimError, TIMEOUT_ANNOTATION, generation, reconcile_disabled,
 };
 use super::inventory::{ObjectRef, adler32, sha256_hex};
 use super::ops::{OpsError, annotation, finalizers, is_deleting};
@@ -49,7 +49,6 @@ use super::status::{self, READY, RECONCILING, STALLED, condition};
 
 /// `kind` of the provider.
 pub const KIND: &str = "ResourceSetInputProvider";
-const IN_PROGRESS: &str = "Reconciliation in progress";
 const TERMINAL: &str = "Reconciliation failed terminally due to configuration error";
 
 fn resource() -> ApiResource {
@@ -129,25 +128,7 @@ async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Ctx>) -> Result<Action, Sim
         return Ok(Action::await_change());
     }
     if !finalizers(&obj).iter().any(|f| f == FINALIZER) {
-        let obj = ctx.ensure_finalizer(&me, obj).await?;
-        let gen_ = generation(&obj);
-        let initial = if reconcile_disabled(&obj) {
-            vec![condition(
-                READY,
-                "True",
-                "ReconciliationDisabled",
-                "Initialized with reconciliation suspended",
-                gen_,
-            )]
-        } else {
-            vec![
-                condition(READY, "Unknown", "Progressing", IN_PROGRESS, gen_),
-                condition(RECONCILING, "True", "Progressing", IN_PROGRESS, gen_),
-            ]
-        };
-        let conditions = status::merge_conditions(&obj["status"]["conditions"], &initial, &[]);
-        ctx.patch_status(&me, json!({"conditions": conditions}))
-            .await?;
+        ctx.initialize(&me, obj).await?;
         return Ok(Action::requeue(Duration::from_millis(1)));
     }
     if reconcile_disabled(&obj) {
@@ -354,7 +335,7 @@ async fn external(ctx: &Ctx, me: &ObjectRef, obj: &Value) -> Result<Outcome, Sim
     )))
 }
 
-fn labels_match(labels: &Value, selector: &Value) -> bool {
+pub(crate) fn labels_match(labels: &Value, selector: &Value) -> bool {
     let has = |k: &str| labels.get(k).and_then(Value::as_str);
     let by_labels = selector["matchLabels"]
         .as_object()

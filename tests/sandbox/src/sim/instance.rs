@@ -42,6 +42,9 @@ pub enum SimError {
     /// The object could not be read as JSON.
     #[error("decode object: {0}")]
     Decode(String),
+    /// (ResourceSet) `inputsFrom` could not be resolved: reported as `Stalled`.
+    #[error("{0}")]
+    ComputeInputs(String),
 }
 
 /// Annotation disabling reconciliation (and orphaning on delete).
@@ -53,14 +56,63 @@ pub const PRUNE_ANNOTATION: &str = "fluxcd.controlplane.io/prune";
 /// Annotation overriding the health-check timeout.
 pub const TIMEOUT_ANNOTATION: &str = "fluxcd.controlplane.io/reconcileTimeout";
 
-/// Field managers whose ownership the operator takes over when adopting objects.
-const TAKEOVER_MANAGERS: [&str; 5] = [
-    "kustomize-controller",
-    "flux",
-    "kubectl",
-    "helm",
-    "before-first-apply",
-];
+/// The `Reconciling`/`Ready=Unknown` message while a reconciliation runs.
+pub(crate) const IN_PROGRESS: &str = "Reconciliation in progress";
+
+/// A field manager whose ownership the operator takes over when adopting objects: its name,
+/// the managedFields operation it must have, and whether the name must match exactly (else it
+/// is a prefix, so `kubectl` covers `kubectl-client-side-apply`, `kubectl-edit`, ...).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TakeoverManager {
+    /// Manager name (or prefix).
+    pub name: String,
+    /// `Apply` or `Update`.
+    pub operation: &'static str,
+    /// Exact name match, else prefix.
+    pub exact: bool,
+}
+
+impl TakeoverManager {
+    fn new(name: &str, operation: &'static str, exact: bool) -> Self {
+        Self {
+            name: name.to_string(),
+            operation,
+            exact,
+        }
+    }
+
+    fn matches(&self, entry: &Value) -> bool {
+        let Some(m) = entry["manager"].as_str() else {
+            return false;
+        };
+        let name_ok = if self.exact {
+            m == self.name
+        } else {
+            m.starts_with(&self.name)
+        };
+        name_ok && entry["operation"] == self.operation
+    }
+}
+
+/// The managers the operator takes ownership from (`internal/controller/common.go`
+/// `takeOwnershipFrom`): `kustomize-controller` (Apply, exact), `helm` (Update, exact),
+/// `kubectl*` (Update and Apply, prefix), `before-first-apply*` (Update, prefix), then each of
+/// `extra` (Apply and Update, exact). The FluxInstance reconciler passes `flux` plus the
+/// operator's `OVERRIDE_MANAGERS`, the ResourceSet reconciler only `OVERRIDE_MANAGERS`.
+pub fn takeover_managers(extra: &[String]) -> Vec<TakeoverManager> {
+    let mut out = vec![
+        TakeoverManager::new("kustomize-controller", "Apply", true),
+        TakeoverManager::new("helm", "Update", true),
+        TakeoverManager::new("kubectl", "Update", false),
+        TakeoverManager::new("before-first-apply", "Update", false),
+        TakeoverManager::new("kubectl", "Apply", false),
+    ];
+    for m in extra {
+        out.push(TakeoverManager::new(m, "Apply", true));
+        out.push(TakeoverManager::new(m, "Update", true));
+    }
+    out
+}
 
 /// What an object was last reconciled at.
 #[derive(Debug, Clone, PartialEq)]
@@ -199,6 +251,33 @@ impl Ctx {
             .as_str()
             .unwrap_or_default();
         Ok(self.kube.set_finalizers(r, rv, &fins).await?)
+    }
+
+    /// Adds the finalizer and writes the initial status, as the operator does on first sight of
+    /// an object (`internal/controller/common.go` `initializeObjectStatus`): `Ready=True`,
+    /// reason `ReconciliationDisabled`, "Initialized with reconciliation suspended" when the
+    /// reconcile annotation is `disabled`, else `Ready=Unknown` and `Reconciling=True`, both
+    /// `Progressing`. The caller requeues at once.
+    pub(crate) async fn initialize(&self, r: &ObjectRef, obj: Value) -> Result<Value, SimError> {
+        let obj = self.ensure_finalizer(r, obj).await?;
+        let gen_ = generation(&obj);
+        let initial = if reconcile_disabled(&obj) {
+            vec![condition(
+                READY,
+                "True",
+                "ReconciliationDisabled",
+                "Initialized with reconciliation suspended",
+                gen_,
+            )]
+        } else {
+            vec![
+                condition(READY, "Unknown", "Progressing", IN_PROGRESS, gen_),
+                condition(RECONCILING, "True", "Progressing", IN_PROGRESS, gen_),
+            ]
+        };
+        let conditions = status::merge_conditions(&obj["status"]["conditions"], &initial, &[]);
+        self.patch_status(r, json!({"conditions": conditions}))
+            .await
     }
 
     /// Removes the finalizer.
@@ -374,7 +453,12 @@ async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Ctx>) -> Result<Action, Sim
         }
         return Ok(Action::await_change());
     }
-    let obj = ctx.ensure_finalizer(&me, obj).await?;
+    if !finalizers(&obj).iter().any(|f| f == FINALIZER) {
+        // First sight: finalizer and initial status (`ReconciliationDisabled` at once when
+        // created with reconcile disabled), then reconcile again.
+        ctx.initialize(&me, obj).await?;
+        return Ok(Action::requeue(Duration::from_millis(1)));
+    }
     if reconcile_disabled(&obj) {
         return Ok(Action::await_change());
     }
@@ -394,6 +478,17 @@ enum Outcome {
     },
 }
 
+/// The operator's reason for an apply or health-check failure
+/// (`internal/controller/fluxinstance_controller.go`): `Ready=False`, `ReconciliationFailed`,
+/// message `reconciliation failed: <error>`; retried with backoff.
+fn reconciliation_failed(message: &str) -> Outcome {
+    Outcome::Failed {
+        reason: "ReconciliationFailed",
+        message: format!("reconciliation failed: {message}"),
+        stalled: false,
+    }
+}
+
 async fn reconcile_instance(ctx: &Ctx, me: &ObjectRef, obj: &Value) -> Result<Action, SimError> {
     let started = Instant::now();
     let gen_ = generation(obj);
@@ -402,20 +497,8 @@ async fn reconcile_instance(ctx: &Ctx, me: &ObjectRef, obj: &Value) -> Result<Ac
 
     // Progressing.
     let progressing = [
-        condition(
-            RECONCILING,
-            "True",
-            "Progressing",
-            "Reconciliation in progress",
-            gen_,
-        ),
-        condition(
-            READY,
-            "Unknown",
-            "Progressing",
-            "Reconciliation in progress",
-            gen_,
-        ),
+        condition(RECONCILING, "True", "Progressing", IN_PROGRESS, gen_),
+        condition(READY, "Unknown", "Progressing", IN_PROGRESS, gen_),
     ];
     ctx.patch_status(
         me,
@@ -492,8 +575,49 @@ async fn reconcile_instance(ctx: &Ctx, me: &ObjectRef, obj: &Value) -> Result<Ac
     ctx.patch_status(me, json!({"lastAttemptedRevision": rev}))
         .await?;
 
-    // Apply: Namespace and CRDs first, waiting for the CRDs, then the rest.
+    // Apply and garbage-collect. An error is reported (`ReconciliationFailed`), the inventory
+    // left as it was, and the reconciliation retried.
+    let inventory = match apply_and_collect(ctx, me, obj, &objects).await {
+        Ok(inventory) => inventory,
+        Err(message) => {
+            finish(ctx, me, obj, reconciliation_failed(&message), None, started).await?;
+            return Ok(Action::requeue(ctx.config.retry_interval));
+        }
+    };
+    let entries: Vec<Value> = inventory.iter().map(ObjectRef::entry).collect();
+    ctx.patch_status(
+        me,
+        json!({"inventory": {"entries": entries}, "components": components}),
+    )
+    .await?;
+    tokio::time::sleep(ctx.config.step_delay).await;
+
+    // Health.
+    let outcome = health(ctx, obj, &inventory, &failures).await;
+    let settled = matches!(outcome, Outcome::Ready);
+    finish(ctx, me, obj, outcome, Some(rev), started).await?;
+    if settled {
+        Ok(Action::requeue(reconcile_every(obj)))
+    } else {
+        Ok(Action::requeue(ctx.config.retry_interval))
+    }
+}
+
+/// Server-side applies the build (Namespace and CRDs first, waiting for the CRDs; adopting
+/// existing objects) and deletes what the previous inventory had and this one does not.
+/// Returns the new inventory, or the error message.
+async fn apply_and_collect(
+    ctx: &Ctx,
+    me: &ObjectRef,
+    obj: &Value,
+    objects: &[Value],
+) -> Result<Vec<ObjectRef>, String> {
     let mut inventory = Vec::new();
+    let managers = takeover_managers(
+        &std::iter::once("flux".to_string())
+            .chain(ctx.config.override_field_managers.iter().cloned())
+            .collect::<Vec<_>>(),
+    );
     let (first, rest): (Vec<&Value>, Vec<&Value>) = objects.iter().partition(|o| {
         matches!(
             o["kind"].as_str(),
@@ -515,58 +639,48 @@ async fn reconcile_instance(ctx: &Ctx, me: &ObjectRef, obj: &Value) -> Result<Ac
                     let name = crd["metadata"]["name"].as_str().unwrap_or_default();
                     ctx.kube
                         .wait_crd_established(name, ctx.config.uninstall_timeout)
-                        .await?;
+                        .await
+                        .map_err(|e| e.to_string())?;
                 }
             }
         }
-        let r = ObjectRef::of(o).map_err(|e| SimError::Decode(e.to_string()))?;
-        adopt(&ctx.kube, &r).await?;
-        ctx.kube.apply(o, &me.namespace).await?;
+        let r = ObjectRef::of(o).map_err(|e| e.to_string())?;
+        adopt(&ctx.kube, &r, &managers)
+            .await
+            .map_err(|e| e.to_string())?;
+        ctx.kube
+            .apply(o, &me.namespace)
+            .await
+            .map_err(|e| e.to_string())?;
         inventory.push(r);
     }
-
-    // Garbage-collect what the previous inventory had and this one does not.
+    // Garbage-collect what the previous inventory had and this one does not (the sync
+    // Kustomization of a removed or changed `sync` included: its own finalizer then prunes
+    // what it applied).
     for stale in read_inventory(obj)
         .into_iter()
         .filter(|p| !inventory.iter().any(|n| n.id() == p.id()))
     {
-        if let Some(live) = ctx.kube.get(&stale).await?
+        if let Some(live) = ctx.kube.get(&stale).await.map_err(|e| e.to_string())?
             && owned_by_instance(&live, &me.namespace)
             && !prune_disabled(&live)
         {
-            ctx.kube.delete(&stale).await?;
+            ctx.kube.delete(&stale).await.map_err(|e| e.to_string())?;
         }
     }
-    let entries: Vec<Value> = inventory.iter().map(ObjectRef::entry).collect();
-    ctx.patch_status(
-        me,
-        json!({"inventory": {"entries": entries}, "components": components}),
-    )
-    .await?;
-    tokio::time::sleep(ctx.config.step_delay).await;
-
-    // Health.
-    let outcome = health(ctx, obj, &inventory, &failures).await;
-    let settled = matches!(outcome, Outcome::Ready);
-    finish(ctx, me, obj, outcome, Some(rev), started).await?;
-    if settled {
-        Ok(Action::requeue(reconcile_every(obj)))
-    } else {
-        Ok(Action::requeue(ctx.config.retry_interval))
-    }
+    Ok(inventory)
 }
 
+/// The health check: every applied object must become current within the timeout
+/// (`fluxcd.controlplane.io/reconcileTimeout`, default 5m) — the Deployments, and the sync
+/// source and Kustomization as well (upstream `apply`: `WaitForSetWithContext` over the whole
+/// change set). A failure names every object that is not current, followed by the `Ready`
+/// message of each Flux object that is not Ready (upstream `aggregateNotReadyStatus`).
 async fn health(ctx: &Ctx, obj: &Value, inventory: &[ObjectRef], failures: &[Failure]) -> Outcome {
     for f in failures {
         match f {
             Failure::SlowReadiness(d) => tokio::time::sleep(*d).await,
-            Failure::HealthCheckFailed(m) => {
-                return Outcome::Failed {
-                    reason: "HealthCheckFailed",
-                    message: m.clone(),
-                    stalled: false,
-                };
-            }
+            Failure::HealthCheckFailed(m) => return reconciliation_failed(m),
             Failure::BuildFailed(_) | Failure::ArtifactFailed(_) => {}
         }
     }
@@ -574,32 +688,70 @@ async fn health(ctx: &Ctx, obj: &Value, inventory: &[ObjectRef], failures: &[Fai
         return Outcome::Ready;
     }
     let timeout = ctx.health_timeout(obj);
-    let waits = inventory
-        .iter()
-        .filter(|r| r.kind == "Deployment")
-        .map(|r| async move {
-            ctx.kube
-                .wait_for(r, timeout, is_healthy)
-                .await
-                .map_err(|_| r.clone())
-        });
+    match wait_current(&ctx.kube, inventory, timeout).await {
+        Ok(()) => Outcome::Ready,
+        Err(message) => reconciliation_failed(&message),
+    }
+}
+
+/// Waits until every object is current (kstatus, [`is_healthy`]); `Err` is the operator's
+/// message: `timeout waiting for: [<Kind>/<ns>/<name> status: '<InProgress|Failed|NotFound>',
+/// ...]`, then one line `<Kind>/<ns>/<name> status: <Ready message>` per Flux object that is not
+/// Ready.
+pub(crate) async fn wait_current(
+    kube: &Kube,
+    objects: &[ObjectRef],
+    timeout: Duration,
+) -> Result<(), String> {
+    let waits = objects.iter().map(|r| async move {
+        kube.wait_for(r, timeout, is_healthy)
+            .await
+            .map_err(|_| r.clone())
+    });
     let failed: Vec<ObjectRef> = futures::future::join_all(waits)
         .await
         .into_iter()
         .filter_map(Result::err)
         .collect();
     if failed.is_empty() {
-        Outcome::Ready
-    } else {
-        let names: Vec<String> = failed
-            .iter()
-            .map(|r| format!("Deployment/{}/{} status: 'InProgress'", r.namespace, r.name))
-            .collect();
-        Outcome::Failed {
-            reason: "HealthCheckFailed",
-            message: format!("timeout waiting for: [{}]", names.join(", ")),
-            stalled: false,
+        return Ok(());
+    }
+    let mut names = Vec::new();
+    let mut not_ready = Vec::new();
+    for r in &failed {
+        let live = kube.get(r).await.ok().flatten();
+        let state = match &live {
+            None => "NotFound",
+            Some(l) if get_condition(l, STALLED).is_some_and(|c| c["status"] == "True") => "Failed",
+            Some(_) => "InProgress",
+        };
+        names.push(format!("{} status: '{state}'", fmt_ref(r)));
+        if r.group.ends_with(".fluxcd.io")
+            && let Some(c) = live.as_ref().and_then(|l| get_condition(l, READY))
+            && c["status"] != "True"
+        {
+            not_ready.push(format!(
+                "{} status: {}",
+                fmt_ref(r),
+                c["message"].as_str().unwrap_or_default()
+            ));
         }
+    }
+    let mut message = format!("timeout waiting for: [{}]", names.join(", "));
+    for line in not_ready {
+        message.push('\n');
+        message.push_str(&line);
+    }
+    Err(message)
+}
+
+/// `Kind/namespace/name` (or `Kind/name` when cluster-scoped), as fluxcd/pkg `ssa` prints
+/// objects.
+pub(crate) fn fmt_ref(r: &ObjectRef) -> String {
+    if r.namespace.is_empty() {
+        format!("{}/{}", r.kind, r.name)
+    } else {
+        format!("{}/{}/{}", r.kind, r.namespace, r.name)
     }
 }
 
@@ -697,20 +849,16 @@ fn merge_fields(into: &mut Value, from: &Value) {
 }
 
 /// The operator's managers take-over (fluxcd/pkg `ssa` `PatchReplaceFieldsManagers`): the
-/// main-resource entries of [`TAKEOVER_MANAGERS`] are merged into one `flux-operator` Apply
+/// main-resource entries matching one of `managers` ([`takeover_managers`]) are merged into one `flux-operator` Apply
 /// entry (together with an existing one); other entries are kept. `None` when no entry needs it.
 pub fn take_over_managed_fields(
     managed: &[Value],
+    managers: &[TakeoverManager],
     api_version: &str,
     time: &str,
 ) -> Option<Vec<Value>> {
     let main = |e: &Value| e["subresource"].as_str().unwrap_or_default().is_empty();
-    let takeover = |e: &Value| {
-        main(e)
-            && e["manager"]
-                .as_str()
-                .is_some_and(|m| TAKEOVER_MANAGERS.contains(&m))
-    };
+    let takeover = |e: &Value| main(e) && managers.iter().any(|m| m.matches(e));
     if !managed.iter().any(takeover) {
         return None;
     }
@@ -735,7 +883,11 @@ pub fn take_over_managed_fields(
 /// bootstrap labels and the last-applied/Helm annotations, and moves the field ownership of the
 /// take-over managers to `flux-operator` (so fields they set that the operator does not render
 /// are dropped by the following apply).
-pub(crate) async fn adopt(kube: &Kube, r: &ObjectRef) -> Result<(), OpsError> {
+pub(crate) async fn adopt(
+    kube: &Kube,
+    r: &ObjectRef,
+    managers: &[TakeoverManager],
+) -> Result<(), OpsError> {
     let Some(live) = kube.get(r).await? else {
         return Ok(());
     };
@@ -762,7 +914,9 @@ pub(crate) async fn adopt(kube: &Kube, r: &ObjectRef) -> Result<(), OpsError> {
         .as_array()
         .cloned()
         .unwrap_or_default();
-    if let Some(entries) = take_over_managed_fields(&managed, &r.api_version(), &status::now()) {
+    if let Some(entries) =
+        take_over_managed_fields(&managed, managers, &r.api_version(), &status::now())
+    {
         patch["metadata"]["managedFields"] = Value::Array(entries);
     }
     if patch["metadata"].as_object().is_some_and(|m| !m.is_empty())
@@ -780,41 +934,64 @@ pub(crate) async fn adopt(kube: &Kube, r: &ObjectRef) -> Result<(), OpsError> {
     Ok(())
 }
 
-/// The uninstaller: orphan (reconcile disabled, or empty inventory) or delete the controllers,
+/// The uninstaller (`internal/controller/fluxinstance_uninstaller.go`): orphan (reconcile
+/// disabled, or empty inventory), else delete the controllers and wait for them (bounded),
 /// strip Flux finalizers cluster-wide, delete the inventory (CRDs included, prune-disabled
-/// objects and the namespace kept), wait for the CRDs to go, release the finalizer.
+/// objects and foreign ones kept), wait for the CRDs (bounded), and release the finalizer. Like
+/// the operator, every error is logged and the next step runs anyway; each wait is bounded by
+/// [`SimConfig::uninstall_timeout`] (the operator's 5m), so the finalizer is always released.
 async fn uninstall(ctx: &Ctx, me: &ObjectRef, obj: &Value) -> Result<(), SimError> {
     let inventory = read_inventory(obj);
     if reconcile_disabled(obj) || inventory.is_empty() {
         return ctx.release_finalizer(me, obj).await;
     }
     let timeout = ctx.config.uninstall_timeout;
+    let deletable = |live: &Value| owned_by_instance(live, &me.namespace) && !prune_disabled(live);
     tokio::time::sleep(ctx.config.step_delay).await;
     let mut deployments = Vec::new();
     for r in inventory.iter().filter(|r| r.kind == "Deployment") {
-        if ctx.kube.delete(r).await? {
-            deployments.push(r.clone());
+        match ctx.kube.get(r).await {
+            Ok(Some(live)) if deletable(&live) => match ctx.kube.delete(r).await {
+                Ok(true) => deployments.push(r.clone()),
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "uninstall: deleting deployments failed"),
+            },
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "uninstall: reading deployments failed"),
         }
     }
     for r in &deployments {
-        ctx.kube.wait_deleted(r, timeout).await?;
+        if let Err(e) = ctx.kube.wait_deleted(r, timeout).await {
+            tracing::warn!(error = %e, "uninstall: waiting for deployments to be deleted failed");
+        }
     }
     tokio::time::sleep(ctx.config.step_delay).await;
-    strip_flux_finalizers(&ctx.kube).await?;
+    if let Err(e) = strip_flux_finalizers(&ctx.kube).await {
+        tracing::warn!(error = %e, "uninstall: removing finalizers failed");
+    }
     let mut crds = Vec::new();
     for r in &inventory {
-        let Some(live) = ctx.kube.get(r).await? else {
-            continue;
+        let live = match ctx.kube.get(r).await {
+            Ok(Some(live)) => live,
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::warn!(error = %e, "uninstall: pruning failed");
+                continue;
+            }
         };
-        if !owned_by_instance(&live, &me.namespace) || prune_disabled(&live) {
+        if !deletable(&live) {
             continue;
         }
-        if ctx.kube.delete(r).await? && r.kind == "CustomResourceDefinition" {
-            crds.push(r.clone());
+        match ctx.kube.delete(r).await {
+            Ok(true) if r.kind == "CustomResourceDefinition" => crds.push(r.clone()),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "uninstall: pruning failed"),
         }
     }
     for r in &crds {
-        ctx.kube.wait_deleted(r, timeout).await?;
+        if let Err(e) = ctx.kube.wait_deleted(r, timeout).await {
+            tracing::warn!(error = %e, "uninstall: waiting for CRDs to be deleted failed");
+        }
     }
     tokio::time::sleep(ctx.config.step_delay).await;
     // The object changed meanwhile (resourceVersion); release on the current one.
@@ -874,33 +1051,48 @@ pub fn is_ready(obj: &Value) -> bool {
 mod tests {
     use super::*;
 
+    /// Upstream `takeOwnershipFrom` (`internal/controller/common.go`): exact
+    /// `kustomize-controller` Apply and `helm` Update, prefix `kubectl` Update/Apply and
+    /// `before-first-apply` Update, then `flux` (and `OVERRIDE_MANAGERS`) Apply/Update.
     #[test]
-    fn takes_over_the_bootstrap_managers() {
+    fn takes_over_the_managers_the_operator_matches() {
+        let entry = |manager: &str, operation: &str, field: &str| {
+            json!({"manager": manager, "operation": operation, "apiVersion": "apps/v1",
+                   "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {format!("f:{field}"): {}}}})
+        };
         let managed = vec![
-            json!({"manager": "kustomize-controller", "operation": "Apply", "apiVersion": "apps/v1",
-                   "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:replicas": {}}}}),
-            json!({"manager": "kubectl", "operation": "Update", "apiVersion": "apps/v1",
-                   "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:paused": {}}}}),
-            json!({"manager": "flux-operator", "operation": "Apply", "apiVersion": "apps/v1",
-                   "fieldsType": "FieldsV1", "fieldsV1": {"f:metadata": {"f:labels": {}}}}),
+            entry("kustomize-controller", "Apply", "replicas"),
+            entry("kubectl-client-side-apply", "Update", "paused"),
+            entry("kubectl", "Apply", "minReadySeconds"),
+            entry("before-first-apply", "Update", "strategy"),
+            entry("helm", "Update", "revisionHistoryLimit"),
+            entry("flux", "Update", "progressDeadlineSeconds"),
+            entry("corp-tool", "Apply", "selector"),
+            // Not taken over: wrong operation, or not one of the managers.
+            entry("helm", "Apply", "template"),
+            entry("kustomize-controller", "Update", "template"),
+            entry("kustomize-controller-x", "Apply", "replicas"),
+            entry("terraform-provider-flux", "Apply", "template"),
             json!({"manager": "kube-controller-manager", "operation": "Update", "subresource": "status",
                    "apiVersion": "apps/v1", "fieldsType": "FieldsV1", "fieldsV1": {"f:status": {}}}),
-            json!({"manager": "terraform-provider-flux", "operation": "Apply", "apiVersion": "apps/v1",
-                   "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:template": {}}}}),
+            entry("flux-operator", "Apply", "replicas"),
         ];
-        let got = take_over_managed_fields(&managed, "apps/v1", "T").unwrap();
-        assert_eq!(
-            got,
-            vec![
-                managed[3].clone(),
-                managed[4].clone(),
-                json!({"manager": "flux-operator", "operation": "Apply", "apiVersion": "apps/v1", "time": "T",
-                       "fieldsType": "FieldsV1",
-                       "fieldsV1": {"f:spec": {"f:replicas": {}, "f:paused": {}}, "f:metadata": {"f:labels": {}}}}),
-            ]
+        let managers = takeover_managers(&["flux".into(), "corp-tool".into()]);
+        let got = take_over_managed_fields(&managed, &managers, "apps/v1", "T").unwrap();
+        let mut want: Vec<Value> = managed[7..12].to_vec();
+        want.push(
+            json!({"manager": "flux-operator", "operation": "Apply", "apiVersion": "apps/v1",
+            "time": "T", "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {
+                "f:replicas": {}, "f:paused": {}, "f:minReadySeconds": {}, "f:strategy": {},
+                "f:revisionHistoryLimit": {}, "f:progressDeadlineSeconds": {}, "f:selector": {}}}}),
         );
+        assert_eq!(got, want);
+        // Without OVERRIDE_MANAGERS the ResourceSet reconciler leaves `flux` and `corp-tool`.
+        let rset = takeover_managers(&[]);
+        let kept = take_over_managed_fields(&managed[5..7], &rset, "apps/v1", "T");
+        assert_eq!(kept, None);
         assert_eq!(
-            take_over_managed_fields(&managed[2..], "apps/v1", "T"),
+            take_over_managed_fields(&managed[7..], &managers, "apps/v1", "T"),
             None
         );
     }

@@ -174,6 +174,15 @@ pub struct SimConfig {
     /// The real Flux install objects to apply instead of the simulator's own
     /// ([`real_manifests`]; `--flux-manifests`).
     pub real_manifests: Option<Arc<real_manifests::RealManifests>>,
+    /// The operator's `OVERRIDE_MANAGERS`: extra field managers it takes ownership from
+    /// (exact name, Apply and Update).
+    pub override_field_managers: Vec<String>,
+    /// The operator's `DEFAULT_SERVICE_ACCOUNT`: the identity of ResourceSets without
+    /// `serviceAccountName`.
+    pub default_service_account: Option<String>,
+    /// The kubeconfig the simulator runs with (standalone), used to build clients that
+    /// impersonate a ResourceSet's service account. `None` in-process.
+    pub kube_config: Option<kube::Config>,
 }
 
 impl Default for SimConfig {
@@ -188,6 +197,9 @@ impl Default for SimConfig {
             script: Script::default(),
             sync: true,
             real_manifests: None,
+            override_field_managers: Vec::new(),
+            default_service_account: None,
+            kube_config: None,
         }
     }
 }

@@ -341,17 +341,51 @@ pub fn condition<'a>(obj: &'a Value, type_: &str) -> Option<&'a Value> {
         .find(|c| c["type"] == type_)
 }
 
-/// kstatus-like health of an object the simulator applied: a Deployment is healthy when it is
-/// Available and its status observed the current generation; an object with a Ready condition
-/// when Ready is True (for the current generation when the condition says which); anything
-/// else as soon as it exists.
+/// kstatus "current" for an object the simulator applied (the operator waits for every applied
+/// object to be current): not being deleted; a Deployment when Available for its current
+/// generation; a CRD when Established; otherwise `status.observedGeneration` (when present)
+/// must match the generation and neither `Reconciling` nor `Stalled` may be True. An object
+/// with a `Ready` condition must have it True (for the current generation when it says which).
+/// The operator's own kinds follow its `HealthCheckExpr`. A Flux controller object
+/// (`*.toolkit.fluxcd.io`) must have `Ready=True`: kstatus would count one without any
+/// status as current until its controller writes one; the simulator always waits for the
+/// controller's verdict, so a source that cannot become ready deterministically fails the wait.
 pub fn is_healthy(obj: &Value) -> bool {
+    if is_deleting(obj) {
+        return false;
+    }
     let generation = obj["metadata"]["generation"].as_i64();
     if obj["kind"] == "Deployment" && obj["apiVersion"] == "apps/v1" {
         let observed = obj["status"]["observedGeneration"].as_i64();
         let available = condition(obj, "Available").is_some_and(|c| c["status"] == "True");
         return available && observed >= generation;
     }
+    let is_true = |t: &str| condition(obj, t).is_some_and(|c| c["status"] == "True");
+    if obj["kind"] == "CustomResourceDefinition" {
+        return is_true("Established");
+    }
+    if let Some(observed) = obj["status"]["observedGeneration"].as_i64()
+        && Some(observed) != generation
+    {
+        return false;
+    }
+    if is_true("Reconciling") || is_true("Stalled") {
+        return false;
+    }
+    let group = obj["apiVersion"]
+        .as_str()
+        .and_then(|a| a.rsplit_once('/'))
+        .map_or("", |(g, _)| g);
+    if group == "fluxcd.controlplane.io" {
+        // The operator's own kinds: its custom health check `HealthCheckExpr` (every Ready
+        // condition True for the current generation; none at all counts as current).
+        return obj["status"]["conditions"].as_array().is_none_or(|cs| {
+            cs.iter()
+                .filter(|c| c["type"] == "Ready")
+                .all(|c| c["status"] == "True" && c["observedGeneration"].as_i64() == generation)
+        });
+    }
+    let flux = group.ends_with(".toolkit.fluxcd.io");
     match condition(obj, "Ready") {
         Some(c) => {
             c["status"] == "True"
@@ -359,7 +393,7 @@ pub fn is_healthy(obj: &Value) -> bool {
                     .as_i64()
                     .is_none_or(|og| Some(og) >= generation)
         }
-        None => true,
+        None => !flux,
     }
 }
 

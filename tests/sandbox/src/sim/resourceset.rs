@@ -25,12 +25,13 @@ use kube::runtime::reflector::ObjectRef as KubeRef;
 use kube::runtime::watcher;
 use serde_json::{Map, Value, json};
 
+use super::inputprovider::labels_match;
 use super::instance::{
-    ConstantBackoff, Ctx, REQUESTED_AT_ANNOTATION, SimError, generation, prune_disabled,
-    reconcile_disabled, reconcile_every,
+    ConstantBackoff, Ctx, REQUESTED_AT_ANNOTATION, SimError, adopt, generation, prune_disabled,
+    reconcile_disabled, reconcile_every, takeover_managers, wait_current,
 };
 use super::inventory::{ObjectRef, digest_objects, read_inventory};
-use super::ops::{annotation, condition as get_condition, finalizers, is_deleting, is_healthy};
+use super::ops::{Kube, annotation, finalizers, is_deleting, is_healthy};
 use super::status::{self, READY, RECONCILING, STALLED, condition};
 use super::template::{self, combine_inputs, inline_input_sets, render_resources};
 use super::{FINALIZER, Failure};
@@ -136,7 +137,12 @@ async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Ctx>) -> Result<Action, Sim
         }
         return Ok(Action::await_change());
     }
-    let obj = ctx.ensure_finalizer(&me, obj).await?;
+    if !finalizers(&obj).iter().any(|f| f == FINALIZER) {
+        // First sight: finalizer and initial status (`ReconciliationDisabled` at once when
+        // created with reconcile disabled), then reconcile again.
+        ctx.initialize(&me, obj).await?;
+        return Ok(Action::requeue(std::time::Duration::from_millis(1)));
+    }
     if reconcile_disabled(&obj) {
         return Ok(Action::await_change());
     }
@@ -146,9 +152,14 @@ async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Ctx>) -> Result<Action, Sim
     reconcile_set(&ctx, &me, &obj).await
 }
 
-/// Checks `dependsOn`; `Err(message)` names the first dependency that is missing or not ready.
+/// Checks `dependsOn` as the operator does (`checkDependencies` in
+/// `internal/controller/resourceset_controller.go`): the namespace is used **as given** — a
+/// namespaced dependency without one is not found, it is not defaulted to the ResourceSet's;
+/// with `ready: true`, a ResourceSet or ResourceSetInputProvider must pass the operator's
+/// `HealthCheckExpr` (every Ready condition True for the current generation), any other kind
+/// must be kstatus-current ([`is_healthy`]: a Deployment Available, a ConfigMap as soon as it
+/// exists), and `readyExpr` replaces both (it is only read with `ready: true`).
 async fn check_dependencies(ctx: &Ctx, obj: &Value) -> Result<DepCheck, SimError> {
-    let own_ns = obj["metadata"]["namespace"].as_str().unwrap_or_default();
     for dep in obj["spec"]["dependsOn"]
         .as_array()
         .cloned()
@@ -157,50 +168,57 @@ async fn check_dependencies(ctx: &Ctx, obj: &Value) -> Result<DepCheck, SimError
         let api_version = dep["apiVersion"].as_str().unwrap_or_default();
         let kind = dep["kind"].as_str().unwrap_or_default();
         let name = dep["name"].as_str().unwrap_or_default();
-        let namespace = dep["namespace"].as_str().unwrap_or(own_ns);
-        let mut target = ObjectRef::of(&json!({"apiVersion": api_version, "kind": kind,
-                                               "metadata": {"name": name, "namespace": namespace}}))
-        .map_err(|e| SimError::Decode(e.to_string()))?;
+        let namespace = dep["namespace"].as_str().unwrap_or_default();
         let shown = if namespace.is_empty() {
-            name.to_string()
+            format!("{api_version}/{kind}/{name}")
         } else {
-            format!("{namespace}/{name}")
+            format!("{api_version}/{kind}/{namespace}/{name}")
         };
-        let live = match ctx.kube.get(&target).await? {
-            Some(l) => Some(l),
-            None => {
-                // A cluster-scoped dependency (e.g. a CRD) named without a namespace.
-                target.namespace.clear();
-                ctx.kube.get(&target).await?
-            }
-        };
-        let Some(live) = live else {
-            return Ok(DepCheck::NotReady(format!(
-                "dependency {api_version}/{kind}/{shown} not found"
-            )));
-        };
-        let shown = match live["metadata"]["namespace"].as_str() {
-            Some(ns) if !ns.is_empty() => format!("{ns}/{name}"),
-            _ => name.to_string(),
-        };
-        if dep["ready"].as_bool() == Some(true) {
-            let ready = match dep["readyExpr"].as_str() {
-                Some(expr) => match ready_expr(expr, &live) {
-                    Ok(r) => r,
-                    Err(message) => return Ok(DepCheck::InvalidExpr(message)),
-                },
-                None => {
-                    get_condition(&live, READY).is_some_and(|c| c["status"] == "True")
-                        || (kind == "CustomResourceDefinition"
-                            && get_condition(&live, "Established")
-                                .is_some_and(|c| c["status"] == "True"))
-                }
-            };
-            if !ready {
+        let target = ObjectRef::of(&json!({"apiVersion": api_version, "kind": kind,
+                                           "metadata": {"name": name, "namespace": namespace}}))
+        .map_err(|e| SimError::Decode(e.to_string()))?;
+        let namespaced = match ctx.kube.resource(api_version, kind).await {
+            Ok((_, caps)) => matches!(caps.scope, kube::discovery::Scope::Namespaced),
+            Err(e) => {
                 return Ok(DepCheck::NotReady(format!(
-                    "dependency {api_version}/{kind}/{shown} not ready"
+                    "dependency {shown} not found: {e}"
                 )));
             }
+        };
+        let live = if namespaced && namespace.is_empty() {
+            None
+        } else {
+            ctx.kube.get(&target).await?
+        };
+        let Some(mut live) = live else {
+            let plural = format!("{}s", kind.to_lowercase());
+            return Ok(DepCheck::NotReady(format!(
+                "dependency {shown} not found: {plural} \"{name}\" not found"
+            )));
+        };
+        if dep["ready"].as_bool() != Some(true) {
+            continue;
+        }
+        // List items of built-in kinds come without apiVersion/kind.
+        live["apiVersion"] = json!(api_version);
+        live["kind"] = json!(kind);
+        let ready_expr_src = dep["readyExpr"].as_str().filter(|e| !e.is_empty());
+        let (ready, detail) = match ready_expr_src {
+            Some(expr) => match ready_expr(expr, &live) {
+                Ok(r) => (r, format!(": expression '{expr}'")),
+                Err(message) => return Ok(DepCheck::InvalidExpr(message)),
+            },
+            None if matches!(kind, "ResourceSet" | "ResourceSetInputProvider")
+                && api_version.starts_with("fluxcd.controlplane.io/") =>
+            {
+                (is_healthy(&live), String::new())
+            }
+            None => (is_healthy(&live), ": status InProgress".to_string()),
+        };
+        if !ready {
+            return Ok(DepCheck::NotReady(format!(
+                "dependency {shown} not ready{detail}"
+            )));
         }
     }
     Ok(DepCheck::Ready)
@@ -274,14 +292,24 @@ async fn provider_sets(
         .list_all("fluxcd.controlplane.io/v1", "ResourceSetInputProvider")
         .await?;
     for rf in refs {
+        if let Some(n) = rf["name"].as_str()
+            && !all.iter().any(|p| {
+                p["metadata"]["namespace"] == me.namespace.as_str() && p["metadata"]["name"] == n
+            })
+        {
+            return Err(SimError::ComputeInputs(format!(
+                "failed to get provider {}/{n}: resourcesetinputproviders.fluxcd.controlplane.io \"{n}\" not found",
+                me.namespace
+            )));
+        }
         for p in all.iter().filter(|p| {
             p["metadata"]["namespace"] == me.namespace.as_str()
                 && (rf["name"]
                     .as_str()
                     .is_some_and(|n| p["metadata"]["name"] == n)
-                    || rf["selector"]["matchLabels"]
-                        .as_object()
-                        .is_some_and(|ml| ml.iter().all(|(k, v)| &p["metadata"]["labels"][k] == v)))
+                    || (rf["name"].is_null()
+                        && rf["selector"].is_object()
+                        && labels_match(&p["metadata"]["labels"], &rf["selector"])))
         }) {
             let pname = p["metadata"]["name"]
                 .as_str()
@@ -307,9 +335,13 @@ async fn provider_sets(
                     .as_str()
                     .unwrap_or_default()
             ));
-            providers.push((pname, sets));
+            if !providers.iter().any(|(n, _)| *n == pname) {
+                providers.push((pname, sets));
+            }
         }
     }
+    // The operator combines its providers sorted by kind, namespace and name.
+    providers.sort_by(|a, b| a.0.cmp(&b.0));
     Ok((providers, fingerprint))
 }
 
@@ -319,7 +351,11 @@ async fn providers_changed(ctx: &Ctx, me: &ObjectRef, obj: &Value) -> Result<boo
     if obj["spec"]["inputsFrom"].as_array().is_none() {
         return Ok(false);
     }
-    let (_, fingerprint) = provider_sets(ctx, me, &obj["spec"]).await?;
+    let fingerprint = match provider_sets(ctx, me, &obj["spec"]).await {
+        Ok((_, f)) => f,
+        Err(SimError::ComputeInputs(m)) => format!("error: {m}"),
+        Err(e) => return Err(e),
+    };
     Ok(ctx.provider_revisions(obj).as_deref() != Some(fingerprint.as_str()))
 }
 
@@ -333,7 +369,14 @@ async fn input_sets(ctx: &Ctx, me: &ObjectRef, obj: &Value) -> Result<Vec<Value>
     if let Some(inline) = spec["inputs"].as_array() {
         providers.push((me.name.clone(), inline_input_sets(inline, &own)));
     }
-    let (from, fingerprint) = provider_sets(ctx, me, spec).await?;
+    let (from, fingerprint) = match provider_sets(ctx, me, spec).await {
+        Ok(x) => x,
+        Err(SimError::ComputeInputs(m)) => {
+            ctx.set_provider_revisions(obj, format!("error: {m}"));
+            return Err(SimError::ComputeInputs(m));
+        }
+        Err(e) => return Err(e),
+    };
     ctx.set_provider_revisions(obj, fingerprint);
     providers.extend(from);
     let strategy = spec["inputStrategy"]["name"].as_str().unwrap_or("Flatten");
@@ -410,6 +453,7 @@ async fn reconcile_set(ctx: &Ctx, me: &ObjectRef, obj: &Value) -> Result<Action,
         return Ok(Action::await_change());
     }
     if let DepCheck::NotReady(message) = dep_check {
+        let message = format!("Retrying dependency check: {message}");
         let conds = [
             condition(
                 RECONCILING,
@@ -453,10 +497,34 @@ async fn reconcile_set(ctx: &Ctx, me: &ObjectRef, obj: &Value) -> Result<Action,
         Failure::BuildFailed(m) => Some(m.clone()),
         _ => None,
     });
-    let sets = input_sets(ctx, me, obj).await?;
+    // `inputsFrom` naming a provider that does not exist stalls (upstream `getInputs` error:
+    // "failed to compute inputs: ...", terminal until the spec changes or a provider appears).
+    let sets = match input_sets(ctx, me, obj).await {
+        Ok(sets) => sets,
+        Err(SimError::ComputeInputs(m)) => {
+            let message = format!("failed to compute inputs: {m}");
+            finish(
+                ctx,
+                me,
+                obj,
+                Err(("BuildFailed", message, true)),
+                None,
+                started,
+            )
+            .await?;
+            return Ok(Action::await_change());
+        }
+        Err(e) => return Err(e),
+    };
+    let from_providers = obj["spec"]["inputsFrom"]
+        .as_array()
+        .is_some_and(|a| !a.is_empty());
     let rendered = match scripted {
         Some(m) => Err(m),
-        None => render(obj, &sets).map_err(|e| e.to_string()),
+        // Providers that exported nothing (yet): an empty set is reconciled, so everything
+        // generated before is garbage-collected, and the ResourceSet is Ready.
+        None if from_providers && sets.is_empty() => Ok(Vec::new()),
+        None => render(obj, &sets).map_err(|e| format!("build failed: {e}")),
     };
     let groups = match rendered {
         Ok(g) => g,
@@ -478,6 +546,9 @@ async fn reconcile_set(ctx: &Ctx, me: &ObjectRef, obj: &Value) -> Result<Action,
     let common = obj["spec"]["commonMetadata"].clone();
     let wait = obj["spec"]["wait"].as_bool() == Some(true);
     let timeout = ctx.health_timeout(obj);
+    // Apply, prune and health-check as the ResourceSet's service account.
+    let kube = kube_for(ctx, me, obj)?;
+    let managers = takeover_managers(&ctx.config.override_field_managers);
     let mut inventory: Vec<ObjectRef> = Vec::new();
     let n_groups = groups.len();
     for (i, group) in groups.into_iter().enumerate() {
@@ -496,14 +567,26 @@ async fn reconcile_set(ctx: &Ctx, me: &ObjectRef, obj: &Value) -> Result<Action,
             if o["kind"] != "CustomResourceDefinition" {
                 wait_for_kind(ctx, &o).await?;
             }
-            let live = match ctx.kube.apply(&o, &me.namespace).await {
+            let adopted = match ObjectRef::of(&o) {
+                Ok(r) => adopt(&kube, &r, &managers).await,
+                Err(_) => Ok(()),
+            };
+            let applied_now = match adopted {
+                Ok(()) => kube.apply(&o, &me.namespace).await,
+                Err(e) => Err(e),
+            };
+            let live = match applied_now {
                 Ok(l) => l,
                 Err(e) => {
                     finish(
                         ctx,
                         me,
                         obj,
-                        Err(("ReconciliationFailed", e.to_string(), false)),
+                        Err((
+                            "ReconciliationFailed",
+                            format!("reconciliation failed: {e}"),
+                            false,
+                        )),
                         None,
                         started,
                     )
@@ -516,7 +599,7 @@ async fn reconcile_set(ctx: &Ctx, me: &ObjectRef, obj: &Value) -> Result<Action,
         }
         // Steps are health-checked before the next; the last one only with `wait`.
         if (i + 1 < n_groups || wait)
-            && let Err(message) = health(ctx, &applied, timeout).await
+            && let Err(message) = wait_current(&kube, &applied, timeout).await
         {
             inventory.extend(applied);
             write_inventory(ctx, me, &inventory).await?;
@@ -524,7 +607,11 @@ async fn reconcile_set(ctx: &Ctx, me: &ObjectRef, obj: &Value) -> Result<Action,
                 ctx,
                 me,
                 obj,
-                Err(("HealthCheckFailed", message, false)),
+                Err((
+                    "ReconciliationFailed",
+                    format!("reconciliation failed: {message}"),
+                    false,
+                )),
                 None,
                 started,
             )
@@ -538,11 +625,11 @@ async fn reconcile_set(ctx: &Ctx, me: &ObjectRef, obj: &Value) -> Result<Action,
         .into_iter()
         .filter(|p| !inventory.iter().any(|n| n.id() == p.id()))
     {
-        if let Some(live) = ctx.kube.get(&stale).await?
+        if let Some(live) = kube.get(&stale).await?
             && owned_by(&live, me)
             && !prune_disabled(&live)
         {
-            ctx.kube.delete(&stale).await?;
+            kube.delete(&stale).await?;
         }
     }
     write_inventory(ctx, me, &inventory).await?;
@@ -554,7 +641,11 @@ async fn reconcile_set(ctx: &Ctx, me: &ObjectRef, obj: &Value) -> Result<Action,
                     ctx,
                     me,
                     obj,
-                    Err(("HealthCheckFailed", m.clone(), false)),
+                    Err((
+                        "ReconciliationFailed",
+                        format!("reconciliation failed: {m}"),
+                        false,
+                    )),
                     None,
                     started,
                 )
@@ -580,38 +671,6 @@ async fn wait_for_kind(ctx: &Ctx, o: &Value) -> Result<(), SimError> {
             Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
         }
     }
-}
-
-async fn health(
-    ctx: &Ctx,
-    applied: &[ObjectRef],
-    timeout: std::time::Duration,
-) -> Result<(), String> {
-    let waits = applied.iter().map(|r| async move {
-        ctx.kube
-            .wait_for(r, timeout, is_healthy)
-            .await
-            .map_err(|_| r.clone())
-    });
-    let failed: Vec<ObjectRef> = futures::future::join_all(waits)
-        .await
-        .into_iter()
-        .filter_map(Result::err)
-        .collect();
-    if failed.is_empty() {
-        return Ok(());
-    }
-    let names: Vec<String> = failed
-        .iter()
-        .map(|r| {
-            if r.namespace.is_empty() {
-                format!("{}/{} status: 'InProgress'", r.kind, r.name)
-            } else {
-                format!("{}/{}/{} status: 'InProgress'", r.kind, r.namespace, r.name)
-            }
-        })
-        .collect();
-    Err(format!("timeout waiting for: [{}]", names.join(", ")))
 }
 
 async fn write_inventory(
@@ -687,31 +746,89 @@ async fn finish(
     Ok(())
 }
 
-/// Delete: orphan when reconcile or pruning is disabled on the ResourceSet (or nothing was
-/// applied); otherwise delete the inventory — Flux custom resources first, then the rest —
-/// skipping objects annotated `fluxcd.controlplane.io/prune: disabled`.
+/// The identity a ResourceSet applies and prunes as: `spec.serviceAccountName`, else the
+/// operator's `DEFAULT_SERVICE_ACCOUNT`, in the ResourceSet's namespace (`None`: the operator's
+/// own).
+fn service_account(ctx: &Ctx, obj: &Value) -> Option<String> {
+    obj["spec"]["serviceAccountName"]
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .or_else(|| ctx.config.default_service_account.clone())
+}
+
+/// A client acting as the ResourceSet's service account (upstream `makeImpersonator`): with a
+/// kubeconfig ([`super::SimConfig::kube_config`], the standalone simulator on a real API server)
+/// it impersonates `system:serviceaccount:<namespace>:<name>`, so the API server's RBAC
+/// decides; in-process (kube-sandbox has no RBAC) it is the operator's own client.
+fn kube_for(ctx: &Ctx, me: &ObjectRef, obj: &Value) -> Result<Kube, SimError> {
+    match (service_account(ctx, obj), &ctx.config.kube_config) {
+        (Some(sa), Some(config)) => {
+            let mut config = config.clone();
+            config.auth_info.impersonate =
+                Some(format!("system:serviceaccount:{}:{sa}", me.namespace));
+            let client = kube::Client::try_from(config)
+                .map_err(|e| SimError::Decode(format!("impersonating client: {e}")))?;
+            Ok(Kube::new(client, super::FIELD_MANAGER))
+        }
+        _ => Ok(ctx.kube.clone()),
+    }
+}
+
+/// Delete (upstream `uninstall` in `resourceset_controller.go`): orphan when reconcile is
+/// disabled on the ResourceSet or nothing was applied. The ResourceSet's own
+/// `fluxcd.controlplane.io/prune: disabled` annotation is **not** read here: only objects
+/// annotated so are kept. When it has a service account that does not exist (anymore), pruning
+/// is skipped and the finalizer released: the objects are left behind. Otherwise the inventory
+/// is deleted as that account — Kustomizations and HelmReleases first (their controllers
+/// finalize them, a bounded wait), then the rest.
 async fn finalize(ctx: &Ctx, me: &ObjectRef, obj: &Value) -> Result<(), SimError> {
     let inventory = read_inventory(obj);
-    if !(reconcile_disabled(obj) || prune_disabled(obj) || inventory.is_empty()) {
-        let (flux, rest): (Vec<ObjectRef>, Vec<ObjectRef>) = inventory
-            .into_iter()
-            .partition(|r| r.group.ends_with(".toolkit.fluxcd.io"));
+    let can_impersonate = match service_account(ctx, obj) {
+        None => true,
+        Some(sa) => {
+            let r = ObjectRef {
+                namespace: me.namespace.clone(),
+                name: sa,
+                group: String::new(),
+                kind: "ServiceAccount".into(),
+                version: "v1".into(),
+            };
+            ctx.kube.get(&r).await.ok().flatten().is_some()
+        }
+    };
+    if !can_impersonate {
+        tracing::warn!(resourceset = %me.id(), "service account not found: skip pruning");
+    }
+    if !(reconcile_disabled(obj) || inventory.is_empty()) && can_impersonate {
+        let kube = kube_for(ctx, me, obj)?;
+        let flux_group = |r: &ObjectRef| {
+            r.group == "kustomize.toolkit.fluxcd.io" || r.group == "helm.toolkit.fluxcd.io"
+        };
+        let (flux, rest): (Vec<ObjectRef>, Vec<ObjectRef>) =
+            inventory.into_iter().partition(flux_group);
         for batch in [flux, rest] {
             let mut deleted = Vec::new();
             for r in batch {
-                let Some(live) = ctx.kube.get(&r).await? else {
-                    continue;
+                let live = match kube.get(&r).await {
+                    Ok(Some(l)) => l,
+                    Ok(None) => continue,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "pruning for deleted resource failed");
+                        continue;
+                    }
                 };
-                if owned_by(&live, me) && !prune_disabled(&live) && ctx.kube.delete(&r).await? {
-                    deleted.push(r);
+                if owned_by(&live, me) && !prune_disabled(&live) {
+                    match kube.delete(&r).await {
+                        Ok(true) => deleted.push(r),
+                        Ok(false) => {}
+                        Err(e) => tracing::warn!(error = %e, "pruning for deleted resource failed"),
+                    }
                 }
             }
-            for r in deleted
-                .iter()
-                .filter(|r| r.group.ends_with(".toolkit.fluxcd.io"))
-            {
-                // Flux controllers finalize their objects; bounded like the operator's 1m wait.
-                let _ = ctx.kube.wait_deleted(r, ctx.config.uninstall_timeout).await;
+            for r in deleted.iter().filter(|r| flux_group(r)) {
+                // Flux controllers finalize their objects; bounded like the operator's wait.
+                let _ = kube.wait_deleted(r, ctx.config.uninstall_timeout).await;
             }
         }
     }

@@ -29,9 +29,18 @@
 //!   `ReconciliationFailed` with the reason). Re-applies on a new source revision, a generation
 //!   change, `requestedAt` and every `spec.interval`.
 //!
+//! - **Finalizers**: both controllers add `finalizers.fluxcd.io`. Deleting a Kustomization with
+//!   `spec.prune` (and not suspended) first deletes every object of its inventory that still
+//!   carries its labels and is not annotated `kustomize.toolkit.fluxcd.io/prune: Disabled`, then
+//!   releases the finalizer — so the operator garbage-collecting the sync Kustomization (sync
+//!   removed, or its kind changed) prunes what it applied. A GitRepository's finalizer is just
+//!   released. Each controller acts only while its Deployment (`source-controller`,
+//!   `kustomize-controller`) exists in the namespace and is not being deleted: once the
+//!   operator's uninstall deleted them, nothing is pruned.
+//!
 //! Not simulated: kustomize patches, images, generators, `targetNamespace`, `postBuild`,
-//! `dependsOn`, health checks, `commit`/`semver` refs, the controllers' finalizers (so deleting
-//! a Kustomization prunes nothing). Namespaced objects without a namespace go to `default`.
+//! `dependsOn`, health checks, `commit`/`semver` refs. Namespaced objects without a namespace
+//! go to `default`.
 //! Depends on the simulator's [`super::instance::Ctx`] (operator gating, retry interval) and
 //! [`super::ops`]; the `git` CLI must be on `PATH`.
 
@@ -52,7 +61,7 @@ use serde_json::{Value, json};
 
 use super::instance::{ConstantBackoff, Ctx, REQUESTED_AT_ANNOTATION, SimError, generation};
 use super::inventory::{ObjectRef, read_inventory, sha256_hex};
-use super::ops::{Kube, OpsError, annotation, is_deleting};
+use super::ops::{Kube, OpsError, annotation, finalizers, is_deleting};
 use super::status::{self, READY, condition, merge_conditions, parse_duration};
 
 /// Field manager of the objects a Kustomization applies.
@@ -67,6 +76,8 @@ pub const NAMESPACE_LABEL: &str = "kustomize.toolkit.fluxcd.io/namespace";
 pub const SSA_ANNOTATION: &str = "kustomize.toolkit.fluxcd.io/ssa";
 /// Annotation that keeps kustomize-controller from pruning an object (`Disabled`).
 pub const PRUNE_ANNOTATION: &str = "kustomize.toolkit.fluxcd.io/prune";
+/// The finalizer of the Flux controllers.
+pub const FLUX_FINALIZER: &str = "finalizers.fluxcd.io";
 /// How long one `git` command may run.
 const GIT_TIMEOUT: Duration = Duration::from_secs(60);
 /// Re-check interval while the operator is not running in the namespace.
@@ -303,12 +314,69 @@ fn ready_patch(obj: &Value, ok: bool, reason: &str, message: &str) -> Value {
 // GitRepository
 // ---------------------------------------------------------------------------------------------
 
+/// Whether the controller Deployment `name` exists in `namespace` and is not being deleted.
+async fn controller_running(kube: &Kube, namespace: &str, name: &str) -> Result<bool, SimError> {
+    let r = ObjectRef {
+        namespace: namespace.to_owned(),
+        name: name.to_owned(),
+        group: "apps".into(),
+        kind: "Deployment".into(),
+        version: "v1".into(),
+    };
+    Ok(kube.get(&r).await?.is_some_and(|d| !is_deleting(&d)))
+}
+
+/// Adds [`FLUX_FINALIZER`] when missing. `true` when it was added (the watch brings the
+/// object back).
+async fn ensure_flux_finalizer(kube: &Kube, me: &ObjectRef, obj: &Value) -> Result<bool, SimError> {
+    let mut fins = finalizers(obj);
+    if fins.iter().any(|f| f == FLUX_FINALIZER) {
+        return Ok(false);
+    }
+    fins.push(FLUX_FINALIZER.to_owned());
+    let rv = obj["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap_or_default();
+    kube.set_finalizers(me, rv, &fins).await?;
+    Ok(true)
+}
+
+/// Releases [`FLUX_FINALIZER`].
+async fn release_flux_finalizer(kube: &Kube, me: &ObjectRef, obj: &Value) -> Result<(), SimError> {
+    let fins: Vec<String> = finalizers(obj)
+        .into_iter()
+        .filter(|f| f != FLUX_FINALIZER)
+        .collect();
+    let rv = obj["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap_or_default();
+    match kube.set_finalizers(me, rv, &fins).await {
+        Ok(_) => Ok(()),
+        Err(OpsError::Patch {
+            source: kube::Error::Api(s),
+            ..
+        }) if s.code == 404 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
 async fn reconcile_source(obj: Arc<DynamicObject>, ctx: Arc<SyncCtx>) -> Result<Action, SimError> {
     let (obj, me) = decode(&obj)?;
-    if !ctx.sim.operator_available(&me.namespace).await? {
+    if !ctx.sim.operator_available(&me.namespace).await?
+        || !controller_running(&ctx.source, &me.namespace, "source-controller").await?
+    {
         return Ok(Action::requeue(GATED_REQUEUE));
     }
-    if is_deleting(&obj) || obj["spec"]["suspend"] == true {
+    if is_deleting(&obj) {
+        if finalizers(&obj).iter().any(|f| f == FLUX_FINALIZER) {
+            release_flux_finalizer(&ctx.source, &me, &obj).await?;
+        }
+        return Ok(Action::await_change());
+    }
+    if ensure_flux_finalizer(&ctx.source, &me, &obj).await? {
+        return Ok(Action::await_change());
+    }
+    if obj["spec"]["suspend"] == true {
         return Ok(Action::await_change());
     }
     let interval = interval_of(&obj, Duration::from_secs(60));
@@ -720,11 +788,25 @@ async fn reconcile_kustomization(
     ctx: Arc<SyncCtx>,
 ) -> Result<Action, SimError> {
     let (obj, me) = decode(&obj)?;
-    if !ctx.sim.operator_available(&me.namespace).await? {
+    if !ctx.sim.operator_available(&me.namespace).await?
+        || !controller_running(&ctx.kustomize, &me.namespace, "kustomize-controller").await?
+    {
         return Ok(Action::requeue(GATED_REQUEUE));
     }
+    if is_deleting(&obj) {
+        if finalizers(&obj).iter().any(|f| f == FLUX_FINALIZER) {
+            if obj["spec"]["prune"] == true && obj["spec"]["suspend"] != true {
+                prune_on_delete(&ctx.kustomize, &me, &obj).await?;
+            }
+            release_flux_finalizer(&ctx.kustomize, &me, &obj).await?;
+        }
+        return Ok(Action::await_change());
+    }
+    if ensure_flux_finalizer(&ctx.kustomize, &me, &obj).await? {
+        return Ok(Action::await_change());
+    }
     let source = &obj["spec"]["sourceRef"];
-    if is_deleting(&obj) || obj["spec"]["suspend"] == true || source["kind"] != "GitRepository" {
+    if obj["spec"]["suspend"] == true || source["kind"] != "GitRepository" {
         return Ok(Action::await_change());
     }
     let interval = interval_of(&obj, Duration::from_secs(600));
@@ -807,6 +889,24 @@ async fn reconcile_kustomization(
             Ok(Action::requeue(retry.min(interval)))
         }
     }
+}
+
+/// kustomize-controller's finalization with `prune: true`: deletes every inventory object that
+/// still carries this Kustomization's labels and is not annotated
+/// `kustomize.toolkit.fluxcd.io/prune: Disabled`.
+async fn prune_on_delete(kube: &Kube, me: &ObjectRef, obj: &Value) -> Result<(), SimError> {
+    for r in read_inventory(obj) {
+        let Some(live) = kube.get(&r).await? else {
+            continue;
+        };
+        let labels = &live["metadata"]["labels"];
+        let owned = labels[NAME_LABEL] == me.name.as_str()
+            && labels[NAMESPACE_LABEL] == me.namespace.as_str();
+        if owned && !disabled(&live, PRUNE_ANNOTATION, "disabled") {
+            kube.delete(&r).await?;
+        }
+    }
+    Ok(())
 }
 
 fn disabled(obj: &Value, key: &str, value: &str) -> bool {

@@ -1,5 +1,6 @@
 //! ResourceSet rendering for the simulated operator: the Go `text/template` subset with `<<` `>>`
-//! delimiters that the simulator understands, input sets (`inputs.id`, `inputs.provider`), the
+//! delimiters that the simulator understands, input sets (`inputs.provider`; `inputs.id` only
+//! from providers), the
 //! Flatten and Permute input strategies, and de-duplication of generated objects.
 //!
 //! Simulated: field access `inputs.a.b` (missing keys are errors, as with `missingkey=error`),
@@ -12,8 +13,6 @@
 //! Pure code: no I/O, depends only on `inventory` for checksums.
 
 use serde_json::{Map, Value};
-
-use super::inventory::{adler32, canonical_json};
 
 /// Template rendering errors, named after the step that failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -428,15 +427,15 @@ pub fn render_value(v: &Value, inputs: &Value) -> Result<Value, TemplateError> {
     })
 }
 
-/// Builds the input sets of inline `spec.inputs`: each map gets `id` (adler32 of its canonical
-/// JSON, as a decimal string) and `provider` (the ResourceSet itself).
+/// Builds the input sets of inline `spec.inputs`: each map gets `provider` (the ResourceSet
+/// itself) and, unlike a provider's exported inputs, **no** `id` (upstream
+/// `ResourceSet.GetInputs` in `api/v1/resourceset_types.go`), so a template reading
+/// `inputs.id` fails with `missingkey=error`.
 pub fn inline_input_sets(inputs: &[Value], provider: &Value) -> Vec<Value> {
     inputs
         .iter()
         .map(|i| {
             let mut m = i.as_object().cloned().unwrap_or_default();
-            let id = adler32(canonical_json(&Value::Object(m.clone())).as_bytes());
-            m.insert("id".into(), Value::String(id.to_string()));
             m.insert("provider".into(), provider.clone());
             Value::Object(m)
         })
@@ -630,16 +629,23 @@ mod tests {
         );
     }
 
+    /// Upstream `ResourceSet.GetInputs`: inline inputs carry `provider` but no `id`; with
+    /// `missingkey=error`, `<< inputs.id >>` fails on them.
     #[test]
-    fn inline_inputs_get_id_and_provider() {
+    fn inline_inputs_get_provider_but_no_id() {
         let provider = json!({"apiVersion": "fluxcd.controlplane.io/v1", "kind": "ResourceSet", "name": "apps", "namespace": "default"});
         let sets = inline_input_sets(&[json!({"name": "a"}), json!({"name": "b"})], &provider);
-        let id_a = adler32(br#"{"name":"a"}"#).to_string();
         assert_eq!(
-            sets[0],
-            json!({"name": "a", "id": id_a, "provider": provider})
+            sets,
+            vec![
+                json!({"name": "a", "provider": provider}),
+                json!({"name": "b", "provider": provider})
+            ]
         );
-        assert_ne!(sets[0]["id"], sets[1]["id"]);
+        assert_eq!(
+            render_str("app-<< inputs.id >>", &sets[0]),
+            Err(TemplateError::MissingKey("id".into()))
+        );
     }
 
     #[test]

@@ -81,24 +81,20 @@ impl FromStr for Version {
     }
 }
 
-/// The Flux versions embedded in the simulated operator by default: a realistic set of 2.5–2.7
-/// patch releases (2.7.x up to 2.7.5, 2.6.0–2.6.4, 2.5.0–2.5.1).
+/// The Flux versions embedded in the Flux Operator v0.58.1 (`config/data/flux/`): v2.2.3,
+/// v2.3.0, v2.4.0, v2.5.0–v2.5.1, v2.6.0–v2.6.4, v2.7.0–v2.7.5, v2.8.0–v2.8.8 without v2.8.4,
+/// v2.9.0–v2.9.4. So `2.x` resolves to v2.9.4.
 pub fn default_embedded_versions() -> Vec<Version> {
     let mut v = vec![
-        Version::new(2, 5, 0),
-        Version::new(2, 5, 1),
-        Version::new(2, 6, 0),
-        Version::new(2, 6, 1),
-        Version::new(2, 6, 2),
-        Version::new(2, 6, 3),
-        Version::new(2, 6, 4),
-        Version::new(2, 7, 0),
-        Version::new(2, 7, 1),
-        Version::new(2, 7, 2),
-        Version::new(2, 7, 3),
-        Version::new(2, 7, 4),
-        Version::new(2, 7, 5),
+        Version::new(2, 2, 3),
+        Version::new(2, 3, 0),
+        Version::new(2, 4, 0),
     ];
+    v.extend((0..=1).map(|p| Version::new(2, 5, p)));
+    v.extend((0..=4).map(|p| Version::new(2, 6, p)));
+    v.extend((0..=5).map(|p| Version::new(2, 7, p)));
+    v.extend((0..=8).filter(|p| *p != 4).map(|p| Version::new(2, 8, p)));
+    v.extend((0..=4).map(|p| Version::new(2, 9, p)));
     v.sort();
     v
 }
@@ -337,7 +333,8 @@ pub fn check_upgrade(last_applied_revision: &str, to: &Version) -> Result<(), Ve
 
 /// The image tag of a Flux component in a Flux release, as the simulator renders it. The
 /// controller minors follow the upstream release mapping (Flux 2.x ships source-, kustomize- and
-/// notification-controller v1.x, helm-controller v1.(x-3), source-watcher v2.0 from 2.7); the
+/// notification-controller v1.x, helm-controller v0.37 in 2.2 then v1.(x-3), the image
+/// controllers v1.(x-7) from 2.7, source-watcher v2.(x-7) from 2.7); the
 /// patch level is simulated as the Flux patch level. `None` when the component does not exist
 /// in that release (source-watcher before 2.7).
 pub fn component_tag(component: &str, flux: &Version) -> Option<String> {
@@ -346,16 +343,19 @@ pub fn component_tag(component: &str, flux: &Version) -> Option<String> {
         "source-controller" | "kustomize-controller" | "notification-controller" => {
             format!("v1.{mi}.{pa}")
         }
-        "helm-controller" => format!("v1.{}.{pa}", mi.saturating_sub(3)),
+        "helm-controller" => match mi {
+            0..=2 => format!("v0.{}.{pa}", mi + 35),
+            _ => format!("v1.{}.{pa}", mi - 3),
+        },
         "image-reflector-controller" => match mi {
             0..=6 => format!("v0.{}.{pa}", mi + 29),
-            _ => format!("v1.0.{pa}"),
+            _ => format!("v1.{}.{pa}", mi - 7),
         },
         "image-automation-controller" => match mi {
             0..=6 => format!("v0.{}.{pa}", mi + 35),
-            _ => format!("v1.0.{pa}"),
+            _ => format!("v1.{}.{pa}", mi - 7),
         },
-        "source-watcher" if mi >= 7 => format!("v2.0.{pa}"),
+        "source-watcher" if mi >= 7 => format!("v2.{}.{pa}", mi - 7),
         _ => return None,
     };
     Some(tag)
@@ -373,8 +373,14 @@ mod tests {
     fn resolves_constraints_against_the_default_catalogue() {
         let cat = default_embedded_versions();
         let cases = [
-            ("2.x", Ok("v2.7.5")),
+            // Embedded v2.2.3 ... v2.9.4: `2.x` is the newest; no v2.8.4.
+            ("2.x", Ok("v2.9.4")),
             ("2.7.x", Ok("v2.7.5")),
+            ("2.8.x", Ok("v2.8.8")),
+            ("2.8.4", Err(VersionError::NoMatch("2.8.4".into()))),
+            ("~2.8.3", Ok("v2.8.8")),
+            ("<2.3", Ok("v2.2.3")),
+            ("2.4", Ok("v2.4.0")),
             ("2.6.x", Ok("v2.6.4")),
             ("2.6", Ok("v2.6.4")),
             ("v2.6.2", Ok("v2.6.2")),
@@ -385,17 +391,17 @@ mod tests {
             (">= 2.5 < 2.6", Ok("v2.5.1")),
             ("~2.6.1", Ok("v2.6.4")),
             ("~2.5", Ok("v2.5.1")),
-            ("^2.5.0", Ok("v2.7.5")),
+            ("^2.5.0", Ok("v2.9.4")),
             ("2.5 - 2.6", Ok("v2.6.4")),
             ("<=2.6", Ok("v2.6.4")),
             ("<2.6", Ok("v2.5.1")),
-            (">2.6", Ok("v2.7.5")),
-            (">2.7.4", Ok("v2.7.5")),
+            (">2.6", Ok("v2.9.4")),
+            (">2.7.4", Ok("v2.9.4")),
             ("2.7.x !=2.7.5", Ok("v2.7.4")),
             ("2.5.x || 2.6.1", Ok("v2.6.1")),
-            ("*", Ok("v2.7.5")),
+            ("*", Ok("v2.9.4")),
             ("3.x", Err(VersionError::NoMatch("3.x".into()))),
-            ("2.8.x", Err(VersionError::NoMatch("2.8.x".into()))),
+            ("2.10.x", Err(VersionError::NoMatch("2.10.x".into()))),
             ("2.7.9", Err(VersionError::NoMatch("2.7.9".into()))),
             (
                 "latest",

@@ -226,3 +226,55 @@ pub fn inventory_ids(o: &Value) -> Vec<String> {
     ids.sort();
     ids
 }
+
+#[path = "../../../common/git_server.rs"]
+pub mod fleet_git;
+
+/// A reachable Git repository `fleet` (branch `main`) served over HTTP with basic auth
+/// `bot`/`pw`, with a ConfigMap `cm-<path-with-dashes>` under `path` so a Kustomization of that
+/// path has something to apply; plus the Secret `flux-system` in `flux-system` holding the
+/// credentials. The real operator's health check waits for the sync source and Kustomization,
+/// so a sync that must become Ready needs a repository that exists.
+pub struct Fleet {
+    pub repos: std::sync::Arc<fleet_git::GitRepos>,
+    pub server: fleet_git::GitHttpServer,
+    pub url: String,
+}
+
+pub async fn fleet(client: &Client, paths: &[&str]) -> Fleet {
+    let repos = fleet_git::GitRepos::new();
+    repos.create_with_history("fleet", "main", 1, 1);
+    for path in paths {
+        let name = format!("cm-{}", path.trim_start_matches("./").replace('/', "-"));
+        repos.push_as_someone_else(
+            "fleet",
+            "main",
+            &format!("{}/cm.yaml", path.trim_start_matches("./")),
+            &format!(
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: default\ndata:\n  path: {path}\n"
+            ),
+            "add path",
+        );
+    }
+    let server = fleet_git::GitHttpServer::start(
+        repos.clone(),
+        fleet_git::HttpServerOptions {
+            basic: Some(("bot".into(), "pw".into())),
+            ..fleet_git::HttpServerOptions::default()
+        },
+    );
+    let url = server.url("fleet");
+    let secrets: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        "flux-system",
+        &ar("", "v1", "Secret", "secrets"),
+    );
+    apply(
+        &secrets,
+        json!({"apiVersion": "v1", "kind": "Secret",
+               "metadata": {"name": "flux-system", "namespace": "flux-system"},
+               "stringData": {"username": "bot", "password": "pw"}}),
+    )
+    .await;
+    Fleet { repos, server, url }
+}
