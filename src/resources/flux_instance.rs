@@ -55,9 +55,13 @@ fn model_ref(model: &InstanceModel) -> ObjectRef {
 
 /// Whether what we write to the object differs between two models (spec and annotations).
 fn desired_changed(prior: &InstanceModel, planned: &InstanceModel) -> bool {
+    // Shaped after the schema, so that sets (`components`: the default's order against the
+    // order Terraform stored) compare as sets.
+    let ty = schema().type_of();
     let (Ok(a), Ok(b)) = (to_raw(prior), to_raw(planned)) else {
         return true;
     };
+    let (a, b) = (a.conform(&ty), b.conform(&ty));
     SPEC_ATTRIBUTES
         .iter()
         .chain(DESIRED_EXTRA.iter())
