@@ -25,12 +25,13 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import fleet  # noqa: E402
 import null_peer  # noqa: E402
 import official_peer  # noqa: E402
 from benchlib import (Sandbox, link_plugin, load_average, log, wrap_plugin,  # noqa: E402
                       write_cli_config)
 
-MODULES = [null_peer, official_peer]
+MODULES = [null_peer, official_peer, fleet]
 SECTIONS = [s for m in MODULES for s in m.SECTIONS]
 
 
@@ -93,6 +94,8 @@ def main():
     p.add_argument("--startup-runs", type=int, default=30)
     p.add_argument("--applies", type=int, default=20)
     p.add_argument("--sizes", default="10,100,500")
+    p.add_argument("--fleet-sizes", default="10,20,40",
+                   help="clusters per fleet in the fleet section")
     names = [name for name, _ in SECTIONS]
     p.add_argument("--skip", default="", help="comma-separated sections: " + ",".join(names))
     p.add_argument("--only", default="", help="comma-separated sections to run (default all)")

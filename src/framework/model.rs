@@ -246,6 +246,39 @@ pub fn from_raw<'a, T: Deserialize<'a>>(value: &'a RawValue) -> Result<T, ModelE
     })
 }
 
+/// The message of the error for an unknown value where the model has no [`Value<T>`].
+const UNKNOWN_IN_PLAIN_FIELD: &str =
+    "value is unknown but the model cannot hold an unknown value (use Value<T>)";
+
+/// Like [`from_raw`], but an unknown element of a collection the model holds as a plain Rust
+/// `Vec` or map (a map of strings with one value from a variable at validate time) makes the
+/// nearest enclosing value that can be unknown unknown as a whole, instead of failing.
+///
+/// # Errors
+///
+/// As [`from_raw`], for anything but such unknowns.
+pub fn from_raw_unknown_upward<T: serde::de::DeserializeOwned>(
+    value: &RawValue,
+) -> Result<T, ModelError> {
+    let mut value = std::borrow::Cow::Borrowed(value);
+    loop {
+        match from_raw::<T>(&value) {
+            Err(e) if e.message == UNKNOWN_IN_PLAIN_FIELD => {
+                let Some(parent) = e.path.as_ref().and_then(AttrPath::parent) else {
+                    return Err(e);
+                };
+                match value.to_mut().get_path_mut(&parent) {
+                    Some(slot) if !matches!(slot, RawValue::Unknown(_)) && !parent.is_root() => {
+                        *slot = RawValue::unknown();
+                    }
+                    _ => return Err(e),
+                }
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Converts a typed model into a [`RawValue`] (structs become objects, sequences lists, maps maps).
 ///
 /// # Errors
@@ -268,10 +301,7 @@ struct RawDeserializer<'a> {
 
 impl<'a> RawDeserializer<'a> {
     fn unknown_error(&self) -> ModelError {
-        ModelError::new(
-            "value is unknown but the model cannot hold an unknown value (use Value<T>)",
-        )
-        .at(&self.path)
+        ModelError::new(UNKNOWN_IN_PLAIN_FIELD).at(&self.path)
     }
 
     fn any<V: Visitor<'a>>(self, visitor: V) -> Result<V::Value, ModelError> {
@@ -1062,6 +1092,56 @@ mod tests {
             assert_eq!(model, case.model, "{}: from_raw", case.name);
             assert_eq!(to_raw(&model).unwrap(), case.raw, "{}: to_raw", case.name);
         }
+    }
+
+    #[test]
+    fn unknown_collection_elements_make_the_enclosing_value_unknown() {
+        #[derive(Debug, PartialEq, Deserialize)]
+        struct Inner {
+            labels: Value<BTreeMap<String, String>>,
+        }
+        #[derive(Debug, PartialEq, Deserialize)]
+        struct Outer {
+            name: Value<String>,
+            meta: Value<Inner>,
+            plain: Vec<String>,
+        }
+        let raw = |plain: RawValue| {
+            RawValue::object([
+                ("name", RawValue::string("flux")),
+                (
+                    "meta",
+                    RawValue::object([(
+                        "labels",
+                        RawValue::Map(BTreeMap::from([
+                            ("a".to_owned(), RawValue::string("1")),
+                            ("b".to_owned(), RawValue::unknown()),
+                        ])),
+                    )]),
+                ),
+                ("plain", plain),
+            ])
+        };
+        let ok = raw(RawValue::List(vec![RawValue::string("x")]));
+        assert!(from_raw::<Outer>(&ok).is_err(), "from_raw stays strict");
+        assert_eq!(
+            from_raw_unknown_upward::<Outer>(&ok).unwrap(),
+            Outer {
+                name: Value::Known("flux".into()),
+                meta: Value::Known(Inner {
+                    labels: Value::Unknown
+                }),
+                plain: vec!["x".into()],
+            }
+        );
+        // Nothing above an unknown element of a plain top-level field can be unknown.
+        let bad = raw(RawValue::List(vec![RawValue::unknown()]));
+        assert_eq!(
+            from_raw_unknown_upward::<Outer>(&bad)
+                .unwrap_err()
+                .to_string(),
+            "at plain: value is unknown but the model cannot hold an unknown value (use Value<T>)"
+        );
     }
 
     #[test]

@@ -56,6 +56,12 @@ impl AttrPath {
         &self.0
     }
 
+    /// The path one step up; `None` for the root.
+    pub fn parent(&self) -> Option<Self> {
+        let (_, rest) = self.0.split_last()?;
+        Some(Self(rest.to_vec()))
+    }
+
     /// Whether this is the root path.
     pub fn is_root(&self) -> bool {
         self.0.is_empty()

@@ -19,7 +19,7 @@ use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 
 use crate::framework::diagnostics::Diagnostics;
-use crate::framework::model::{ModelError, from_raw, to_raw};
+use crate::framework::model::{ModelError, from_raw_unknown_upward, to_raw};
 use crate::framework::path::AttrPath;
 use crate::framework::schema::Schema;
 use crate::framework::service::ClientCapabilities;
@@ -399,7 +399,7 @@ pub fn model_error(what: &str, error: &ModelError) -> Diagnostics {
 }
 
 fn decode<M: DeserializeOwned>(what: &str, value: &RawValue) -> Result<M, Diagnostics> {
-    from_raw(value).map_err(|e| model_error(what, &e))
+    from_raw_unknown_upward(value).map_err(|e| model_error(what, &e))
 }
 
 fn encode<M: Serialize>(what: &str, model: &M) -> Result<RawValue, Diagnostics> {

@@ -88,7 +88,11 @@ fn terraform_is_tofu(binary: &Path) -> bool {
         .arg("version")
         .stdin(Stdio::null())
         .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).starts_with("OpenTofu"))
+        .is_ok_and(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .any(|l| l.starts_with("OpenTofu v"))
+        })
 }
 
 /// Which CLI [`terraform_binary`] is.
