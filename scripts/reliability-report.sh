@@ -27,7 +27,7 @@ missing=()
 for f in bad_input-provider-operator bad_input-instance bad_input-resource-set-bootstrap secrets \
   faults-sandbox-errors faults-sandbox-throttle-reset faults-sandbox-latency-watch \
   faults-sandbox-persistent faults-bootstrap-api faults-bootstrap-git faults-real-api-server \
-  interrupt-sandbox interrupt-git concurrency lost-state destroy-gone; do
+  interrupt-wait interrupt-destroy interrupt-git concurrency lost-state destroy-gone; do
   [[ -f $dir/$f.json ]] || missing+=("$f")
 done
 
@@ -115,7 +115,7 @@ done
   echo
   echo "| interrupted during | terraform exited after |"
   echo "|---|---|"
-  for f in interrupt-sandbox interrupt-git; do fig "$f"; done |
+  for f in interrupt-wait interrupt-destroy interrupt-git; do fig "$f"; done |
     jq -rs '[.[] | select(. != null) | to_entries[]][] | "| \(.key) | \(.value.exit_ms) ms |"'
   echo
   echo "## 5. Concurrency and lost state (\`tests/reliability_concurrency.rs\`)"
