@@ -18,19 +18,26 @@ command -v cargo-fuzz >/dev/null || {
 }
 export RUSTC_BOOTSTRAP=1
 targets=${FUZZ_TARGETS:-$(cargo fuzz list)}
-nice -n 19 cargo fuzz build -s none
+# FUZZ_NO_BUILD=1 runs the binaries built last time (fuzz/target) as they are.
+[[ ${FUZZ_NO_BUILD:-} == 1 ]] || nice -n 19 cargo fuzz build -s none
+bin=fuzz/target/x86_64-unknown-linux-gnu/release
 out=target/reliability
 mkdir -p "$out" fuzz/regressions
+# Figures of earlier runs of other targets are kept (one target can be re-run alone).
 results=()
+if [[ -f $out/fuzz.json ]]; then
+  while IFS= read -r line; do results+=("$line"); done < <(jq -c '.targets[]' "$out/fuzz.json")
+fi
 for target in $targets; do
   corpus=fuzz/corpus/$target
   mkdir -p "$corpus" "fuzz/regressions/$target"
   log=$out/fuzz-$target.log
   echo "fuzzing $target for ${seconds}s (log: $log)" >&2
   set +e
-  nice -n 19 cargo fuzz run -s none "$target" "$corpus" "fuzz/seeds/$target" -- \
-    -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
-    >"$log" 2>&1
+  mkdir -p "fuzz/artifacts/$target"
+  nice -n 19 "$bin/$target" "$corpus" "fuzz/seeds/$target" \
+    -artifact_prefix="fuzz/artifacts/$target/" -max_total_time="$seconds" -timeout=10 \
+    -rss_limit_mb=2048 -print_final_stats=1 >"$log" 2>&1
   status=$?
   set -e
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n1)
@@ -40,6 +47,9 @@ for target in $targets; do
     cp "$artifact" "fuzz/regressions/$target/"
     crashes=$((crashes + 1))
   done
+  kept=()
+  for r in "${results[@]}"; do [[ $(jq -r .target <<<"$r") == "$target" ]] || kept+=("$r"); done
+  results=("${kept[@]}")
   results+=("$(jq -n --arg t "$target" --argjson s "$seconds" --argjson r "${runs:-0}" \
     --argjson c "$crashes" --argjson x "$status" \
     '{target: $t, seconds: $s, executions: $r, crashes: $c, exit: $x}')")

@@ -27,7 +27,7 @@ missing=()
 for f in bad_input-provider-operator bad_input-instance bad_input-resource-set-bootstrap secrets \
   faults-sandbox-errors faults-sandbox-throttle-reset faults-sandbox-latency-watch \
   faults-sandbox-persistent faults-bootstrap-api faults-bootstrap-git faults-real-api-server \
-  interrupt-sandbox interrupt-git concurrency lost-state destroy-gone; do
+  interrupt-wait interrupt-destroy interrupt-git concurrency lost-state destroy-gone; do
   [[ -f $dir/$f.json ]] || missing+=("$f")
 done
 
@@ -115,8 +115,14 @@ done
   echo
   echo "| interrupted during | terraform exited after |"
   echo "|---|---|"
-  for f in interrupt-sandbox interrupt-git; do fig "$f"; done |
+  for f in interrupt-wait interrupt-destroy interrupt-git; do fig "$f"; done |
     jq -rs '[.[] | select(. != null) | to_entries[]][] | "| \(.key) | \(.value.exit_ms) ms |"'
+  [[ -f $dir/interrupt-wait.json ]] || {
+    echo
+    echo "The readiness-wait case (\`interrupted_readiness_wait\`) is ignored for now: Terraform exits"
+    echo "in time, but taints the FluxInstance that the interrupted create returned, so the next plan"
+    echo "would replace it; it passes once an interrupted create is kept untainted (issue 11 item 4)."
+  }
   echo
   echo "## 5. Concurrency and lost state (\`tests/reliability_concurrency.rs\`)"
   echo
@@ -126,6 +132,10 @@ done
     "- State lost after a bootstrap, fresh apply of the same configuration: **\(."fresh apply")**; history rewritten: \(."history rewritten")." end'
   fig destroy-gone | jq -r 'if . == null then "- destroy with things gone: —" else
     to_entries[] | "- Destroy with \(.key) already deleted: \(.value)." end'
+  echo
+  echo "Known limit: with the namespace itself deleted, \`terraform destroy\` fails at Terraform's"
+  echo "pre-destroy refresh, which plans the objects' re-creation and meets the plan-time check that"
+  echo "their namespace exists; \`terraform destroy -refresh=false\` destroys from the state (above)."
   echo
   echo "## 6. Fuzzing (\`make fuzz\`, \`fuzz/\`)"
   echo

@@ -167,14 +167,51 @@ async fn commit_changes(
     commit_on(checkout, &options, changes, message, author).await
 }
 
-/// Reads files (relative paths) at the branch tip; `None` for missing ones.
+/// Where the repository is, for looking up the branch tip while waiting.
+struct Remote {
+    url: String,
+    branch: String,
+    auth: Auth,
+    options: Options,
+}
+
+impl Remote {
+    /// The commit at the tip of the branch now (`None` when it cannot be read).
+    async fn tip(&self) -> Option<String> {
+        let options = self
+            .options
+            .clone()
+            .with_time_limit(Duration::from_secs(30));
+        let (url, branch, auth) = (self.url.clone(), self.branch.clone(), self.auth.clone());
+        let waiting = options.clone();
+        run_git(&waiting, move || {
+            Ok(Checkout::open(&url, &branch, &auth, &options)?
+                .head()
+                .map(|c| c.to_string()))
+        })
+        .await
+        .ok()
+        .flatten()
+    }
+}
+
+/// The commit that Flux applied (`lastAppliedRevision`, `<ref>@sha1:<commit>`), if any.
+fn applied_commit(revision: &str) -> Option<&str> {
+    revision
+        .rsplit_once("@sha1:")
+        .map(|(_, sha)| sha)
+        .or_else(|| revision.rsplit_once('/').map(|(_, sha)| sha))
+        .filter(|sha| !sha.is_empty())
+}
+
+/// Reads files (relative paths) at the branch tip; `None` for missing ones; and the tip.
 async fn read_files(
     url: String,
     branch: String,
     auth: Auth,
     options: Options,
     paths: Vec<String>,
-) -> Result<BTreeMap<String, Option<Vec<u8>>>, Diagnostics> {
+) -> Result<(BTreeMap<String, Option<Vec<u8>>>, Option<String>), Diagnostics> {
     let waiting = options.clone();
     run_git(&waiting, move || {
         let checkout = Checkout::open(&url, &branch, &auth, &options)?;
@@ -183,7 +220,7 @@ async fn read_files(
             let content = checkout.read(&RepoPath::new(&p)?)?;
             out.insert(p, content);
         }
-        Ok(out)
+        Ok((out, checkout.head().map(|c| c.to_string())))
     })
     .await
 }
@@ -258,11 +295,16 @@ fn condition_of(object: &DynamicObject) -> Option<(String, String, String)> {
 
 /// Asks source-controller to fetch now and waits until the sync Kustomization applied `commit`.
 /// Fails early when the fetch requested here fails (the cluster cannot pull the repository).
+/// Waits until Flux applied `commit` — or a later commit of the branch: when another
+/// configuration (another cluster bootstrapped into the same repository, or anyone) pushed on
+/// top, Flux applies the newer tip, which contains `commit` (pushes are never forced, so the tip
+/// descends from it).
 async fn wait_synced(
     cluster: &Cluster,
     namespace: &str,
     name: &str,
     commit: &str,
+    remote: &Remote,
     timeout: Duration,
     cancel: &tokio_util::sync::CancellationToken,
 ) -> Result<(), Diagnostics> {
@@ -302,6 +344,9 @@ async fn wait_synced(
                 ));
             }
             Err(WaitError::Timeout { last_state, .. }) => {
+                if later_tip_applied(cluster, &kustomization, commit, remote).await {
+                    return Ok(());
+                }
                 let live = cluster
                     .get(&source)
                     .await
@@ -338,6 +383,30 @@ async fn wait_synced(
                 ));
             }
         }
+    }
+}
+
+/// Whether the Kustomization is Ready at a commit other than `commit` that is the branch's
+/// current tip (so a descendant of `commit`, which was the tip when it was pushed).
+async fn later_tip_applied(
+    cluster: &Cluster,
+    kustomization: &ObjectRef,
+    commit: &str,
+    remote: &Remote,
+) -> bool {
+    let Ok(Some(object)) = cluster.get(kustomization).await else {
+        return false;
+    };
+    let revision = object.data["status"]["lastAppliedRevision"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let ready = condition_of(&object).is_some_and(|(status, _, _)| status == "True");
+    match applied_commit(&revision) {
+        Some(applied) if ready && applied != commit => {
+            remote.tip().await.as_deref() == Some(applied)
+        }
+        _ => false,
     }
 }
 
@@ -408,15 +477,16 @@ async fn apply_bootstrap(
         .and_then(|f| f.rsplit_once('/'))
         .map(|(dir, _)| dir.to_owned())
         .unwrap_or_default();
+    let auth = git_auth(&config, &url).await?;
+    let remote = Remote {
+        url: url.clone(),
+        branch: branch.clone(),
+        auth: auth.clone(),
+        options: git_options(ctx),
+    };
     let options = git_options(ctx).with_time_limit(timeout);
-    let (checkout, classic) = open_checked(
-        url.clone(),
-        branch,
-        git_auth(&config, &url).await?,
-        options.clone(),
-        flux_dir,
-    )
-    .await?;
+    let (checkout, classic) =
+        open_checked(url.clone(), branch, auth, options.clone(), flux_dir).await?;
     // A classic `flux bootstrap` layout is replaced only once the operator has adopted the
     // controllers: until then Flux would prune what the gotk-* files applied.
     for p in &classic {
@@ -568,8 +638,10 @@ async fn apply_bootstrap(
     let suspended = planned.suspend.as_known() == Some(&true);
     let name = sync_name(&planned, &namespace);
     if !suspended
-        && let Err(diagnostics) =
-            wait_synced(&cluster, &namespace, &name, &commit, timeout, &cancel).await
+        && let Err(diagnostics) = wait_synced(
+            &cluster, &namespace, &name, &commit, &remote, timeout, &cancel,
+        )
+        .await
     {
         return Err(partial(&state, diagnostics));
     }
@@ -794,7 +866,7 @@ impl<D: GitAccess> Resource<D> for FluxBootstrapGitResource {
                 format!("{prefix}flux-system/kustomization.yaml"),
             ];
         }
-        let contents = read_files(
+        let (contents, tip) = read_files(
             url.clone(),
             branch,
             git_auth(&config, &url).await?,
@@ -844,10 +916,13 @@ impl<D: GitAccess> Resource<D> for FluxBootstrapGitResource {
             {
                 state.commit_sha = Value::Known(sha.to_owned());
             }
-            let synced = state
-                .commit_sha
-                .as_known()
-                .is_some_and(|c| revision_has_commit(&applied, c));
+            // Flux applied our commit, or the branch's tip that descends from it (someone
+            // pushed on top since).
+            let synced = state.commit_sha.as_known().is_some_and(|c| {
+                revision_has_commit(&applied, c)
+                    || (!c.is_empty()
+                        && applied_commit(&applied).is_some_and(|a| tip.as_deref() == Some(a)))
+            });
             // The cluster runs what was committed (an apply that pushed and then failed to
             // write the FluxInstance leaves them apart: not ready, so the next plan applies).
             let matches_commit = committed.as_ref().is_none_or(|manifest| {
