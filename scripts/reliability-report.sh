@@ -117,12 +117,6 @@ done
   echo "|---|---|"
   for f in interrupt-wait interrupt-destroy interrupt-git; do fig "$f"; done |
     jq -rs '[.[] | select(. != null) | to_entries[]][] | "| \(.key) | \(.value.exit_ms) ms |"'
-  [[ -f $dir/interrupt-wait.json ]] || {
-    echo
-    echo "The readiness-wait case (\`interrupted_readiness_wait\`) is ignored for now: Terraform exits"
-    echo "in time, but taints the FluxInstance that the interrupted create returned, so the next plan"
-    echo "would replace it; it passes once an interrupted create is kept untainted (issue 11 item 4)."
-  }
   echo
   echo "## 5. Concurrency and lost state (\`tests/reliability_concurrency.rs\`)"
   echo

@@ -173,13 +173,10 @@ resource "flux_operator" "this" {{
     )
 }
 
-/// SIGINT while `flux_instance` waits for readiness. Terraform exits in ~0.2 s, but Terraform
-/// taints an object that a failed create returned, and the next plan would replace (uninstall)
-/// it: the provider must return the interrupted create as an untainted partial state — helper
-/// truth-b's change to `resources/common.rs` (issue 11 item 4). Ignored until that is on main;
-/// run with `cargo test --test reliability_interrupt -- --ignored`.
+/// SIGINT while `flux_instance` waits for readiness: Terraform exits promptly, the interrupted
+/// create is kept in state untainted (issue 11 item 4), so the next apply waits again in place
+/// instead of replacing (uninstalling) the instance.
 #[test]
-#[ignore = "fails until an interrupted create is kept untainted (issue 11 item 4, helper truth-b)"]
 fn interrupted_readiness_wait() {
     let sandbox = Sandbox::start();
     let kubeconfig = sandbox.kubeconfig();
