@@ -215,7 +215,7 @@ fn interrupted_readiness_wait() {
     );
     if let Plan::Changes(o) = ws.plan() {
         assert!(
-            !o.stdout.contains("must be replaced") && !o.stdout.contains("to destroy"),
+            !o.stdout.contains("must be replaced") && o.stdout.contains(" 0 to destroy."),
             "readiness wait: the next plan would uninstall Flux:\n{}",
             o.stdout
         );
