@@ -9,6 +9,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use kube::api::DynamicObject;
 
 use crate::cluster::objects::{Cluster, ObjectRef};
 use crate::flux::hazards::{self, InstanceChange};
@@ -20,7 +21,7 @@ use crate::framework::plan::attributes_changed;
 use crate::framework::resource::{ApplyError, Context, PlanChange, Planned, Resource};
 use crate::framework::schema::Schema;
 use crate::resources::common::{
-    self, ClusterAccess, DeletionPolicy, Operation, ReconcileWait, api_field_to_path, apply_error,
+    self, ClusterAccess, DeletionPolicy, Operation, api_field_to_path, apply_error,
     cluster_for_apply, cluster_if_known,
 };
 use crate::resources::flux_instance_live::{get_live, operator_namespace, to_dynamic};
@@ -30,6 +31,7 @@ use crate::resources::flux_instance_model::{
     validate_enums,
 };
 use crate::resources::ownership;
+use crate::resources::reconciled::{self, Reconciled};
 
 /// Default for every `timeouts` value.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
@@ -260,57 +262,40 @@ async fn state_after(cluster: &Cluster, planned: &InstanceModel) -> InstanceMode
     state
 }
 
-/// Apply, reconcile request when planned, wait; returns the new state.
-async fn apply_and_wait(
-    ctx: &mut Context<impl ClusterAccess>,
-    prior: Option<&InstanceModel>,
-    planned: InstanceModel,
-    operation: Operation,
-) -> Result<InstanceModel, ApplyError<InstanceModel>> {
-    let cluster = cluster_for_apply(ctx.data()?.as_ref()).await?;
-    let timeout = common::timeout(&planned.timeouts, operation, DEFAULT_TIMEOUT)?;
-    let object = model_object(&planned).map_err(|e| spec_error(&e))?;
-    let reference = model_ref(&planned);
-    if prior.is_none() && !ownership::replacing_own(ctx) {
-        ownership::refuse_existing(&cluster, &reference, "flux_instance").await?;
-    } else {
-        ownership::take_over(&cluster, &reference, &ownership::reconciled_fields()).await?;
+#[async_trait]
+impl Reconciled for InstanceModel {
+    const KIND: &'static str = "FluxInstance";
+    const TYPE_NAME: Option<&'static str> = Some("flux_instance");
+
+    fn timeout(&self, operation: Operation) -> Result<Duration, Diagnostics> {
+        common::timeout(&self.timeouts, operation, DEFAULT_TIMEOUT)
     }
-    let applied = cluster
-        .apply(&to_dynamic(&object)?)
-        .await
-        .map_err(|e| apply_error("FluxInstance Apply Failed", &e))?;
-    let reconcile = prior.is_some_and(|p| {
-        !desired_changed(p, &planned)
-            && (p
+
+    fn object(&self) -> Result<DynamicObject, Diagnostics> {
+        to_dynamic(&model_object(self).map_err(|e| spec_error(&e))?)
+    }
+
+    fn reference(&self) -> ObjectRef {
+        model_ref(self)
+    }
+
+    /// Nothing to write, but the last read found the installation drifted or not Ready.
+    fn wants_reconcile(prior: &Self, planned: &Self) -> bool {
+        planned.suspend.as_known() != Some(&true)
+            && !desired_changed(prior, planned)
+            && (prior
                 .installation_status
                 .as_known()
                 .is_some_and(|s| s != HEALTHY)
-                || p.ready.as_known() == Some(&false))
-    });
-    let requested = if reconcile && planned.suspend.as_known() != Some(&true) {
-        Some(common::request_reconcile(&cluster, &reference).await?)
-    } else {
-        None
-    };
-    let wait = ReconcileWait {
-        object: &reference,
-        min_generation: applied.metadata.generation.unwrap_or(0),
-        requested_at: requested.as_deref(),
-        timeout,
-    };
-    let result = common::wait_reconciled(&cluster, &wait, ctx.cancellation()).await;
-    let state = state_after(&cluster, &planned).await;
-    match result {
-        Ok(_) => Ok(state),
-        Err(failure) => {
-            let mut partial = state;
-            partial.ready = Value::Known(false);
-            Err(ApplyError {
-                diagnostics: common::wait_failure_diagnostics(&failure, "FluxInstance"),
-                partial_state: Some(partial),
-            })
-        }
+                || prior.ready.as_known() == Some(&false))
+    }
+
+    async fn state_after(cluster: &Cluster, planned: &Self) -> Self {
+        state_after(cluster, planned).await
+    }
+
+    fn mark_not_ready(&mut self) {
+        self.ready = Value::Known(false);
     }
 }
 
@@ -364,7 +349,7 @@ impl<D: ClusterAccess> Resource<D> for FluxInstanceResource {
         planned: InstanceModel,
         _config: InstanceModel,
     ) -> Result<InstanceModel, ApplyError<InstanceModel>> {
-        apply_and_wait(ctx, None, planned, Operation::Create).await
+        reconciled::apply_and_wait(ctx, None, planned, Operation::Create).await
     }
 
     async fn read(
@@ -389,7 +374,7 @@ impl<D: ClusterAccess> Resource<D> for FluxInstanceResource {
         planned: InstanceModel,
         _config: InstanceModel,
     ) -> Result<InstanceModel, ApplyError<InstanceModel>> {
-        apply_and_wait(ctx, Some(&prior), planned, Operation::Update).await
+        reconciled::apply_and_wait(ctx, Some(&prior), planned, Operation::Update).await
     }
 
     async fn delete(

@@ -26,10 +26,11 @@ use crate::framework::plan::attributes_changed;
 use crate::framework::resource::{ApplyError, Context, PlanChange, Planned, Resource};
 use crate::framework::schema::Schema;
 use crate::resources::common::{
-    self, ClusterAccess, DeletionPolicy, Operation, ReconcileWait, apply_error, cluster_for_apply,
+    self, ClusterAccess, DeletionPolicy, Operation, apply_error, cluster_for_apply,
     cluster_if_known,
 };
 use crate::resources::ownership;
+use crate::resources::reconciled::{self, Reconciled};
 use model::{
     DESIRED_ATTRIBUTES, HEALTHY, ResourceSetModel, SpecError, keep_equivalent_open_values,
     live_model, model_object, nested_unknown, set_status, validate_config,
@@ -302,52 +303,41 @@ async fn state_after(cluster: &Cluster, planned: &ResourceSetModel) -> ResourceS
     state
 }
 
-/// Apply, reconcile request when planned, wait; returns the new state.
-async fn apply_and_wait(
-    ctx: &mut Context<impl ClusterAccess>,
-    prior: Option<&ResourceSetModel>,
-    planned: ResourceSetModel,
-    operation: Operation,
-) -> Result<ResourceSetModel, ApplyError<ResourceSetModel>> {
-    let cluster = cluster_for_apply(ctx.data()?.as_ref()).await?;
-    let timeout = common::timeout(&planned.timeouts, operation, DEFAULT_TIMEOUT)?;
-    let object = model_object(&planned).map_err(|e| spec_error(&e))?;
-    let reference = model_ref(&planned);
-    if prior.is_none() && !ownership::replacing_own(ctx) {
-        ownership::refuse_existing(&cluster, &reference, "flux_resource_set").await?;
-    } else {
-        ownership::take_over(&cluster, &reference, &ownership::reconciled_fields()).await?;
+#[async_trait]
+impl Reconciled for ResourceSetModel {
+    const KIND: &'static str = "ResourceSet";
+    const TYPE_NAME: Option<&'static str> = Some("flux_resource_set");
+    const KEEP_WAITING: &'static [&'static str] = &KEEP_WAITING;
+
+    fn timeout(&self, operation: Operation) -> Result<Duration, Diagnostics> {
+        common::timeout(&self.timeouts, operation, DEFAULT_TIMEOUT)
     }
-    let applied = cluster
-        .apply(&to_dynamic(&object)?)
-        .await
-        .map_err(|e| renamed(apply_error("ResourceSet Apply Failed", &e)))?;
-    let suspended = planned.suspend.as_known() == Some(&true);
-    let reconcile = prior.is_some_and(|p| !desired_changed(p, &planned) && needs_reconcile(p));
-    let requested = if reconcile && !suspended {
-        Some(common::request_reconcile(&cluster, &reference).await?)
-    } else {
-        None
-    };
-    let wait = ReconcileWait {
-        object: &reference,
-        min_generation: applied.metadata.generation.unwrap_or(0),
-        requested_at: requested.as_deref(),
-        timeout,
-    };
-    let result =
-        common::wait_reconciled_through(&cluster, &wait, &KEEP_WAITING, ctx.cancellation()).await;
-    let state = state_after(&cluster, &planned).await;
-    match result {
-        Ok(_) => Ok(state),
-        Err(failure) => {
-            let mut partial = state;
-            partial.ready = false.into();
-            Err(ApplyError {
-                diagnostics: common::wait_failure_diagnostics(&failure, "ResourceSet"),
-                partial_state: Some(partial),
-            })
-        }
+
+    fn object(&self) -> Result<DynamicObject, Diagnostics> {
+        to_dynamic(&model_object(self).map_err(|e| spec_error(&e))?)
+    }
+
+    fn reference(&self) -> ObjectRef {
+        model_ref(self)
+    }
+
+    fn apply_diagnostics(diagnostics: Diagnostics) -> Diagnostics {
+        renamed(diagnostics)
+    }
+
+    /// Nothing to write, but the last read found the set not Ready or its objects drifted.
+    fn wants_reconcile(prior: &Self, planned: &Self) -> bool {
+        planned.suspend.as_known() != Some(&true)
+            && !desired_changed(prior, planned)
+            && needs_reconcile(prior)
+    }
+
+    async fn state_after(cluster: &Cluster, planned: &Self) -> Self {
+        state_after(cluster, planned).await
+    }
+
+    fn mark_not_ready(&mut self) {
+        self.ready = false.into();
     }
 }
 
@@ -482,7 +472,7 @@ impl<D: ClusterAccess> Resource<D> for FluxResourceSetResource {
         planned: ResourceSetModel,
         _config: ResourceSetModel,
     ) -> Result<ResourceSetModel, ApplyError<ResourceSetModel>> {
-        apply_and_wait(ctx, None, planned, Operation::Create).await
+        reconciled::apply_and_wait(ctx, None, planned, Operation::Create).await
     }
 
     async fn read(
@@ -512,7 +502,7 @@ impl<D: ClusterAccess> Resource<D> for FluxResourceSetResource {
         planned: ResourceSetModel,
         _config: ResourceSetModel,
     ) -> Result<ResourceSetModel, ApplyError<ResourceSetModel>> {
-        apply_and_wait(ctx, Some(&prior), planned, Operation::Update).await
+        reconciled::apply_and_wait(ctx, Some(&prior), planned, Operation::Update).await
     }
 
     async fn delete(

@@ -26,11 +26,12 @@ use crate::framework::plan::attributes_changed;
 use crate::framework::resource::{ApplyError, Context, PlanChange, Planned, Resource};
 use crate::framework::schema::Schema;
 use crate::resources::common::{
-    self, ClusterAccess, DeletionPolicy, Operation, ReconcileWait, apply_error, cluster_for_apply,
+    self, ClusterAccess, DeletionPolicy, Operation, apply_error, cluster_for_apply,
     cluster_if_known,
 };
 use crate::resources::flux_resource_set::model::SpecError;
 use crate::resources::flux_resource_set::parse_import_id;
+use crate::resources::reconciled::{self, Reconciled};
 use model::{
     DESIRED_ATTRIBUTES, InputProviderModel, defaults_equal, live_model, model_object,
     nested_unknown, set_status,
@@ -197,44 +198,33 @@ async fn state_after(cluster: &Cluster, planned: &InputProviderModel) -> InputPr
     state
 }
 
-/// Apply, reconcile request when the provider was not Ready, wait; returns the new state.
-async fn apply_and_wait(
-    ctx: &mut Context<impl ClusterAccess>,
-    prior: Option<&InputProviderModel>,
-    planned: InputProviderModel,
-    operation: Operation,
-) -> Result<InputProviderModel, ApplyError<InputProviderModel>> {
-    let cluster = cluster_for_apply(ctx.data()?.as_ref()).await?;
-    let timeout = common::timeout(&planned.timeouts, operation, DEFAULT_TIMEOUT)?;
-    let object = model_object(&planned).map_err(|e| spec_error(&e))?;
-    let reference = model_ref(&planned);
-    let applied = cluster
-        .apply(&to_dynamic(&object)?)
-        .await
-        .map_err(|e| apply_error("ResourceSetInputProvider Apply Failed", &e))?;
-    let requested = if prior.is_some_and(|p| pending_reconcile(p, &planned)) {
-        Some(common::request_reconcile(&cluster, &reference).await?)
-    } else {
-        None
-    };
-    let wait = ReconcileWait {
-        object: &reference,
-        min_generation: applied.metadata.generation.unwrap_or(0),
-        requested_at: requested.as_deref(),
-        timeout,
-    };
-    let result = common::wait_reconciled_through(&cluster, &wait, &[], ctx.cancellation()).await;
-    let state = state_after(&cluster, &planned).await;
-    match result {
-        Ok(_) => Ok(state),
-        Err(failure) => {
-            let mut partial = state;
-            partial.ready = false.into();
-            Err(ApplyError {
-                diagnostics: common::wait_failure_diagnostics(&failure, "ResourceSetInputProvider"),
-                partial_state: Some(partial),
-            })
-        }
+#[async_trait]
+impl Reconciled for InputProviderModel {
+    const KIND: &'static str = "ResourceSetInputProvider";
+    const TYPE_NAME: Option<&'static str> = None;
+
+    fn timeout(&self, operation: Operation) -> Result<Duration, Diagnostics> {
+        common::timeout(&self.timeouts, operation, DEFAULT_TIMEOUT)
+    }
+
+    fn object(&self) -> Result<DynamicObject, Diagnostics> {
+        to_dynamic(&model_object(self).map_err(|e| spec_error(&e))?)
+    }
+
+    fn reference(&self) -> ObjectRef {
+        model_ref(self)
+    }
+
+    fn wants_reconcile(prior: &Self, planned: &Self) -> bool {
+        pending_reconcile(prior, planned)
+    }
+
+    async fn state_after(cluster: &Cluster, planned: &Self) -> Self {
+        state_after(cluster, planned).await
+    }
+
+    fn mark_not_ready(&mut self) {
+        self.ready = false.into();
     }
 }
 
@@ -356,7 +346,7 @@ impl<D: ClusterAccess> Resource<D> for FluxResourceSetInputProviderResource {
         planned: InputProviderModel,
         _config: InputProviderModel,
     ) -> Result<InputProviderModel, ApplyError<InputProviderModel>> {
-        apply_and_wait(ctx, None, planned, Operation::Create).await
+        reconciled::apply_and_wait(ctx, None, planned, Operation::Create).await
     }
 
     async fn read(
@@ -380,7 +370,7 @@ impl<D: ClusterAccess> Resource<D> for FluxResourceSetInputProviderResource {
         planned: InputProviderModel,
         _config: InputProviderModel,
     ) -> Result<InputProviderModel, ApplyError<InputProviderModel>> {
-        apply_and_wait(ctx, Some(&prior), planned, Operation::Update).await
+        reconciled::apply_and_wait(ctx, Some(&prior), planned, Operation::Update).await
     }
 
     async fn delete(

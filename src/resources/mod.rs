@@ -16,7 +16,8 @@
 //!   providers.
 //! - [`flux_report_data`]: the operator's FluxReport.
 //! - `flux_bootstrap_git*`: Git-backed self-management and classic-bootstrap migration.
-//! - [`ownership`]: refusing to create over an object this resource does not manage.
+//! - [`ownership`]: refusing to create over an object this resource does not manage;
+//!   [`reconciled`]: the one apply-and-wait of the objects the operator reconciles.
 //! - [`validation`]: what users type, checked per resource at validate time.
 
 pub mod affinity;
@@ -37,4 +38,5 @@ pub mod flux_report_data;
 pub mod flux_resource_set;
 pub mod flux_resource_set_input_provider;
 pub mod ownership;
+pub mod reconciled;
 pub mod validation;

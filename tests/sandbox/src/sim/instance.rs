@@ -805,21 +805,8 @@ async fn finish(
             message,
             stalled,
         } => {
-            let mut conds = vec![condition(READY, "False", reason, &message, gen_)];
-            let remove: &[&str] = if stalled {
-                conds.push(condition(STALLED, "True", reason, &message, gen_));
-                &[RECONCILING]
-            } else {
-                conds.push(condition(
-                    RECONCILING,
-                    "True",
-                    "ProgressingWithRetry",
-                    &message,
-                    gen_,
-                ));
-                &[STALLED]
-            };
-            patch["conditions"] = status::merge_conditions(&st["conditions"], &conds, remove);
+            patch["conditions"] =
+                status::failure_conditions(&st["conditions"], reason, &message, stalled, gen_);
             stalled
         }
     };

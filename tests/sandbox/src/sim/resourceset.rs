@@ -578,20 +578,7 @@ async fn reconcile_set(ctx: &Ctx, me: &ObjectRef, obj: &Value) -> Result<Action,
             let live = match applied_now {
                 Ok(l) => l,
                 Err(e) => {
-                    finish(
-                        ctx,
-                        me,
-                        obj,
-                        Err((
-                            "ReconciliationFailed",
-                            format!("reconciliation failed: {e}"),
-                            false,
-                        )),
-                        None,
-                        started,
-                    )
-                    .await?;
-                    return Ok(Action::requeue(ctx.config.retry_interval));
+                    return reconciliation_failed(ctx, me, obj, &e, started).await;
                 }
             };
             let r = ObjectRef::of(&live).map_err(|e| SimError::Decode(e.to_string()))?;
@@ -603,20 +590,7 @@ async fn reconcile_set(ctx: &Ctx, me: &ObjectRef, obj: &Value) -> Result<Action,
         {
             inventory.extend(applied);
             write_inventory(ctx, me, &inventory).await?;
-            finish(
-                ctx,
-                me,
-                obj,
-                Err((
-                    "ReconciliationFailed",
-                    format!("reconciliation failed: {message}"),
-                    false,
-                )),
-                None,
-                started,
-            )
-            .await?;
-            return Ok(Action::requeue(ctx.config.retry_interval));
+            return reconciliation_failed(ctx, me, obj, &message, started).await;
         }
         inventory.extend(applied);
     }
@@ -637,26 +611,31 @@ async fn reconcile_set(ctx: &Ctx, me: &ObjectRef, obj: &Value) -> Result<Action,
         match f {
             Failure::SlowReadiness(d) => tokio::time::sleep(*d).await,
             Failure::HealthCheckFailed(m) => {
-                finish(
-                    ctx,
-                    me,
-                    obj,
-                    Err((
-                        "ReconciliationFailed",
-                        format!("reconciliation failed: {m}"),
-                        false,
-                    )),
-                    None,
-                    started,
-                )
-                .await?;
-                return Ok(Action::requeue(ctx.config.retry_interval));
+                return reconciliation_failed(ctx, me, obj, &m, started).await;
             }
             Failure::BuildFailed(_) | Failure::ArtifactFailed(_) => {}
         }
     }
     finish(ctx, me, obj, Ok(()), Some(digest), started).await?;
     Ok(Action::requeue(reconcile_every(obj)))
+}
+
+/// The operator's answer to an apply or health-check error (`Ready=False`,
+/// `ReconciliationFailed`, message `reconciliation failed: <error>`): reported, then retried.
+async fn reconciliation_failed(
+    ctx: &Ctx,
+    me: &ObjectRef,
+    obj: &Value,
+    error: &(dyn std::fmt::Display + Sync),
+    started: Instant,
+) -> Result<Action, SimError> {
+    let failed = (
+        "ReconciliationFailed",
+        format!("reconciliation failed: {error}"),
+        false,
+    );
+    finish(ctx, me, obj, Err(failed), None, started).await?;
+    Ok(Action::requeue(ctx.config.retry_interval))
 }
 
 /// Waits (bounded) for a kind to be served, when a CRD applied just before is not Established.
@@ -723,21 +702,8 @@ async fn finish(
             true
         }
         Err((reason, message, stalled)) => {
-            let mut conds = vec![condition(READY, "False", reason, &message, gen_)];
-            let remove: &[&str] = if stalled {
-                conds.push(condition(STALLED, "True", reason, &message, gen_));
-                &[RECONCILING]
-            } else {
-                conds.push(condition(
-                    RECONCILING,
-                    "True",
-                    "ProgressingWithRetry",
-                    &message,
-                    gen_,
-                ));
-                &[STALLED]
-            };
-            patch["conditions"] = status::merge_conditions(&st["conditions"], &conds, remove);
+            patch["conditions"] =
+                status::failure_conditions(&st["conditions"], reason, &message, stalled, gen_);
             stalled
         }
     };

@@ -70,6 +70,33 @@ pub fn condition(type_: &str, status: &str, reason: &str, message: &str, generat
     })
 }
 
+/// The conditions after a failed reconcile, as the operator writes them on FluxInstances and
+/// ResourceSets: `Ready=False` with the reason and message, then either `Stalled=True` (not
+/// retried; `Reconciling` removed) or `Reconciling=True`, reason `ProgressingWithRetry`
+/// (retried with backoff; `Stalled` removed), merged into `existing`.
+pub fn failure_conditions(
+    existing: &Value,
+    reason: &str,
+    message: &str,
+    stalled: bool,
+    generation: i64,
+) -> Value {
+    let ready = condition(READY, "False", reason, message, generation);
+    if stalled {
+        let stall = condition(STALLED, "True", reason, message, generation);
+        merge_conditions(existing, &[ready, stall], &[RECONCILING])
+    } else {
+        let retry = condition(
+            RECONCILING,
+            "True",
+            "ProgressingWithRetry",
+            message,
+            generation,
+        );
+        merge_conditions(existing, &[ready, retry], &[STALLED])
+    }
+}
+
 /// Merges `updates` into the existing conditions and drops the types in `remove`. A condition
 /// whose status did not change keeps its `lastTransitionTime`. Order: existing types first.
 pub fn merge_conditions(existing: &Value, updates: &[Value], remove: &[&str]) -> Value {
