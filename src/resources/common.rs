@@ -489,31 +489,82 @@ pub fn apply_error(summary: &str, error: &ApplyError) -> Diagnostics {
     out
 }
 
-/// Fails at `namespace` when the namespace does not exist.
+/// What a server-side dry-run at plan found, once the answers that only say that something the
+/// same apply may create does not exist yet are told apart from real refusals.
+#[derive(Debug)]
+pub enum PlanDryRun {
+    /// The API server accepted the object.
+    Accepted,
+    /// The API server does not serve the kind (its CRD is installed by the same apply, e.g. by
+    /// `flux_operator`): nothing was validated by the server.
+    NotServed,
+    /// The object's namespace does not exist (yet): the server could not validate the object.
+    /// [`PlanDryRun::warning`] says so.
+    NamespaceMissing {
+        /// The missing namespace.
+        namespace: String,
+    },
+}
+
+impl PlanDryRun {
+    /// For [`PlanDryRun::NamespaceMissing`]: the warning's summary and detail, naming the
+    /// namespace, the object (`kind` `namespace/name`) and what apply will do; `also` is appended
+    /// (what was checked instead). `None` otherwise.
+    pub fn warning(&self, kind: &str, name: &str, also: &str) -> Option<(String, String)> {
+        let PlanDryRun::NamespaceMissing { namespace } = self else {
+            return None;
+        };
+        Some((
+            format!("{kind} Not Validated By The API Server"),
+            format!(
+                "The namespace {namespace:?} does not exist yet, so the API server cannot dry-run \
+                 the {kind} {namespace}/{name} at plan{also}. If a resource of this \
+                 configuration creates the namespace (flux_operator does), apply creates it \
+                 first and the API server validates the {kind} when it is applied; otherwise \
+                 the apply fails with `namespaces \"{namespace}\" not found`."
+            ),
+        ))
+    }
+}
+
+/// Server-side dry-runs `object` at plan. A kind that is not served and a namespace that does
+/// not exist are no errors (see [`PlanDryRun`]): the API server names the missing namespace in
+/// its `NotFound` Status (`details.kind = "namespaces"`).
 ///
 /// # Errors
 ///
-/// A diagnostic at `namespace` saying so and what to do, or one quoting the API server.
-pub async fn require_namespace(cluster: &Cluster, namespace: &str) -> Result<(), Diagnostics> {
-    let reference = ObjectRef::new("v1", "Namespace", None, namespace);
-    let found = cluster
-        .get(&reference)
-        .await
-        .map_err(|e| apply_error("Cannot Read The Namespace", &e))?;
-    if found.is_some() {
-        return Ok(());
+/// Every other failure of the dry-run, as the cluster layer reports it.
+pub async fn dry_run_at_plan(
+    cluster: &Cluster,
+    object: &DynamicObject,
+) -> Result<PlanDryRun, ApplyError> {
+    match cluster.dry_run_apply(object).await {
+        Ok(_) => Ok(PlanDryRun::Accepted),
+        Err(ApplyError::NotServed { .. }) => Ok(PlanDryRun::NotServed),
+        // The plain-text 404 of a kind that stopped being served since discovery.
+        Err(e)
+            if e.status()
+                .is_some_and(|s| s.code == 404 && s.reason != "NotFound") =>
+        {
+            Ok(PlanDryRun::NotServed)
+        }
+        Err(e) => {
+            let namespace = object.metadata.namespace.as_deref().unwrap_or_default();
+            let missing = e.status().is_some_and(|s| {
+                s.code == 404
+                    && s.details
+                        .as_ref()
+                        .is_some_and(|d| d.kind == "namespaces" && d.name == namespace)
+            });
+            if missing && !namespace.is_empty() {
+                Ok(PlanDryRun::NamespaceMissing {
+                    namespace: namespace.to_owned(),
+                })
+            } else {
+                Err(e)
+            }
+        }
     }
-    Err(Diagnostics::from_error_at(
-        AttrPath::attr("namespace"),
-        "Namespace Not Found",
-        format!(
-            "namespace = {namespace:?}: the namespace does not exist in the cluster, so the \
-             object cannot be created there. Create it first; if another resource of this \
-             configuration creates it, reference that resource's name attribute (e.g. \
-             kubernetes_namespace.this.metadata[0].name) instead of the literal name, so that \
-             the plan waits for it."
-        ),
-    ))
 }
 
 /// Converts a Flux object reference into the cluster layer's.

@@ -27,7 +27,7 @@ use crate::framework::resource::{ApplyError, Context, PlanChange, Planned, Resou
 use crate::framework::schema::Schema;
 use crate::resources::common::{
     self, ClusterAccess, DeletionPolicy, Operation, ReconcileWait, apply_error, cluster_for_apply,
-    cluster_if_known,
+    cluster_if_known, dry_run_at_plan,
 };
 use crate::resources::flux_resource_set::model::SpecError;
 use crate::resources::flux_resource_set::parse_import_id;
@@ -148,7 +148,8 @@ fn plan_computed(planned: &mut InputProviderModel, prior: Option<&InputProviderM
 }
 
 /// The server-side dry-run, when the spec and the cluster are known. A namespace that does not
-/// exist yet (created in the same apply) or a CRD not installed yet is no error.
+/// exist yet (created in the same apply) or a CRD not installed yet is no error: the namespace
+/// case warns that the dry-run was skipped.
 async fn dry_run(
     ctx: &mut Context<impl ClusterAccess>,
     planned: &InputProviderModel,
@@ -161,9 +162,15 @@ async fn dry_run(
     let Some(cluster) = cluster_if_known(ctx.data()?.as_ref()).await? else {
         return Ok(());
     };
-    match cluster.dry_run_apply(&to_dynamic(&object)?).await {
-        Ok(_) | Err(crate::cluster::apply::ApplyError::NotServed { .. }) => Ok(()),
-        Err(e) if e.status().is_some_and(|s| s.code == 404) => Ok(()),
+    match dry_run_at_plan(&cluster, &to_dynamic(&object)?).await {
+        Ok(verdict) => {
+            let name = planned.name.as_known().cloned().unwrap_or_default();
+            let kind = "ResourceSetInputProvider";
+            if let Some((summary, detail)) = verdict.warning(kind, &name, "") {
+                ctx.warn_at(AttrPath::attr("namespace"), summary, detail);
+            }
+            Ok(())
+        }
         Err(e) if e.status().is_some() => Err(apply_error(
             "ResourceSetInputProvider Rejected By The API Server",
             &e,
