@@ -440,3 +440,49 @@ resource "flux_resource_set" "this" {
         .assert_contains(&["namespaces \"nowhere\" not found"]);
     assert_eq!(ws.state_list(), Vec::<String>::new());
 }
+
+const FOREIGN_INPUT_PROVIDER: &str = r#"apiVersion: fluxcd.controlplane.io/v1
+kind: ResourceSetInputProvider
+metadata:
+  name: team
+  namespace: flux-system
+spec:
+  type: Static
+  defaultValues:
+    tenant: foreign
+"#;
+
+/// Item 3 for `flux_resource_set_input_provider`: a provider created by someone else is
+/// refused at plan with the import command and no write; imported, the configuration manages
+/// it and the next plan is empty.
+#[test]
+fn an_existing_input_provider_is_refused_until_imported() {
+    let sandbox = Sandbox::start();
+    let ws = workspace(&sandbox);
+    ws.write_config(&with_provider(OPERATOR));
+    ws.apply().assert_success();
+    let file = ws.write_file("foreign-rsip.yaml", FOREIGN_INPUT_PROVIDER);
+    sandbox.kubectl(&["apply", "-f", file.to_str().unwrap()]);
+    ws.write_config(&with_provider(&format!("{OPERATOR}{INPUT_PROVIDER}")));
+    sandbox.clear_requests();
+    ws.plan().assert_error().assert_contains(&[
+        "Error: ResourceSetInputProvider Already Exists",
+        "The ResourceSetInputProvider flux-system/team already exists in the cluster, but it is not in this resource's Terraform state",
+        "terraform import <address> flux-system/team",
+        "with flux_resource_set_input_provider.this",
+    ]);
+    ws.apply().assert_failure();
+    assert_eq!(provider_writes(&sandbox), Vec::<serde_json::Value>::new());
+    let spec = |sandbox: &Sandbox| {
+        sandbox
+            .get_json(&["resourcesetinputprovider", "team", "-n", "flux-system"])
+            .unwrap()["spec"]["defaultValues"]
+            .clone()
+    };
+    assert_eq!(spec(&sandbox), serde_json::json!({"tenant": "foreign"}));
+    ws.import("flux_resource_set_input_provider.this", "flux-system/team")
+        .assert_success();
+    ws.apply().assert_success();
+    assert_eq!(spec(&sandbox), serde_json::json!({"tenant": "a"}));
+    ws.plan().assert_no_changes();
+}

@@ -331,7 +331,10 @@ pub fn value_to_api_json(value: &RawValue) -> serde_json::Value {
 
 /// Whether every field of `desired` (an object as we apply it) has the same value in `live`
 /// (the object as stored, which also carries server defaults and other managers' fields). Lists
-/// must have the same length, elements compared in order; numbers compare by value; two strings
+/// must have the same length; elements compare in order, except in lists of objects (ports,
+/// containers, env, tolerations: lists the API server merges by key, whose order a server-side
+/// apply may change when items come back), where each wanted element must match a distinct live
+/// one in any order; numbers compare by value; two strings
 /// that are the same resource quantity are equal (the API server stores quantities in canonical
 /// form: `cpu: 2000m` reads back as `"2"`, `memory: 1024Mi` as `"1Gi"`).
 pub fn is_subset(desired: &serde_json::Value, live: &serde_json::Value) -> bool {
@@ -340,9 +343,19 @@ pub fn is_subset(desired: &serde_json::Value, live: &serde_json::Value) -> bool 
         (J::Object(want), J::Object(have)) => want
             .iter()
             .all(|(k, v)| v.is_null() || have.get(k).is_some_and(|h| is_subset(v, h))),
-        (J::Array(want), J::Array(have)) => {
-            want.len() == have.len() && want.iter().zip(have).all(|(w, h)| is_subset(w, h))
+        (J::Array(want), J::Array(have)) if want.len() != have.len() => false,
+        (J::Array(want), J::Array(have)) if want.iter().all(J::is_object) => {
+            let mut used = vec![false; have.len()];
+            want.iter().all(|w| {
+                let found = have
+                    .iter()
+                    .enumerate()
+                    .find(|(i, h)| !used[*i] && is_subset(w, h))
+                    .map(|(i, _)| i);
+                found.map(|i| used[i] = true).is_some()
+            })
         }
+        (J::Array(want), J::Array(have)) => want.iter().zip(have).all(|(w, h)| is_subset(w, h)),
         (J::Number(a), J::Number(b)) => a.as_f64() == b.as_f64(),
         (J::String(a), J::String(b)) if a != b => {
             quantity_nanos(a).is_some_and(|x| Some(x) == quantity_nanos(b))
@@ -1081,6 +1094,17 @@ mod tests {
         let removed =
             serde_json::json!({"spec": {"replicas": 1, "containers": [{"name": "m", "env": []}]}});
         assert!(!is_subset(&desired, &removed));
+        // Keyed lists (ports) may come back in another order; plain lists (args) may not.
+        let ports = serde_json::json!({"ports": [{"name": "web", "port": 9080}, {"name": "http", "port": 8080}]});
+        let reordered = serde_json::json!({"ports": [{"name": "http", "port": 8080, "protocol": "TCP"}, {"name": "web", "port": 9080, "protocol": "TCP"}]});
+        assert!(is_subset(&ports, &reordered));
+        let twice = serde_json::json!({"ports": [{"name": "http", "port": 8080}, {"name": "http", "port": 8080}]});
+        assert!(!is_subset(&ports, &twice));
+        let args = serde_json::json!({"args": ["--a", "--b"]});
+        assert!(!is_subset(
+            &args,
+            &serde_json::json!({"args": ["--b", "--a"]})
+        ));
     }
 
     #[test]

@@ -168,6 +168,18 @@ async fn install_tracked(
             .map_err(wait_failed)?;
     }
     for object in &rest {
+        // The spec (Deployment, Service) is taken over from other field managers first, so that
+        // what kubectl added and the manifests leave unset is removed: drift is healed.
+        if object.get("spec").is_some()
+            && let Some(r) = reference(object)
+        {
+            cluster
+                .take_over(&r, &[vec!["spec".to_owned()]])
+                .await
+                .map_err(|e| {
+                    apply_error("Cannot Take Over Fields From Other Field Managers", &e)
+                })?;
+        }
         cluster.apply(&to_dynamic(object)?).await.map_err(failed)?;
         applied.objects.push(object.clone());
     }

@@ -31,6 +31,7 @@ use crate::resources::common::{
 };
 use crate::resources::flux_resource_set::model::SpecError;
 use crate::resources::flux_resource_set::parse_import_id;
+use crate::resources::ownership;
 use model::{
     DESIRED_ATTRIBUTES, InputProviderModel, defaults_equal, live_model, model_object,
     nested_unknown, set_status,
@@ -215,6 +216,12 @@ async fn apply_and_wait(
     let timeout = common::timeout(&planned.timeouts, operation, DEFAULT_TIMEOUT)?;
     let object = model_object(&planned).map_err(|e| spec_error(&e))?;
     let reference = model_ref(&planned);
+    if prior.is_none() && !ownership::replacing_own(ctx) {
+        ownership::refuse_existing(&cluster, &reference, "flux_resource_set_input_provider")
+            .await?;
+    } else {
+        ownership::take_over(&cluster, &reference, &ownership::reconciled_fields()).await?;
+    }
     let applied = cluster
         .apply(&to_dynamic(&object)?)
         .await
@@ -252,10 +259,11 @@ impl FluxResourceSetInputProviderResource {
         prior: Option<InputProviderModel>,
         mut planned: InputProviderModel,
     ) -> Result<Planned<InputProviderModel>, Diagnostics> {
-        if let Some(prior) = &prior
-            && defaults_equal(&planned.default_values, &prior.default_values)
-        {
-            planned.default_values = prior.default_values.clone();
+        if let Some(prior) = &prior {
+            ownership::mark_managed(ctx);
+            if defaults_equal(&planned.default_values, &prior.default_values) {
+                planned.default_values = prior.default_values.clone();
+            }
         }
         let invalid = validate_config(&planned);
         if invalid.has_errors() {
@@ -284,6 +292,14 @@ impl FluxResourceSetInputProviderResource {
                  reports it not Ready). Apply will ask the Flux Operator to reconcile it and wait \
                  until it is Ready.",
             );
+        }
+        if prior.is_none()
+            && planned.namespace.is_known()
+            && planned.name.is_known()
+            && let Some(cluster) = cluster_if_known(ctx.data()?.as_ref()).await?
+        {
+            let kind = "flux_resource_set_input_provider";
+            ownership::check_existing_at_plan(ctx, &cluster, &model_ref(&planned), kind).await?;
         }
         if prior.as_ref() != Some(&planned) {
             dry_run(ctx, &planned).await?;
