@@ -1060,3 +1060,37 @@ fn crds_without_the_namespace_plan_with_a_warning_and_apply() {
     );
     env.ws.plan().assert_no_changes();
 }
+
+/// Issue 11 item 2 for the FluxInstance a bootstrap writes: a field added with kubectl that the
+/// committed manifest leaves unset shows in the plan (the instance no longer runs what was
+/// committed), one apply removes it, and the next plan is empty.
+#[test]
+fn kubectl_drift_of_the_bootstrapped_instance_is_healed_by_one_apply() {
+    let env = env_on(start_kube_sandbox(), "drifted", false);
+    let url = env.server.url("drifted");
+    env.ws
+        .write_config(&config(&env, &url, "pw-hunter2-one", &version("2.7.x")));
+    env.ws.apply().assert_success();
+    env.ws.plan().assert_no_changes();
+    let ns = env.sandbox.ns().to_owned();
+    env.sandbox.cluster.kubectl(&[
+        "-n",
+        &ns,
+        "patch",
+        "fluxinstance",
+        "flux",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"spec":{"cluster":{"size":"large"}}}"#,
+    ]);
+    env.ws.plan().assert_changes().assert_contains(&[
+        "~ ready",
+        "false -> true",
+        "Plan: 0 to add, 1 to change, 0 to destroy.",
+    ]);
+    env.ws.apply().assert_success();
+    let live = env.sandbox.get("fluxinstance", &ns, "flux").unwrap();
+    assert_eq!(live["spec"]["cluster"].get("size"), None, "{live}");
+    env.ws.plan().assert_no_changes();
+}

@@ -770,6 +770,38 @@ pub fn failed_wait_doc(what: &str, readiness: &str, consequence: &str) -> String
     )
 }
 
+/// The documentation paragraph "An existing object" of a resource that refuses to create over
+/// an object it did not create (see `resources::ownership`): `kind` is the API kind, `id` the
+/// import id format.
+pub fn existing_object_doc(kind: &str, id: &str) -> String {
+    format!(
+        "\n\n**An existing object.** Creating this resource when its {kind} already exists in \
+         the cluster but is not in this resource's state (made with `kubectl`, Helm, the Flux \
+         CLI or another Terraform configuration) is refused, at plan when the cluster can be \
+         asked and again at create before any write, with an error naming the object and the \
+         command that adopts it instead: `terraform import <address> {id}` (or an `import` \
+         block). When the object was written by this provider (a second configuration, or the \
+         replacement of a tainted instance), the plan only warns and create refuses if it is \
+         still there. `terraform apply -replace=<address>` of this resource's own object is no \
+         takeover and works."
+    )
+}
+
+/// The documentation paragraph "Drift made by other tools" of a resource whose object the
+/// operator reconciles (`kind`): what the plan shows and how one apply heals it.
+pub fn reconciled_drift_doc(kind: &str) -> String {
+    format!(
+        "\n\n**Drift made by other tools.** Plans compare the configuration with the live \
+         {kind}: a field changed with `kubectl` (or another tool) shows as a change back to the \
+         configured value, and a field the configuration leaves unset shows as its removal. \
+         Server-side apply alone would keep fields owned by another field manager, so apply \
+         first takes over what this resource writes (the whole `spec` and the \
+         `fluxcd.controlplane.io/reconcile*` annotations it models) from every other manager, \
+         then applies: one apply makes the object what the plan showed, and the next plan is \
+         empty. Other labels and annotations, and the operator's finalizer, are left alone."
+    )
+}
+
 /// Requests a reconcile by setting `reconcile.fluxcd.io/requestedAt` to the current time (a
 /// merge patch: the operator and our server-side apply keep their own fields). Returns the
 /// token to wait for.

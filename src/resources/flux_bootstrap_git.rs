@@ -563,6 +563,14 @@ async fn apply_bootstrap(
         let json = instance.to_json().map_err(|e| {
             Diagnostics::from_error("Provider Bug: Cannot Encode FluxInstance", e.to_string())
         })?;
+        // Fields that kubectl (or any other manager) added and the manifest leaves unset are
+        // removed by this apply: the spec and reconcile annotations are taken over first.
+        crate::resources::ownership::take_over(
+            &cluster,
+            &instance_ref(&namespace, crate::flux::instance::INSTANCE_NAME),
+            &crate::resources::ownership::reconciled_fields(),
+        )
+        .await?;
         cluster
             .apply(&to_dynamic(json, "FluxInstance")?)
             .await
