@@ -236,6 +236,7 @@ fn matrix_flux_instance() {
   reconcile_artifact_every = "5m"
 "#,
             ),
+            case("suspended", "  suspend = true"),
         ],
         drift: vec![(
             vec!["fluxinstance", "flux"],
@@ -268,6 +269,7 @@ fn matrix_flux_instance() {
             "/metadata/annotations/fluxcd.controlplane.io~1reconcileEvery",
             "/metadata/annotations/fluxcd.controlplane.io~1reconcileTimeout",
             "/metadata/annotations/fluxcd.controlplane.io~1reconcileArtifactEvery",
+            "/metadata/annotations/fluxcd.controlplane.io~1reconcile",
         ],
         defaulted: vec![],
         kept: vec![("/spec/distribution/version", json!("2.7.x"))],
@@ -314,6 +316,7 @@ fn matrix_flux_resource_set() {
   reconcile_timeout = "3m"
 "#,
             ),
+            case("suspended", "  suspend = true"),
         ],
         drift: vec![(
             vec!["resourceset", "matrix"],
@@ -339,6 +342,7 @@ fn matrix_flux_resource_set() {
             "/spec/dependsOn",
             "/metadata/annotations/fluxcd.controlplane.io~1reconcileEvery",
             "/metadata/annotations/fluxcd.controlplane.io~1reconcileTimeout",
+            "/metadata/annotations/fluxcd.controlplane.io~1reconcile",
         ],
         defaulted: vec![("/spec/wait", json!(false))],
         kept: vec![("/spec/inputs", json!([{"name": "a"}]))],
@@ -377,6 +381,7 @@ fn matrix_flux_resource_set_input_provider() {
   reconcile_timeout = "1m"
 "#,
             ),
+            case("suspended", "  suspend = true"),
         ],
         drift: vec![(
             vec!["resourcesetinputprovider", "matrix"],
@@ -394,6 +399,7 @@ fn matrix_flux_resource_set_input_provider() {
             "/spec/schedule",
             "/metadata/annotations/fluxcd.controlplane.io~1reconcileEvery",
             "/metadata/annotations/fluxcd.controlplane.io~1reconcileTimeout",
+            "/metadata/annotations/fluxcd.controlplane.io~1reconcile",
         ],
         defaulted: vec![],
         kept: vec![("/spec/defaultValues", json!({"tenant": "a"}))],
@@ -433,6 +439,15 @@ fn matrix_flux_operator() {
   tolerations   = [{ key = "matrix", operator = "Exists", effect = "NoSchedule" }]
 "#,
             ),
+            case(
+                "pod settings",
+                r#"
+  delete_crds        = true
+  image_repository   = "registry.example.com/mirror/flux-operator"
+  image_pull_secrets = ["matrix-pull"]
+  resources          = { requests = { cpu = "50m", memory = "96Mi" }, limits = { memory = "512Mi" } }
+"#,
+            ),
         ],
         drift: vec![(
             vec!["deployment", "flux-operator"],
@@ -456,6 +471,7 @@ fn matrix_flux_operator() {
             "/spec/template/spec/nodeSelector/matrix",
             "/spec/template/spec/priorityClassName",
             "/spec/template/spec/tolerations",
+            "/spec/template/spec/imagePullSecrets",
         ],
         defaulted: vec![],
         kept: vec![("/spec/replicas", json!(1))],
