@@ -1016,3 +1016,81 @@ fn a_failure_after_the_push_is_recorded_and_the_next_apply_converges() {
     assert_eq!(values["commit_sha"], tip.as_str());
     env.ws.plan().assert_no_changes();
 }
+
+/// Issue 11 item 7: with the Flux CRDs left by an earlier installation but no namespace, the
+/// FluxInstance's dry-run cannot run at plan; the plan warns (naming the namespace) instead of
+/// failing, the apply creates the namespace with the operator and succeeds, the next plan is
+/// empty.
+#[test]
+fn crds_without_the_namespace_plan_with_a_warning_and_apply() {
+    let env = env_on(start_kube_sandbox(), "leftover", false);
+    let url = env.server.url("leftover");
+    let crds: String = env
+        .sandbox
+        .cluster
+        .operator_install()
+        .split("\n---")
+        .filter(|doc| doc.contains("\nkind: CustomResourceDefinition"))
+        .map(|doc| format!("---{}\n", doc.trim_start_matches('-')))
+        .collect();
+    let file = env.ws.write_file("crds.yaml", &crds);
+    env.sandbox
+        .cluster
+        .kubectl(&["apply", "-f", file.to_str().unwrap()]);
+    assert!(
+        env.sandbox
+            .get("namespace", "default", env.sandbox.ns())
+            .is_none()
+    );
+    env.ws
+        .write_config(&config(&env, &url, "pw-hunter2-one", &version("2.7.x")));
+    env.ws.plan().assert_changes().assert_contains(&[
+        "Warning: FluxInstance Not Validated By The API Server",
+        &format!(
+            "The namespace \"{ns}\" does not exist yet, so the API server cannot dry-run the \
+             FluxInstance {ns}/flux at plan; the plan checked it against the CRD's rules only.",
+            ns = env.sandbox.ns()
+        ),
+    ]);
+    env.ws.apply().assert_success();
+    assert!(
+        env.sandbox
+            .get("fluxinstance", env.sandbox.ns(), "flux")
+            .is_some()
+    );
+    env.ws.plan().assert_no_changes();
+}
+
+/// Issue 11 item 2 for the FluxInstance a bootstrap writes: a field added with kubectl that the
+/// committed manifest leaves unset shows in the plan (the instance no longer runs what was
+/// committed), one apply removes it, and the next plan is empty.
+#[test]
+fn kubectl_drift_of_the_bootstrapped_instance_is_healed_by_one_apply() {
+    let env = env_on(start_kube_sandbox(), "drifted", false);
+    let url = env.server.url("drifted");
+    env.ws
+        .write_config(&config(&env, &url, "pw-hunter2-one", &version("2.7.x")));
+    env.ws.apply().assert_success();
+    env.ws.plan().assert_no_changes();
+    let ns = env.sandbox.ns().to_owned();
+    env.sandbox.cluster.kubectl(&[
+        "-n",
+        &ns,
+        "patch",
+        "fluxinstance",
+        "flux",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"spec":{"cluster":{"size":"large"}}}"#,
+    ]);
+    env.ws.plan().assert_changes().assert_contains(&[
+        "~ ready",
+        "false -> true",
+        "Plan: 0 to add, 1 to change, 0 to destroy.",
+    ]);
+    env.ws.apply().assert_success();
+    let live = env.sandbox.get("fluxinstance", &ns, "flux").unwrap();
+    assert_eq!(live["spec"]["cluster"].get("size"), None, "{live}");
+    env.ws.plan().assert_no_changes();
+}

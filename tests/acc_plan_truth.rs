@@ -124,6 +124,16 @@ resource "flux_resource_set" "this" {
 }
 "#;
 
+const INPUT_PROVIDER: &str = r#"
+resource "flux_resource_set_input_provider" "this" {
+  depends_on     = [flux_operator.this]
+  name           = "team"
+  namespace      = "flux-system"
+  type           = "Static"
+  default_values = { tenant = "a" }
+}
+"#;
+
 /// Item 3: an instance and a ResourceSet created by someone else are refused at plan, naming
 /// the object and the import command, with no write; a saved plan made before the object
 /// appeared is refused at create, before any write; after `terraform import` the same
@@ -344,4 +354,135 @@ fn drift_by_other_field_managers_is_healed_by_one_apply() {
         instance_json(&sandbox)["metadata"]["finalizers"],
         serde_json::json!(["fluxcd.controlplane.io/finalizer"])
     );
+}
+
+/// The CustomResourceDefinitions of the operator install manifest, as one YAML stream.
+fn operator_crds() -> String {
+    OPERATOR_INSTALL
+        .split("\n---")
+        .filter(|doc| doc.contains("\nkind: CustomResourceDefinition"))
+        .map(|doc| format!("---{}\n", doc.trim_start_matches('-')))
+        .collect()
+}
+
+/// Item 7: with the Flux CRDs left by an earlier installation but no `flux-system` namespace,
+/// a configuration whose `flux_operator` creates the namespace plans (the dry-runs of the
+/// FluxInstance, the ResourceSet and the input provider are skipped with a warning naming the
+/// namespace), applies, and the next plan is empty.
+#[test]
+fn plan_does_not_fail_on_a_namespace_the_same_apply_creates() {
+    let sandbox = Sandbox::start();
+    let ws = workspace(&sandbox);
+    let crds = ws.write_file("crds.yaml", &operator_crds());
+    sandbox.kubectl(&["apply", "-f", crds.to_str().unwrap()]);
+    assert!(
+        sandbox
+            .get_json(&["crd", "fluxinstances.fluxcd.controlplane.io"])
+            .is_some()
+    );
+    assert_eq!(sandbox.get_json(&["namespace", "flux-system"]), None);
+    ws.write_config(&with_provider(&format!(
+        "{OPERATOR}{MINIMAL_INSTANCE}{RESOURCE_SET}{INPUT_PROVIDER}"
+    )));
+    let plan = ws.plan();
+    let out = plan.assert_changes();
+    out.assert_contains(&[
+        "Warning: FluxInstance Not Validated By The API Server",
+        "The namespace \"flux-system\" does not exist yet, so the API server cannot dry-run the FluxInstance flux-system/flux",
+        "with flux_instance.this",
+        "Warning: ResourceSet Not Validated By The API Server",
+        "with flux_resource_set.this",
+        "Warning: ResourceSetInputProvider Not Validated By The API Server",
+        "with flux_resource_set_input_provider.this",
+        "Plan: 4 to add, 0 to change, 0 to destroy.",
+    ]);
+    ws.apply().assert_success();
+    assert_eq!(
+        instance_json(&sandbox)["spec"]["distribution"]["version"],
+        "2.7.x"
+    );
+    assert!(
+        sandbox
+            .get_json(&["resourceset", "team", "-n", "flux-system"])
+            .is_some()
+    );
+    ws.plan().assert_no_changes();
+}
+
+/// Item 7, the other side: a dry-run skipped at plan still validates at apply — a namespace
+/// nothing creates fails the apply with the API server's answer, and nothing is in state.
+#[test]
+fn a_skipped_dry_run_still_fails_the_apply_on_a_missing_namespace() {
+    let sandbox = Sandbox::start();
+    let ws = workspace(&sandbox);
+    let crds = ws.write_file("crds.yaml", &operator_crds());
+    sandbox.kubectl(&["apply", "-f", crds.to_str().unwrap()]);
+    ws.write_config(&with_provider(
+        r#"
+resource "flux_resource_set" "this" {
+  name      = "team"
+  namespace = "nowhere"
+  inputs    = [{ name = "b" }]
+  resources = [{
+    apiVersion = "v1"
+    kind       = "ConfigMap"
+    metadata   = { name = "team-<< inputs.name >>", namespace = "nowhere" }
+  }]
+}
+"#,
+    ));
+    ws.plan().assert_changes().assert_contains(&[
+        "Warning: ResourceSet Not Validated By The API Server",
+        "The namespace \"nowhere\" does not exist yet",
+    ]);
+    ws.apply()
+        .assert_failure()
+        .assert_contains(&["namespaces \"nowhere\" not found"]);
+    assert_eq!(ws.state_list(), Vec::<String>::new());
+}
+
+const FOREIGN_INPUT_PROVIDER: &str = r#"apiVersion: fluxcd.controlplane.io/v1
+kind: ResourceSetInputProvider
+metadata:
+  name: team
+  namespace: flux-system
+spec:
+  type: Static
+  defaultValues:
+    tenant: foreign
+"#;
+
+/// Item 3 for `flux_resource_set_input_provider`: a provider created by someone else is
+/// refused at plan with the import command and no write; imported, the configuration manages
+/// it and the next plan is empty.
+#[test]
+fn an_existing_input_provider_is_refused_until_imported() {
+    let sandbox = Sandbox::start();
+    let ws = workspace(&sandbox);
+    ws.write_config(&with_provider(OPERATOR));
+    ws.apply().assert_success();
+    let file = ws.write_file("foreign-rsip.yaml", FOREIGN_INPUT_PROVIDER);
+    sandbox.kubectl(&["apply", "-f", file.to_str().unwrap()]);
+    ws.write_config(&with_provider(&format!("{OPERATOR}{INPUT_PROVIDER}")));
+    sandbox.clear_requests();
+    ws.plan().assert_error().assert_contains(&[
+        "Error: ResourceSetInputProvider Already Exists",
+        "The ResourceSetInputProvider flux-system/team already exists in the cluster, but it is not in this resource's Terraform state",
+        "terraform import <address> flux-system/team",
+        "with flux_resource_set_input_provider.this",
+    ]);
+    ws.apply().assert_failure();
+    assert_eq!(provider_writes(&sandbox), Vec::<serde_json::Value>::new());
+    let spec = |sandbox: &Sandbox| {
+        sandbox
+            .get_json(&["resourcesetinputprovider", "team", "-n", "flux-system"])
+            .unwrap()["spec"]["defaultValues"]
+            .clone()
+    };
+    assert_eq!(spec(&sandbox), serde_json::json!({"tenant": "foreign"}));
+    ws.import("flux_resource_set_input_provider.this", "flux-system/team")
+        .assert_success();
+    ws.apply().assert_success();
+    assert_eq!(spec(&sandbox), serde_json::json!({"tenant": "a"}));
+    ws.plan().assert_no_changes();
 }

@@ -331,7 +331,10 @@ pub fn value_to_api_json(value: &RawValue) -> serde_json::Value {
 
 /// Whether every field of `desired` (an object as we apply it) has the same value in `live`
 /// (the object as stored, which also carries server defaults and other managers' fields). Lists
-/// must have the same length, elements compared in order; numbers compare by value; two strings
+/// must have the same length; elements compare in order, except in lists of objects (ports,
+/// containers, env, tolerations: lists the API server merges by key, whose order a server-side
+/// apply may change when items come back), where each wanted element must match a distinct live
+/// one in any order; numbers compare by value; two strings
 /// that are the same resource quantity are equal (the API server stores quantities in canonical
 /// form: `cpu: 2000m` reads back as `"2"`, `memory: 1024Mi` as `"1Gi"`).
 pub fn is_subset(desired: &serde_json::Value, live: &serde_json::Value) -> bool {
@@ -340,9 +343,19 @@ pub fn is_subset(desired: &serde_json::Value, live: &serde_json::Value) -> bool 
         (J::Object(want), J::Object(have)) => want
             .iter()
             .all(|(k, v)| v.is_null() || have.get(k).is_some_and(|h| is_subset(v, h))),
-        (J::Array(want), J::Array(have)) => {
-            want.len() == have.len() && want.iter().zip(have).all(|(w, h)| is_subset(w, h))
+        (J::Array(want), J::Array(have)) if want.len() != have.len() => false,
+        (J::Array(want), J::Array(have)) if want.iter().all(J::is_object) => {
+            let mut used = vec![false; have.len()];
+            want.iter().all(|w| {
+                let found = have
+                    .iter()
+                    .enumerate()
+                    .find(|(i, h)| !used[*i] && is_subset(w, h))
+                    .map(|(i, _)| i);
+                found.map(|i| used[i] = true).is_some()
+            })
         }
+        (J::Array(want), J::Array(have)) => want.iter().zip(have).all(|(w, h)| is_subset(w, h)),
         (J::Number(a), J::Number(b)) => a.as_f64() == b.as_f64(),
         (J::String(a), J::String(b)) if a != b => {
             quantity_nanos(a).is_some_and(|x| Some(x) == quantity_nanos(b))
@@ -489,31 +502,82 @@ pub fn apply_error(summary: &str, error: &ApplyError) -> Diagnostics {
     out
 }
 
-/// Fails at `namespace` when the namespace does not exist.
+/// What a server-side dry-run at plan found, once the answers that only say that something the
+/// same apply may create does not exist yet are told apart from real refusals.
+#[derive(Debug)]
+pub enum PlanDryRun {
+    /// The API server accepted the object.
+    Accepted,
+    /// The API server does not serve the kind (its CRD is installed by the same apply, e.g. by
+    /// `flux_operator`): nothing was validated by the server.
+    NotServed,
+    /// The object's namespace does not exist (yet): the server could not validate the object.
+    /// [`PlanDryRun::warning`] says so.
+    NamespaceMissing {
+        /// The missing namespace.
+        namespace: String,
+    },
+}
+
+impl PlanDryRun {
+    /// For [`PlanDryRun::NamespaceMissing`]: the warning's summary and detail, naming the
+    /// namespace, the object (`kind` `namespace/name`) and what apply will do; `also` is appended
+    /// (what was checked instead). `None` otherwise.
+    pub fn warning(&self, kind: &str, name: &str, also: &str) -> Option<(String, String)> {
+        let PlanDryRun::NamespaceMissing { namespace } = self else {
+            return None;
+        };
+        Some((
+            format!("{kind} Not Validated By The API Server"),
+            format!(
+                "The namespace {namespace:?} does not exist yet, so the API server cannot dry-run \
+                 the {kind} {namespace}/{name} at plan{also}. If a resource of this \
+                 configuration creates the namespace (flux_operator does), apply creates it \
+                 first and the API server validates the {kind} when it is applied; otherwise \
+                 the apply fails with `namespaces \"{namespace}\" not found`."
+            ),
+        ))
+    }
+}
+
+/// Server-side dry-runs `object` at plan. A kind that is not served and a namespace that does
+/// not exist are no errors (see [`PlanDryRun`]): the API server names the missing namespace in
+/// its `NotFound` Status (`details.kind = "namespaces"`).
 ///
 /// # Errors
 ///
-/// A diagnostic at `namespace` saying so and what to do, or one quoting the API server.
-pub async fn require_namespace(cluster: &Cluster, namespace: &str) -> Result<(), Diagnostics> {
-    let reference = ObjectRef::new("v1", "Namespace", None, namespace);
-    let found = cluster
-        .get(&reference)
-        .await
-        .map_err(|e| apply_error("Cannot Read The Namespace", &e))?;
-    if found.is_some() {
-        return Ok(());
+/// Every other failure of the dry-run, as the cluster layer reports it.
+pub async fn dry_run_at_plan(
+    cluster: &Cluster,
+    object: &DynamicObject,
+) -> Result<PlanDryRun, ApplyError> {
+    match cluster.dry_run_apply(object).await {
+        Ok(_) => Ok(PlanDryRun::Accepted),
+        Err(ApplyError::NotServed { .. }) => Ok(PlanDryRun::NotServed),
+        // The plain-text 404 of a kind that stopped being served since discovery.
+        Err(e)
+            if e.status()
+                .is_some_and(|s| s.code == 404 && s.reason != "NotFound") =>
+        {
+            Ok(PlanDryRun::NotServed)
+        }
+        Err(e) => {
+            let namespace = object.metadata.namespace.as_deref().unwrap_or_default();
+            let missing = e.status().is_some_and(|s| {
+                s.code == 404
+                    && s.details
+                        .as_ref()
+                        .is_some_and(|d| d.kind == "namespaces" && d.name == namespace)
+            });
+            if missing && !namespace.is_empty() {
+                Ok(PlanDryRun::NamespaceMissing {
+                    namespace: namespace.to_owned(),
+                })
+            } else {
+                Err(e)
+            }
+        }
     }
-    Err(Diagnostics::from_error_at(
-        AttrPath::attr("namespace"),
-        "Namespace Not Found",
-        format!(
-            "namespace = {namespace:?}: the namespace does not exist in the cluster, so the \
-             object cannot be created there. Create it first; if another resource of this \
-             configuration creates it, reference that resource's name attribute (e.g. \
-             kubernetes_namespace.this.metadata[0].name) instead of the literal name, so that \
-             the plan waits for it."
-        ),
-    ))
 }
 
 /// Converts a Flux object reference into the cluster layer's.
@@ -703,6 +767,38 @@ pub fn failed_wait_doc(what: &str, readiness: &str, consequence: &str) -> String
          is an error (Terraform does not taint on update) with the same state. To make a run \
          fail when a create is incomplete, add `lifecycle {{ postcondition {{ condition = \
          self.{readiness} }} }}`: the run then exits non-zero and the object stays untainted."
+    )
+}
+
+/// The documentation paragraph "An existing object" of a resource that refuses to create over
+/// an object it did not create (see `resources::ownership`): `kind` is the API kind, `id` the
+/// import id format.
+pub fn existing_object_doc(kind: &str, id: &str) -> String {
+    format!(
+        "\n\n**An existing object.** Creating this resource when its {kind} already exists in \
+         the cluster but is not in this resource's state (made with `kubectl`, Helm, the Flux \
+         CLI or another Terraform configuration) is refused, at plan when the cluster can be \
+         asked and again at create before any write, with an error naming the object and the \
+         command that adopts it instead: `terraform import <address> {id}` (or an `import` \
+         block). When the object was written by this provider (a second configuration, or the \
+         replacement of a tainted instance), the plan only warns and create refuses if it is \
+         still there. `terraform apply -replace=<address>` of this resource's own object is no \
+         takeover and works."
+    )
+}
+
+/// The documentation paragraph "Drift made by other tools" of a resource whose object the
+/// operator reconciles (`kind`): what the plan shows and how one apply heals it.
+pub fn reconciled_drift_doc(kind: &str) -> String {
+    format!(
+        "\n\n**Drift made by other tools.** Plans compare the configuration with the live \
+         {kind}: a field changed with `kubectl` (or another tool) shows as a change back to the \
+         configured value, and a field the configuration leaves unset shows as its removal. \
+         Server-side apply alone would keep fields owned by another field manager, so apply \
+         first takes over what this resource writes (the whole `spec` and the \
+         `fluxcd.controlplane.io/reconcile*` annotations it models) from every other manager, \
+         then applies: one apply makes the object what the plan showed, and the next plan is \
+         empty. Other labels and annotations, and the operator's finalizer, are left alone."
     )
 }
 
@@ -1030,6 +1126,17 @@ mod tests {
         let removed =
             serde_json::json!({"spec": {"replicas": 1, "containers": [{"name": "m", "env": []}]}});
         assert!(!is_subset(&desired, &removed));
+        // Keyed lists (ports) may come back in another order; plain lists (args) may not.
+        let ports = serde_json::json!({"ports": [{"name": "web", "port": 9080}, {"name": "http", "port": 8080}]});
+        let reordered = serde_json::json!({"ports": [{"name": "http", "port": 8080, "protocol": "TCP"}, {"name": "web", "port": 9080, "protocol": "TCP"}]});
+        assert!(is_subset(&ports, &reordered));
+        let twice = serde_json::json!({"ports": [{"name": "http", "port": 8080}, {"name": "http", "port": 8080}]});
+        assert!(!is_subset(&ports, &twice));
+        let args = serde_json::json!({"args": ["--a", "--b"]});
+        assert!(!is_subset(
+            &args,
+            &serde_json::json!({"args": ["--b", "--a"]})
+        ));
     }
 
     #[test]

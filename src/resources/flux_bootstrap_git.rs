@@ -563,6 +563,14 @@ async fn apply_bootstrap(
         let json = instance.to_json().map_err(|e| {
             Diagnostics::from_error("Provider Bug: Cannot Encode FluxInstance", e.to_string())
         })?;
+        // Fields that kubectl (or any other manager) added and the manifest leaves unset are
+        // removed by this apply: the spec and reconcile annotations are taken over first.
+        crate::resources::ownership::take_over(
+            &cluster,
+            &instance_ref(&namespace, crate::flux::instance::INSTANCE_NAME),
+            &crate::resources::ownership::reconciled_fields(),
+        )
+        .await?;
         cluster
             .apply(&to_dynamic(json, "FluxInstance")?)
             .await
@@ -760,7 +768,20 @@ impl<D: GitAccess> Resource<D> for FluxBootstrapGitResource {
         // dry-run when the cluster is known (nothing is written before this passes at apply).
         if let Ok(instance) = desired_instance(&planned, Value::Known(None)) {
             let cluster = common::cluster_if_known(ctx.data()?.as_ref()).await?;
-            check_instance(cluster.as_ref(), &instance).await?;
+            if let Some(namespace) = check_instance(cluster.as_ref(), &instance).await? {
+                ctx.warn_at(
+                    AttrPath::attr("namespace"),
+                    "FluxInstance Not Validated By The API Server",
+                    format!(
+                        "The namespace {namespace:?} does not exist yet, so the API server \
+                         cannot dry-run the FluxInstance {namespace}/flux at plan; the plan \
+                         checked it against the CRD's rules only. The bootstrap creates the \
+                         namespace with the operator, and the API server validates the \
+                         FluxInstance when it is applied, after the commit is pushed (a refusal \
+                         then fails the apply with the pushed commit recorded in state)."
+                    ),
+                );
+            }
         }
         let (files, hash) = expected(ctx, &planned);
         let Some(prior) = change.prior else {

@@ -8,13 +8,12 @@
 //!
 //! Lives in `resources/`: may use `framework`, `flux`, `cluster`.
 
-use crate::cluster::apply::ApplyError as ClusterApplyError;
 use crate::cluster::objects::Cluster;
 use crate::flux::instance::FluxInstance;
 use crate::flux::normalize::validate_spec;
 use crate::framework::diagnostics::Diagnostics;
 use crate::framework::path::AttrPath;
-use crate::resources::common::{api_field_to_path, apply_error};
+use crate::resources::common::{PlanDryRun, api_field_to_path, apply_error, dry_run_at_plan};
 use crate::resources::flux_instance_live::to_dynamic;
 
 /// The attribute of `flux_bootstrap_git` that sets a FluxInstance field (`spec.`-relative, as
@@ -53,6 +52,8 @@ pub fn local_rules(instance: &FluxInstance) -> Result<(), Diagnostics> {
 }
 
 /// The local rules, then the server-side dry-run when `cluster` is given and can answer it.
+/// Returns the namespace when the dry-run could not run because the namespace does not exist
+/// yet (the bootstrap creates it with the operator), for the caller to warn about.
 ///
 /// # Errors
 ///
@@ -60,15 +61,14 @@ pub fn local_rules(instance: &FluxInstance) -> Result<(), Diagnostics> {
 pub async fn check_instance(
     cluster: Option<&Cluster>,
     instance: &FluxInstance,
-) -> Result<(), Diagnostics> {
+) -> Result<Option<String>, Diagnostics> {
     local_rules(instance)?;
     let Some(cluster) = cluster else {
-        return Ok(());
+        return Ok(None);
     };
-    match cluster.dry_run_apply(&to_dynamic(instance)?).await {
-        Ok(_) | Err(ClusterApplyError::NotServed { .. }) => Ok(()),
-        // The namespace does not exist yet: the bootstrap creates it with the operator.
-        Err(e) if e.status().is_some_and(|s| s.code == 404) => Ok(()),
+    match dry_run_at_plan(cluster, &to_dynamic(instance)?).await {
+        Ok(PlanDryRun::NamespaceMissing { namespace }) => Ok(Some(namespace)),
+        Ok(PlanDryRun::Accepted | PlanDryRun::NotServed) => Ok(None),
         Err(e) => {
             let summary = if e.status().is_some() {
                 "FluxInstance Rejected By The API Server"

@@ -484,6 +484,22 @@ pub fn schema() -> Schema {
             "with `deletion_policy = \"uninstall\"` uninstalls Flux, removes the manifests from \
              Git and commits them again",
         ));
+    schema.block.description.push_str(
+        "\n\n**An existing object.** Bootstrapping a namespace where Flux already runs is not \
+         refused: the operator is installed only if it is not running, and the FluxInstance is \
+         applied over the existing one (its `spec` taken over from other field managers). To \
+         manage an existing installation (bootstrapped by this resource in another state, or by \
+         `flux bootstrap`) import it instead: `terraform import <address> <namespace>`; a \
+         classic `flux bootstrap` layout is migrated to the operator on the next apply.\
+         \n\n**Drift made by other tools.** The plan reads the committed files, the sync \
+         Secret and the FluxInstance back: a push that changed the committed manifests, a \
+         Secret that no longer matches the provider's credentials, or a FluxInstance edited in \
+         the cluster (e.g. with `kubectl`) so that it no longer runs the committed spec shows \
+         as a change (`files`, `secret_status`, or `ready` back to `true`). Apply commits and \
+         writes them again; the FluxInstance's `spec` and reconcile annotations are first \
+         taken over from other field managers, so one apply also removes fields `kubectl` \
+         added, and the next plan is empty.",
+    );
     schema
 }
 

@@ -21,8 +21,8 @@ use crate::framework::plan::attributes_changed;
 use crate::framework::resource::{ApplyError, Context, PlanChange, Planned, Resource};
 use crate::framework::schema::Schema;
 use crate::resources::common::{
-    self, ClusterAccess, DeletionPolicy, Operation, api_field_to_path, apply_error,
-    cluster_for_apply, cluster_if_known,
+    self, ClusterAccess, DeletionPolicy, Operation, PlanDryRun, api_field_to_path, apply_error,
+    cluster_for_apply, cluster_if_known, dry_run_at_plan,
 };
 use crate::resources::flux_instance_live::{get_live, operator_namespace, to_dynamic};
 pub use crate::resources::flux_instance_live::{installation_status, instance_ref};
@@ -155,9 +155,16 @@ async fn check_plan(
     let Some(cluster) = cluster else {
         return local_validation(&desired.spec);
     };
-    match cluster.dry_run_apply(&to_dynamic(&desired)?).await {
-        Ok(_) => Ok(()),
-        Err(crate::cluster::apply::ApplyError::NotServed { .. }) => local_validation(&desired.spec),
+    match dry_run_at_plan(&cluster, &to_dynamic(&desired)?).await {
+        Ok(PlanDryRun::Accepted) => Ok(()),
+        Ok(PlanDryRun::NotServed) => local_validation(&desired.spec),
+        Ok(skipped) => {
+            let also = ", so the plan checked it against the CRD's rules only";
+            if let Some((summary, detail)) = skipped.warning("FluxInstance", &name, also) {
+                ctx.warn_at(AttrPath::attr("namespace"), summary, detail);
+            }
+            local_validation(&desired.spec)
+        }
         Err(e) => Err(apply_error("FluxInstance Rejected By The API Server", &e)),
     }
 }
@@ -265,7 +272,7 @@ async fn state_after(cluster: &Cluster, planned: &InstanceModel) -> InstanceMode
 #[async_trait]
 impl Reconciled for InstanceModel {
     const KIND: &'static str = "FluxInstance";
-    const TYPE_NAME: Option<&'static str> = Some("flux_instance");
+    const TYPE_NAME: &'static str = "flux_instance";
 
     fn timeout(&self, operation: Operation) -> Result<Duration, Diagnostics> {
         common::timeout(&self.timeouts, operation, DEFAULT_TIMEOUT)

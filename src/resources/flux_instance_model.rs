@@ -345,6 +345,19 @@ pub fn schema() -> Schema {
             "with `deletion_policy = \"uninstall\"` uninstalls Flux and installs it again",
         ));
     schema
+        .block
+        .description
+        .push_str(&crate::resources::common::existing_object_doc(
+            "FluxInstance",
+            "<namespace>/flux",
+        ));
+    schema
+        .block
+        .description
+        .push_str(&crate::resources::common::reconciled_drift_doc(
+            "FluxInstance",
+        ));
+    schema
 }
 
 /// A spec attribute value is unknown somewhere.

@@ -139,20 +139,22 @@ pub(crate) async fn install(
     timeout: Duration,
 ) -> Result<Applied, Diagnostics> {
     let mut applied = Applied::default();
-    install_tracked(ctx, cluster, model, timeout, &mut applied).await?;
+    install_tracked(ctx, cluster, model, timeout, &mut applied, &mut Vec::new()).await?;
     Ok(applied)
 }
 
 /// [`install`], recording in `applied` each object as it is written, so that a failure half way
-/// still knows what exists.
+/// still knows what exists, and in `desired` every non-CRD object it is about to write.
 async fn install_tracked(
     ctx: &Context<impl ClusterAccess>,
     cluster: &Cluster,
     model: &OperatorModel,
     timeout: Duration,
     applied: &mut Applied,
+    desired: &mut Vec<Json>,
 ) -> Result<(), Diagnostics> {
     let (crds, rest) = op::split_crds(load(model).await?);
+    desired.clone_from(&rest);
     let cancel = ctx.cancellation();
     let failed = |e| apply_error("Flux Operator Apply Failed", &e);
     let wait_failed =
@@ -168,6 +170,18 @@ async fn install_tracked(
             .map_err(wait_failed)?;
     }
     for object in &rest {
+        // The spec (Deployment, Service) is taken over from other field managers first, so that
+        // what kubectl added and the manifests leave unset is removed: drift is healed.
+        if object.get("spec").is_some()
+            && let Some(r) = reference(object)
+        {
+            cluster
+                .take_over(&r, &[vec!["spec".to_owned()]])
+                .await
+                .map_err(|e| {
+                    apply_error("Cannot Take Over Fields From Other Field Managers", &e)
+                })?;
+        }
         cluster.apply(&to_dynamic(object)?).await.map_err(failed)?;
         applied.objects.push(object.clone());
     }
@@ -238,8 +252,9 @@ async fn apply_op(
     let timeout = common::timeout(&planned.timeouts, operation, DEFAULT_TIMEOUT)?;
     let previous = private_applied(&ctx.private);
     let mut applied = Applied::default();
-    if let Err(diagnostics) = install_tracked(ctx, &cluster, &planned, timeout, &mut applied).await
-    {
+    let mut desired = Vec::new();
+    let installed = install_tracked(ctx, &cluster, &planned, timeout, &mut applied, &mut desired);
+    if let Err(diagnostics) = installed.await {
         if applied.objects.is_empty() && applied.crds.is_empty() {
             return Err(diagnostics.into());
         }
@@ -254,10 +269,21 @@ async fn apply_op(
             .next()
             .map_or_else(String::new, |d| d.summary.clone());
         state.installation_status = Value::Known(format!("Incomplete: {what}"));
-        // What this apply wrote, plus what an earlier apply wrote (kept for the next check).
+        // What this apply wrote; what it did not get to write yet as the configuration wants
+        // it (so that the next check reports it missing or changed, and the next plan applies
+        // again even when the failed step's object still holds its old content); and what an
+        // earlier apply wrote that the new manifests no longer contain (removed on success).
+        let written: BTreeSet<ObjectRef> = applied.objects.iter().filter_map(reference).collect();
+        let wanted: BTreeSet<ObjectRef> = desired.iter().filter_map(reference).collect();
+        for object in desired {
+            if reference(&object).is_some_and(|r| !written.contains(&r)) {
+                applied.objects.push(object);
+            }
+        }
         if let Some(previous) = previous {
             for object in previous.objects {
-                if !applied.objects.contains(&object) {
+                if reference(&object).is_some_and(|r| !wanted.contains(&r) && !written.contains(&r))
+                {
                     applied.objects.push(object);
                 }
             }

@@ -275,6 +275,21 @@ pub fn schema() -> Schema {
             "installation_status == \"Healthy\"",
             "deletes the operator (and, with `delete_crds`, every Flux object)",
         ));
+    schema.block.description.push_str(
+        "\n\n**An existing object.** Creating this resource where the operator is already \
+         installed (with `kubectl`, Helm or another configuration) is not refused: the \
+         manifests are applied over the existing objects with a forced server-side apply, which \
+         takes over their fields, and the Deployment's and Service's `spec` fields that the \
+         manifests do not set are removed. To bring an installation under Terraform as it is, \
+         import it first: `terraform import <address> <namespace>`.\
+         \n\n**Drift made by other tools.** Objects of the manifests that are deleted or \
+         changed outside Terraform show in the plan as `installation_status` (`Drifted: ...`) \
+         going back to `Healthy`; the settings set as attributes (`replicas`, `log_level`, \
+         ...) show as their own diffs. Apply re-applies the manifests after taking the \
+         Deployment's and Service's `spec` over from other field managers, so one apply also \
+         removes fields `kubectl` added (a node selector, a priority class), and the next plan \
+         is empty.",
+    );
     schema
 }
 

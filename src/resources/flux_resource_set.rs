@@ -27,7 +27,7 @@ use crate::framework::resource::{ApplyError, Context, PlanChange, Planned, Resou
 use crate::framework::schema::Schema;
 use crate::resources::common::{
     self, ClusterAccess, DeletionPolicy, Operation, apply_error, cluster_for_apply,
-    cluster_if_known,
+    cluster_if_known, dry_run_at_plan,
 };
 use crate::resources::ownership;
 use crate::resources::reconciled::{self, Reconciled};
@@ -228,10 +228,9 @@ async fn inventory_status(
     })
 }
 
-/// The server-side dry-run, when the spec and the cluster are known. A CRD not installed yet (the
-/// operator is installed in the same apply) is no error; a namespace that does not exist is, at
-/// `namespace` (a namespace created in the same apply must be referenced through the resource
-/// that creates it, so that it is unknown at plan).
+/// The server-side dry-run, when the spec and the cluster are known. A CRD not installed yet or
+/// a namespace that does not exist yet (the operator and its namespace are installed in the same
+/// apply) is no error: the namespace case warns that the dry-run was skipped.
 async fn dry_run(
     ctx: &mut Context<impl ClusterAccess>,
     planned: &ResourceSetModel,
@@ -244,11 +243,13 @@ async fn dry_run(
     let Some(cluster) = cluster_if_known(ctx.data()?.as_ref()).await? else {
         return Ok(());
     };
-    match cluster.dry_run_apply(&to_dynamic(&object)?).await {
-        Ok(_) | Err(crate::cluster::apply::ApplyError::NotServed { .. }) => Ok(()),
-        Err(e) if e.status().is_some_and(|s| s.code == 404) => {
-            let namespace = planned.namespace.as_known().cloned().unwrap_or_default();
-            crate::resources::common::require_namespace(&cluster, &namespace).await
+    match dry_run_at_plan(&cluster, &to_dynamic(&object)?).await {
+        Ok(verdict) => {
+            let name = planned.name.as_known().cloned().unwrap_or_default();
+            if let Some((summary, detail)) = verdict.warning("ResourceSet", &name, "") {
+                ctx.warn_at(AttrPath::attr("namespace"), summary, detail);
+            }
+            Ok(())
         }
         Err(e) if e.status().is_some() => Err(renamed(apply_error(
             "ResourceSet Rejected By The API Server",
@@ -306,7 +307,7 @@ async fn state_after(cluster: &Cluster, planned: &ResourceSetModel) -> ResourceS
 #[async_trait]
 impl Reconciled for ResourceSetModel {
     const KIND: &'static str = "ResourceSet";
-    const TYPE_NAME: Option<&'static str> = Some("flux_resource_set");
+    const TYPE_NAME: &'static str = "flux_resource_set";
     const KEEP_WAITING: &'static [&'static str] = &KEEP_WAITING;
 
     fn timeout(&self, operation: Operation) -> Result<Duration, Diagnostics> {

@@ -27,10 +27,11 @@ use crate::framework::resource::{ApplyError, Context, PlanChange, Planned, Resou
 use crate::framework::schema::Schema;
 use crate::resources::common::{
     self, ClusterAccess, DeletionPolicy, Operation, apply_error, cluster_for_apply,
-    cluster_if_known,
+    cluster_if_known, dry_run_at_plan,
 };
 use crate::resources::flux_resource_set::model::SpecError;
 use crate::resources::flux_resource_set::parse_import_id;
+use crate::resources::ownership;
 use crate::resources::reconciled::{self, Reconciled};
 use model::{
     DESIRED_ATTRIBUTES, InputProviderModel, defaults_equal, live_model, model_object,
@@ -149,7 +150,8 @@ fn plan_computed(planned: &mut InputProviderModel, prior: Option<&InputProviderM
 }
 
 /// The server-side dry-run, when the spec and the cluster are known. A namespace that does not
-/// exist yet (created in the same apply) or a CRD not installed yet is no error.
+/// exist yet (created in the same apply) or a CRD not installed yet is no error: the namespace
+/// case warns that the dry-run was skipped.
 async fn dry_run(
     ctx: &mut Context<impl ClusterAccess>,
     planned: &InputProviderModel,
@@ -162,9 +164,15 @@ async fn dry_run(
     let Some(cluster) = cluster_if_known(ctx.data()?.as_ref()).await? else {
         return Ok(());
     };
-    match cluster.dry_run_apply(&to_dynamic(&object)?).await {
-        Ok(_) | Err(crate::cluster::apply::ApplyError::NotServed { .. }) => Ok(()),
-        Err(e) if e.status().is_some_and(|s| s.code == 404) => Ok(()),
+    match dry_run_at_plan(&cluster, &to_dynamic(&object)?).await {
+        Ok(verdict) => {
+            let name = planned.name.as_known().cloned().unwrap_or_default();
+            let kind = "ResourceSetInputProvider";
+            if let Some((summary, detail)) = verdict.warning(kind, &name, "") {
+                ctx.warn_at(AttrPath::attr("namespace"), summary, detail);
+            }
+            Ok(())
+        }
         Err(e) if e.status().is_some() => Err(apply_error(
             "ResourceSetInputProvider Rejected By The API Server",
             &e,
@@ -201,7 +209,7 @@ async fn state_after(cluster: &Cluster, planned: &InputProviderModel) -> InputPr
 #[async_trait]
 impl Reconciled for InputProviderModel {
     const KIND: &'static str = "ResourceSetInputProvider";
-    const TYPE_NAME: Option<&'static str> = None;
+    const TYPE_NAME: &'static str = "flux_resource_set_input_provider";
 
     fn timeout(&self, operation: Operation) -> Result<Duration, Diagnostics> {
         common::timeout(&self.timeouts, operation, DEFAULT_TIMEOUT)
@@ -235,10 +243,11 @@ impl FluxResourceSetInputProviderResource {
         prior: Option<InputProviderModel>,
         mut planned: InputProviderModel,
     ) -> Result<Planned<InputProviderModel>, Diagnostics> {
-        if let Some(prior) = &prior
-            && defaults_equal(&planned.default_values, &prior.default_values)
-        {
-            planned.default_values = prior.default_values.clone();
+        if let Some(prior) = &prior {
+            ownership::mark_managed(ctx);
+            if defaults_equal(&planned.default_values, &prior.default_values) {
+                planned.default_values = prior.default_values.clone();
+            }
         }
         let invalid = validate_config(&planned);
         if invalid.has_errors() {
@@ -267,6 +276,14 @@ impl FluxResourceSetInputProviderResource {
                  reports it not Ready). Apply will ask the Flux Operator to reconcile it and wait \
                  until it is Ready.",
             );
+        }
+        if prior.is_none()
+            && planned.namespace.is_known()
+            && planned.name.is_known()
+            && let Some(cluster) = cluster_if_known(ctx.data()?.as_ref()).await?
+        {
+            let kind = "flux_resource_set_input_provider";
+            ownership::check_existing_at_plan(ctx, &cluster, &model_ref(&planned), kind).await?;
         }
         if prior.as_ref() != Some(&planned) {
             dry_run(ctx, &planned).await?;

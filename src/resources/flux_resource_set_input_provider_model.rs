@@ -274,6 +274,19 @@ pub fn schema() -> Schema {
              garbage-collect what they generated from them",
         ));
     schema
+        .block
+        .description
+        .push_str(&crate::resources::common::existing_object_doc(
+            "ResourceSetInputProvider",
+            "<namespace>/<name>",
+        ));
+    schema
+        .block
+        .description
+        .push_str(&crate::resources::common::reconciled_drift_doc(
+            "ResourceSetInputProvider",
+        ));
+    schema
 }
 
 fn attribute_type(name: &str) -> Type {

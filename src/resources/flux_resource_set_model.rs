@@ -225,6 +225,19 @@ pub fn schema() -> Schema {
              creates them again",
         ));
     schema
+        .block
+        .description
+        .push_str(&crate::resources::common::existing_object_doc(
+            "ResourceSet",
+            "<namespace>/<name>",
+        ));
+    schema
+        .block
+        .description
+        .push_str(&crate::resources::common::reconciled_drift_doc(
+            "ResourceSet",
+        ));
+    schema
 }
 
 /// The value of a `dynamic` attribute, as a field of a serde model (`Value<Dynamic>`: null and

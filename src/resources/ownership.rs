@@ -1,9 +1,10 @@
-//! Who owns an object: creating a FluxInstance or ResourceSet that already exists but is not in
-//! this resource's state is refused (at plan when the cluster can be asked, and again at create
-//! before any write), with the `terraform import` command that adopts it instead. A replacement
-//! of the resource's own object (`terraform apply -replace=...`) is told apart through a marker
-//! that every plan with a prior state writes into the private state: Terraform hands the first
-//! plan's private bytes to the second, null-prior plan of a replacement.
+//! Who owns an object: creating a FluxInstance, ResourceSet or ResourceSetInputProvider that
+//! already exists but is not in this resource's state is refused (at plan when the cluster can
+//! be asked, and again at create before any write), with the `terraform import` command that
+//! adopts it instead. A replacement of the resource's own object (`terraform apply -replace=...`)
+//! is told apart through a marker that every plan with a prior state writes into the private
+//! state: Terraform hands the first plan's private bytes to the second, null-prior plan of a
+//! replacement.
 //!
 //! Drift made by other field managers: before an update applies, the fields this provider
 //! writes are taken over from every other manager ([`take_over`]), so that the apply removes
@@ -97,7 +98,11 @@ pub async fn check_existing_at_plan<D>(
     ctx.warn(
         format!("{} Already Exists", object.kind),
         format!(
-            "The {kind} {id} already exists and was written by this provider, but it is not in              this resource's state. When this plan replaces a tainted instance of this resource,              that is expected: the old object is deleted first. Otherwise apply will refuse to              create it; to manage it with this configuration, import it: terraform import              <address> {id}.",
+            "The {kind} {id} already exists and was written by this provider, but it is not in \
+             this resource's state. When this plan replaces a tainted instance of this resource, \
+             that is expected: the old object is deleted first. Otherwise apply will refuse to \
+             create it; to manage it with this configuration, import it: terraform import \
+             <address> {id}.",
             kind = object.kind,
         ),
     );
@@ -128,7 +133,7 @@ pub fn already_exists(object: &ObjectRef, type_name: &str) -> Diagnostics {
     )
 }
 
-/// The fields this provider writes on a FluxInstance or ResourceSet: the whole `spec` and the
+/// The fields this provider writes on a FluxInstance, ResourceSet or ResourceSetInputProvider: the whole `spec` and the
 /// reconcile annotations it models (`reconcile`, `reconcileEvery`, `reconcileArtifactEvery`,
 /// `reconcileTimeout`). Not the reconcile request (`reconcile.fluxcd.io/requestedAt`), which
 /// anyone may write, nor the operator's finalizer.

@@ -25,9 +25,9 @@ use crate::resources::ownership;
 pub trait Reconciled: Sized + Send + Sync {
     /// The object's kind as diagnostics name it (`FluxInstance`).
     const KIND: &'static str;
-    /// The Terraform type refused creation over an object it did not create (and taking over
-    /// other managers' fields on update), or `None` where neither applies.
-    const TYPE_NAME: Option<&'static str>;
+    /// The Terraform type named when creation over an object it did not create is refused (on
+    /// update, other managers' fields are taken over instead).
+    const TYPE_NAME: &'static str;
     /// `Ready=False` reasons that do not end the wait (the operator re-checks them itself).
     const KEEP_WAITING: &'static [&'static str] = &[];
 
@@ -77,12 +77,10 @@ pub async fn apply_and_wait<M: Reconciled>(
     let timeout = planned.timeout(operation)?;
     let object = planned.object()?;
     let reference = planned.reference();
-    if let Some(type_name) = M::TYPE_NAME {
-        if prior.is_none() && !ownership::replacing_own(ctx) {
-            ownership::refuse_existing(&cluster, &reference, type_name).await?;
-        } else {
-            ownership::take_over(&cluster, &reference, &ownership::reconciled_fields()).await?;
-        }
+    if prior.is_none() && !ownership::replacing_own(ctx) {
+        ownership::refuse_existing(&cluster, &reference, M::TYPE_NAME).await?;
+    } else {
+        ownership::take_over(&cluster, &reference, &ownership::reconciled_fields()).await?;
     }
     let applied = cluster
         .apply(&object)
