@@ -5,9 +5,12 @@
 //! the FluxInstance manifest included), in a namespace of the test's own. Effects are checked in
 //! the repository (git CLI), in the cluster (kubectl) and in the state.
 //!
-//! Two tests keep a private `kube-sandbox serve --operator-sim` (its simulated sync): the classic
-//! `flux bootstrap` migration, whose fixture is the sandbox's classic cluster, and the plan that
-//! must not contact the cluster (no `flux-system` namespace there to begin with).
+//! The classic `flux bootstrap` migration runs twice: on the real control plane
+//! (`import_and_migrate_a_classic_bootstrap_on_real_controllers`: the real v2.7.5 install
+//! objects, the real controllers syncing before, during and after) and on a private
+//! `kube-sandbox serve --operator-sim` with its hand-written classic fixture (fast, simulated
+//! sync). The plan that must not contact the cluster also keeps a private kube-sandbox (no
+//! `flux-system` namespace there to begin with).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -858,6 +861,455 @@ fn import_and_migrate_a_classic_bootstrap() {
         "{k}"
     );
     env.ws.plan().assert_no_changes();
+}
+
+/// The real Flux v2.7.5 install objects as `flux install --export` writes them for
+/// `namespace`: the objects the operator simulator applies on the real control plane (the
+/// source- and kustomize-controller CRDs, Deployments and Services from the controllers' Go
+/// modules, `realcluster/build.sh flux-manifests`; the helm- and notification-controller objects
+/// of the simulator, whose modules are not built), with the CLI's labels instead of the
+/// operator's and none of its annotations.
+fn real_classic_components(namespace: &str) -> String {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let out = Command::new(format!("{root}/realcluster/build.sh"))
+        .arg("flux-manifests")
+        .output()
+        .expect("run realcluster/build.sh");
+    assert!(
+        out.status.success(),
+        "realcluster/build.sh flux-manifests: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let dir = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("flux-manifests "))
+        .expect("flux-manifests line");
+    let real = kube_sandbox::sim::real_manifests::RealManifests::load(std::path::Path::new(dir))
+        .expect("the real Flux manifests");
+    let version = kube_sandbox::sim::Version::new(2, 7, 5);
+    assert_eq!(real.flux_version, version);
+    let build = kube_sandbox::sim::build::build_with(
+        &serde_json::json!({}),
+        namespace,
+        &version,
+        Some(&real),
+    )
+    .unwrap();
+    let mut docs = Vec::new();
+    for mut o in build.objects {
+        let meta = o["metadata"].as_object_mut().unwrap();
+        if let Some(labels) = meta.get_mut("labels").and_then(Value::as_object_mut) {
+            labels.retain(|k, _| {
+                k != "app.kubernetes.io/managed-by" && !k.starts_with("fluxcd.controlplane.io/")
+            });
+        }
+        if let Some(annotations) = meta.get_mut("annotations").and_then(Value::as_object_mut) {
+            annotations.retain(|k, _| {
+                !k.starts_with("kustomize.toolkit.fluxcd.io/")
+                    && !k.starts_with("fluxcd.controlplane.io/")
+            });
+            if annotations.is_empty() {
+                meta.remove("annotations");
+            }
+        }
+        docs.push(serde_saphyr::to_string(&o).unwrap());
+    }
+    assert!(
+        docs.iter()
+            .any(|d| d.contains("ghcr.io/fluxcd/kustomize-controller:v1.7.3")),
+        "no real kustomize-controller Deployment"
+    );
+    docs.join("---\n")
+}
+
+/// One sample of the classic install during the migration.
+#[derive(Debug, Clone)]
+struct Sample {
+    at_ms: u128,
+    /// Deployment name -> UID.
+    deployments: std::collections::BTreeMap<String, String>,
+    /// The sync Kustomization's UID and Ready condition (status, reason, message), and
+    /// `status.lastAppliedRevision`.
+    kustomization: Option<(String, String, String, String, String)>,
+}
+
+fn sample(kubeconfig: &std::path::Path, ns: &str, started: std::time::Instant) -> Sample {
+    let out = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args([
+            "get",
+            "deployments.apps,kustomizations.kustomize.toolkit.fluxcd.io",
+            "-n",
+            ns,
+            "-o",
+            "json",
+        ])
+        .env_remove("KUBECONFIG")
+        .output()
+        .expect("kubectl");
+    assert!(
+        out.status.success(),
+        "sampling: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut s = Sample {
+        at_ms: started.elapsed().as_millis(),
+        deployments: Default::default(),
+        kustomization: None,
+    };
+    for item in list["items"].as_array().unwrap() {
+        let name = item["metadata"]["name"].as_str().unwrap().to_owned();
+        let uid = item["metadata"]["uid"].as_str().unwrap().to_owned();
+        if item["kind"] == "Deployment" {
+            s.deployments.insert(name, uid);
+        } else if name == ns {
+            let ready = item["status"]["conditions"]
+                .as_array()
+                .and_then(|c| c.iter().find(|c| c["type"] == "Ready"))
+                .cloned()
+                .unwrap_or(Value::Null);
+            let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+            s.kustomization = Some((
+                uid,
+                text(&ready["status"]),
+                text(&ready["reason"]),
+                text(&ready["message"]),
+                text(&item["status"]["lastAppliedRevision"]),
+            ));
+        }
+    }
+    s
+}
+
+/// The classic `flux bootstrap` migration on the real control plane: the repository holds the
+/// real Flux v2.7.5 install objects (`gotk-components.yaml`) and a `gotk-sync.yaml` pointing at
+/// the local Git server, the REAL kustomize-controller reconciles them (from the REAL
+/// source-controller's clone) to Ready, then import, plan (the migration) and apply, while a
+/// sampler thread reads the controller Deployments and the sync Kustomization every 300 ms:
+/// the Deployments keep their UIDs, the Kustomization is never deleted and never fails (Ready
+/// `True`, or `Unknown`/`Progressing` — kustomize-controller v1.7.3 writes
+/// "Reconciliation in progress" at the start of EVERY reconciliation,
+/// internal/controller/kustomization_controller.go:303), one commit replaces the gotk-* files,
+/// Flux applies it, and the plan after is empty.
+#[test]
+fn import_and_migrate_a_classic_bootstrap_on_real_controllers() {
+    let env = env("classic", false);
+    let ns = env.sandbox.ns().to_owned();
+    let url = env.server.url("classic");
+    env.repos.create_with_history("classic", "main", 1, 1);
+    let components = real_classic_components(&ns);
+    let sync = format!(
+        "apiVersion: source.toolkit.fluxcd.io/v1\nkind: GitRepository\nmetadata:\n  name: {ns}\n  namespace: {ns}\nspec:\n  interval: 1m0s\n  ref:\n    branch: main\n  secretRef:\n    name: flux-system\n  url: {url}\n---\napiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: {ns}\n  namespace: {ns}\nspec:\n  interval: 10m0s\n  path: ./clusters/my-cluster\n  prune: true\n  sourceRef:\n    kind: GitRepository\n    name: {ns}\n"
+    );
+    let kustomization = format!(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- gotk-components.yaml\n- gotk-sync.yaml\npatches:\n- patch: |\n{}  target:\n    kind: Deployment\n    name: kustomize-controller\n",
+        CLASSIC_PATCH
+            .lines()
+            .map(|l| format!("    {l}\n"))
+            .collect::<String>()
+    );
+    for (file, content) in [
+        ("gotk-components.yaml", components.as_str()),
+        ("gotk-sync.yaml", sync.as_str()),
+        ("kustomization.yaml", kustomization.as_str()),
+    ] {
+        env.repos.push_as_someone_else(
+            "classic",
+            "main",
+            &format!("{CLASSIC_DIR}/{file}"),
+            content,
+            &format!("Add {file}"),
+        );
+    }
+    let before = subjects(&env.repos, "classic").len();
+    let classic_tip = env.repos.tip("classic", "main").unwrap();
+
+    // A cluster the operator never managed: earlier tests' FluxInstances leave the Flux CRDs
+    // labelled and annotated by the operator when they orphan them.
+    let c = &env.sandbox.cluster;
+    let (_, crds, _) = c.kubectl_status(&["get", "crd", "-o", "name"]);
+    for crd in crds.lines().filter(|l| l.contains("toolkit.fluxcd.io")) {
+        c.kubectl(&[
+            "label",
+            crd,
+            "app.kubernetes.io/managed-by-",
+            "fluxcd.controlplane.io/name-",
+            "fluxcd.controlplane.io/namespace-",
+        ]);
+        c.kubectl(&[
+            "annotate",
+            crd,
+            "kustomize.toolkit.fluxcd.io/ssa-",
+            "kustomize.toolkit.fluxcd.io/prune-",
+        ]);
+    }
+    // What `flux bootstrap` does: apply the components, the Secret and the sync objects; Flux
+    // then manages itself from Git.
+    let apply = |name: &str, text: &str| {
+        let file = env.ws.write_file(name, text).display().to_string();
+        c.kubectl(&[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "--field-manager=flux",
+            "-f",
+            &file,
+        ]);
+    };
+    apply("classic-components.yaml", &components);
+    c.kubectl(&[
+        "wait",
+        "--for=condition=Established",
+        "crd",
+        "--all",
+        "--timeout=60s",
+    ]);
+    c.kubectl(&[
+        "create",
+        "secret",
+        "generic",
+        "flux-system",
+        "-n",
+        &ns,
+        "--from-literal=username=bot",
+        "--from-literal=password=pw-hunter2-one",
+    ]);
+    apply("classic-sync.yaml", &sync);
+    let controllers = [
+        "source-controller",
+        "kustomize-controller",
+        "helm-controller",
+        "notification-controller",
+    ];
+    // The real kustomize-controller applies the classic commit: Ready, its labels on the CRD.
+    // `ref.branch` (bootstrap): the revision names the branch alone.
+    let applied = format!("main@sha1:{classic_tip}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let k = c.get_in_ns("kustomizations.kustomize.toolkit.fluxcd.io", &ns);
+        let synced = k.as_ref().is_some_and(|k| {
+            k["status"]["lastAppliedRevision"] == applied.as_str()
+                && k["status"]["conditions"].as_array().is_some_and(|cs| {
+                    cs.iter()
+                        .any(|x| x["type"] == "Ready" && x["status"] == "True")
+                })
+        });
+        if synced {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the classic Kustomization is not Ready at {applied} after 120 s: {}\nGitRepository: {}",
+            k.map(|k| k["status"].to_string()).unwrap_or_default(),
+            c.get_in_ns("gitrepositories.source.toolkit.fluxcd.io", &ns)
+                .map(|g| g["status"].to_string())
+                .unwrap_or_default()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    let crd = c
+        .get_json(&["crd", "gitrepositories.source.toolkit.fluxcd.io"])
+        .unwrap();
+    assert_eq!(
+        crd["metadata"]["labels"]["kustomize.toolkit.fluxcd.io/name"],
+        ns.as_str()
+    );
+    let patched = c.get_in_ns("deployment", "kustomize-controller").unwrap();
+    assert_eq!(
+        patched["spec"]["template"]["metadata"]["annotations"]["example.com/patched"],
+        "true"
+    );
+    for name in controllers {
+        c.wait_for(
+            &format!("{name} Available"),
+            std::time::Duration::from_secs(120),
+            || {
+                let d = c.get_in_ns("deployment", name)?;
+                d["status"]["conditions"]
+                    .as_array()?
+                    .iter()
+                    .any(|c| c["type"] == "Available" && c["status"] == "True")
+                    .then_some(())
+            },
+        );
+    }
+    let started = std::time::Instant::now();
+    let first = sample(&env.sandbox.kubeconfig, &ns, started);
+    let uids: std::collections::BTreeMap<String, String> = controllers
+        .iter()
+        .map(|n| ((*n).to_owned(), first.deployments[*n].clone()))
+        .collect();
+    let kustomization_uid = first.kustomization.clone().unwrap().0;
+
+    // Sampled from before the import until the plan after the apply.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let stop = stop.clone();
+        let kubeconfig = env.sandbox.kubeconfig.clone();
+        let ns = ns.clone();
+        std::thread::spawn(move || {
+            let mut samples = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                samples.push(sample(&kubeconfig, &ns, started));
+                std::thread::sleep(std::time::Duration::from_millis(300));
+            }
+            samples
+        })
+    };
+
+    env.ws.write_config(&classic_config(&env, &url));
+    env.ws.import(ADDRESS, &ns).assert_success();
+    let imported = state_attributes(&env.ws);
+    assert_eq!(imported["url"], url.as_str());
+    assert_eq!(imported["path"], "clusters/my-cluster");
+    assert_eq!(imported["distribution"]["version"], "2.7.5");
+    assert_eq!(imported["kustomize"]["patches"][0]["patch"], CLASSIC_PATCH);
+    env.ws
+        .plan()
+        .assert_changes()
+        .assert_contains(&["~ files", "~ ready"]);
+    env.ws.apply().assert_success();
+    env.ws.plan().assert_no_changes();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut samples = sampler.join().unwrap();
+    samples.push(sample(&env.sandbox.kubeconfig, &ns, started));
+
+    // Throughout: the same Deployments and Kustomization, never failing.
+    let mut progressing = 0;
+    for s in &samples {
+        for (name, uid) in &uids {
+            assert_eq!(
+                s.deployments.get(name),
+                Some(uid),
+                "{name} recreated or gone at {} ms: {s:?}",
+                s.at_ms
+            );
+        }
+        let (uid, status, reason, message, _) = s
+            .kustomization
+            .clone()
+            .unwrap_or_else(|| panic!("no Kustomization at {} ms", s.at_ms));
+        assert_eq!(uid, kustomization_uid, "Kustomization recreated: {s:?}");
+        match (status.as_str(), reason.as_str()) {
+            ("True", _) => {}
+            ("Unknown", "Progressing") if message == "Reconciliation in progress" => {
+                progressing += 1;
+            }
+            _ => panic!(
+                "the sync Kustomization was not Ready at {} ms: {s:?}",
+                s.at_ms
+            ),
+        }
+    }
+    eprintln!(
+        "{} samples over {} ms; {progressing} caught a reconciliation in progress",
+        samples.len(),
+        samples.last().unwrap().at_ms
+    );
+    assert!(samples.len() > 5, "too few samples: {}", samples.len());
+
+    // The repository: one commit replacing the gotk-* files.
+    let log = subjects(&env.repos, "classic");
+    assert_eq!(log.len(), before + 1, "{log:?}");
+    assert_eq!(log[0], "Update Flux (terraform-provider-flux)");
+    let tip = env.repos.tip("classic", "main").unwrap();
+    assert!(env.repos.is_ancestor("classic", &classic_tip, "main"));
+    let mut files = env.repos.files("classic", "main");
+    files.retain(|f| f.starts_with(CLASSIC_DIR));
+    assert_eq!(
+        files,
+        vec![
+            format!("{CLASSIC_DIR}/flux-instance.yaml"),
+            format!("{CLASSIC_DIR}/kustomization.yaml")
+        ]
+    );
+    let manifest = env
+        .repos
+        .read_file(
+            "classic",
+            "main",
+            &format!("{CLASSIC_DIR}/flux-instance.yaml"),
+        )
+        .unwrap();
+    assert!(manifest.contains(&format!("url: {url}")), "{manifest}");
+    assert!(manifest.contains("path: clusters/my-cluster"), "{manifest}");
+
+    // The cluster: the real kustomize-controller applied that commit, the committed
+    // FluxInstance included; the operator owns the controllers.
+    let last = samples.last().unwrap().kustomization.clone().unwrap();
+    assert_eq!(last.1, "True", "{last:?}");
+    assert_eq!(last.4, format!("refs/heads/main@sha1:{tip}"));
+    let fi = c.get_in_ns("fluxinstance", "flux").unwrap();
+    assert_eq!(
+        fi["spec"]["kustomize"]["patches"][0]["patch"],
+        CLASSIC_PATCH
+    );
+    assert_eq!(
+        fi["metadata"]["labels"]["kustomize.toolkit.fluxcd.io/name"],
+        ns.as_str()
+    );
+    assert!(
+        fi["status"]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True"),
+        "{fi}"
+    );
+    for name in controllers {
+        let d = c.get_in_ns("deployment", name).unwrap();
+        let labels = &d["metadata"]["labels"];
+        assert_eq!(
+            labels["app.kubernetes.io/managed-by"], "flux-operator",
+            "{d}"
+        );
+        assert!(
+            labels.get("kustomize.toolkit.fluxcd.io/name").is_none(),
+            "{name} still labelled by the classic Kustomization: {labels}"
+        );
+        assert_eq!(
+            d["metadata"]["annotations"]["kustomize.toolkit.fluxcd.io/prune"],
+            "Disabled"
+        );
+    }
+    let patched = c.get_in_ns("deployment", "kustomize-controller").unwrap();
+    assert_eq!(
+        patched["spec"]["template"]["metadata"]["annotations"]["example.com/patched"],
+        "true"
+    );
+    let k = c
+        .get_in_ns("kustomizations.kustomize.toolkit.fluxcd.io", &ns)
+        .unwrap();
+    let inventory = k["status"]["inventory"]["entries"].to_string();
+    assert!(
+        !inventory.contains("_kustomize-controller_apps_Deployment"),
+        "{inventory}"
+    );
+    assert!(
+        inventory.contains("_flux_fluxcd.controlplane.io_FluxInstance"),
+        "{inventory}"
+    );
+
+    // The state.
+    let state = state_attributes(&env.ws);
+    assert_eq!(state["commit_sha"], tip.as_str());
+    assert_eq!(state["ready"], true);
+    assert_eq!(state["flux_version"], "v2.7.5");
+    assert_eq!(
+        state["files"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>(),
+        vec![
+            format!("{CLASSIC_DIR}/flux-instance.yaml"),
+            format!("{CLASSIC_DIR}/kustomization.yaml")
+        ]
+    );
 }
 
 /// Provider settings unknown until apply (the cluster and the repository credentials come from
