@@ -204,7 +204,9 @@ mod tests {
                 "available deployment",
                 object(json!({"apiVersion": "apps/v1", "kind": "Deployment",
                     "metadata": {"name": "d", "generation": 2},
-                    "status": {"observedGeneration": 2, "conditions": [{"type": "Available", "status": "True"}]}})),
+                    "status": {"observedGeneration": 2, "replicas": 1, "updatedReplicas": 1,
+                               "availableReplicas": 1,
+                               "conditions": [{"type": "Available", "status": "True"}]}})),
                 None,
             ),
             (
@@ -214,7 +216,8 @@ mod tests {
                     "status": {"observedGeneration": 2, "conditions": [{"type": "Available", "status": "True"}]}})),
                 Some(
                     "not available: last observed state: generation 3 not yet observed \
-                     (observed 2); Available=True"
+                     (observed 2); replicas: 1 wanted, 0 updated, 0 available, 0 in all; \
+                     Available=True"
                         .to_owned(),
                 ),
             ),

@@ -437,8 +437,11 @@ pub fn crd_established(object: Option<&DynamicObject>) -> WaitOutcome {
     }
 }
 
-/// Condition: a Deployment is Available for its current spec — `status.observedGeneration` has
-/// caught up with `metadata.generation` and `Available=True`. Fails when the rollout exceeded
+/// Condition: a Deployment is Available for its current spec and its rollout is complete (the
+/// kstatus rules) — `status.observedGeneration` has caught up with `metadata.generation`, every
+/// wanted replica (`spec.replicas`, 1 when unset) is updated and available, no old replica is
+/// left, and `Available=True`. `Available` alone is not enough: a rolling update keeps the old
+/// Pod available, so it stays `True` while the new Pods start. Fails when the rollout exceeded
 /// its progress deadline (`Progressing=False`, reason `ProgressDeadlineExceeded`).
 pub fn deployment_available(object: Option<&DynamicObject>) -> WaitOutcome {
     let Some(deployment) = object else {
@@ -453,6 +456,12 @@ pub fn deployment_available(object: Option<&DynamicObject>) -> WaitOutcome {
         && progressing.reason == "ProgressDeadlineExceeded"
     {
         return WaitOutcome::Failed(progressing.explanation());
+    }
+    let wanted = deployment.data["spec"]["replicas"].as_i64().unwrap_or(1);
+    let count = |field: &str| deployment.data["status"][field].as_i64().unwrap_or(0);
+    let updated = count("updatedReplicas");
+    if updated < wanted || count("availableReplicas") < wanted || count("replicas") > updated {
+        return WaitOutcome::Pending;
     }
     if condition(deployment, "Available").is_some_and(|c| c.is_true()) {
         WaitOutcome::Done
@@ -516,6 +525,20 @@ pub fn describe_state(object: Option<&DynamicObject>) -> String {
     {
         parts.push(format!(
             "generation {generation} not yet observed (observed {observed})"
+        ));
+    }
+    if object
+        .types
+        .as_ref()
+        .is_some_and(|t| t.kind == "Deployment")
+    {
+        let count = |field: &str| object.data["status"][field].as_i64().unwrap_or(0);
+        parts.push(format!(
+            "replicas: {} wanted, {} updated, {} available, {} in all",
+            object.data["spec"]["replicas"].as_i64().unwrap_or(1),
+            count("updatedReplicas"),
+            count("availableReplicas"),
+            count("replicas")
         ));
     }
     let conditions = conditions(object);
@@ -674,9 +697,28 @@ mod tests {
                 "available and observed",
                 Some(deployment(
                     2,
-                    json!({"observedGeneration": 2, "conditions": [available.clone()]}),
+                    json!({"observedGeneration": 2, "replicas": 1, "updatedReplicas": 1,
+                           "availableReplicas": 1, "conditions": [available.clone()]}),
                 )),
                 WaitOutcome::Done,
+            ),
+            (
+                "rolling out: the old replica keeps it Available",
+                Some(deployment(
+                    2,
+                    json!({"observedGeneration": 2, "replicas": 2, "updatedReplicas": 1,
+                           "availableReplicas": 1, "conditions": [available.clone()]}),
+                )),
+                WaitOutcome::Pending,
+            ),
+            (
+                "new replica not available yet",
+                Some(deployment(
+                    2,
+                    json!({"observedGeneration": 2, "replicas": 1, "updatedReplicas": 1,
+                           "availableReplicas": 0, "conditions": [available.clone()]}),
+                )),
+                WaitOutcome::Pending,
             ),
             (
                 "available for an older generation",

@@ -10,7 +10,7 @@ mod sim_support;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{Api, DeleteParams, DynamicObject};
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
 use serde_json::{Value, json};
 use sim_support::*;
 
@@ -167,6 +167,14 @@ async fn waits_for_dependencies() {
     first["metadata"]["annotations"] = json!({"sandbox.fluxrs.dev/fail": "BuildFailed:not yet"});
     apply(&rs, first).await;
     wait_for(&rs, "first", stalled).await;
+    // A re-check of `second` between the creation of `first` and its first reconcile finds it
+    // without conditions, which counts as ready (the operator's health check does the same);
+    // a requested reconcile re-checks it now that it is stalled.
+    let requested =
+        json!({"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": "stalled-first"}}});
+    rs.patch("second", &PatchParams::default(), &Patch::Merge(&requested))
+        .await
+        .unwrap();
     let got = wait_for(&rs, "second", |o| {
         cond(o, "Ready").is_some_and(|c| {
             c["message"]
