@@ -13,7 +13,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::real_cluster::OPERATOR_INSTALL;
-use common::terraform::{REQUIRED_PROVIDERS, Workspace, tofu_binary};
+use common::terraform::{Workspace, tofu_binary};
 use kube_sandbox::Sandbox;
 use serde_json::{Value, json};
 
@@ -151,7 +151,12 @@ fn terraform_fleet_one_provider_block_and_module_per_cluster() {
         &ws.path().join("modules/cluster"),
     );
     ws.write_file("install.yaml", OPERATOR_INSTALL);
-    let mut config = String::from(REQUIRED_PROVIDERS);
+    // The root names the provider as the module does (`fluxrs/flux`): with an explicit
+    // `registry.terraform.io` host the two differ under OpenTofu, whose default registry is
+    // `registry.opentofu.org`, and passing the provider to the module fails.
+    let mut config = String::from(
+        "terraform {\n  required_providers {\n    flux = {\n      source = \"fluxrs/flux\"\n    }\n  }\n}\n",
+    );
     for (name, _, kubeconfig) in &fleet.clusters {
         config.push_str(&format!(
             r#"
