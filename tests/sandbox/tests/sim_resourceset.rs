@@ -163,18 +163,30 @@ async fn waits_for_dependencies() {
         "Retrying dependency check: dependency fluxcd.controlplane.io/v1/ResourceSet/apps/first not found: resourcesets \"first\" not found"
     );
 
+    // A re-check of `second` between the creation of `first` and its first reconcile would find
+    // `first` without conditions, which counts as ready (the operator's health check does the
+    // same) and would apply `cm-s`: `second` is paused while `first` is created and stalls.
+    let paused = |value: Value| json!({"metadata": {"annotations": {"fluxcd.controlplane.io/reconcile": value}}});
+    let patch = |value: Value| {
+        let rs = rs.clone();
+        async move {
+            rs.patch(
+                "second",
+                &PatchParams::default(),
+                &Patch::Merge(&paused(value)),
+            )
+            .await
+            .unwrap();
+        }
+    };
+    patch(json!("disabled")).await;
+    // Lets a reconcile that read `second` before the pause finish.
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let mut first = rset("first", cm_spec(json!([{"name": "f"}])));
     first["metadata"]["annotations"] = json!({"sandbox.fluxrs.dev/fail": "BuildFailed:not yet"});
     apply(&rs, first).await;
     wait_for(&rs, "first", stalled).await;
-    // A re-check of `second` between the creation of `first` and its first reconcile finds it
-    // without conditions, which counts as ready (the operator's health check does the same);
-    // a requested reconcile re-checks it now that it is stalled.
-    let requested =
-        json!({"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": "stalled-first"}}});
-    rs.patch("second", &PatchParams::default(), &Patch::Merge(&requested))
-        .await
-        .unwrap();
+    patch(Value::Null).await;
     let got = wait_for(&rs, "second", |o| {
         cond(o, "Ready").is_some_and(|c| {
             c["message"]
