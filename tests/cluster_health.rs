@@ -85,7 +85,9 @@ async fn missing_and_unavailable_objects_are_reported_in_order() {
             missing: vec![widget, deleted],
             unhealthy: vec![(
                 stuck,
-                "not available: last observed state: no conditions reported".to_owned()
+                "not available: last observed state: replicas: 1 wanted, 0 updated, 0 \
+                 available, 0 in all; no conditions reported"
+                    .to_owned()
             )],
         }
     );

@@ -636,12 +636,9 @@ fn cases(env: &Env) -> Vec<Case> {
             "resources_template",
             Validate,
         ),
-        c(
-            "resource set: namespace that does not exist",
-            env.resource_set(&rs("tenants", "no-such-namespace", CM)),
-            "namespace",
-            Plan,
-        ),
+        // A namespace that does not exist is no plan error (another resource of the same apply
+        // may create it, issue 11 item 7): the plan warns and the apply fails on it — see
+        // acc_plan_truth a_skipped_dry_run_still_fails_the_apply_on_a_missing_namespace.
         c(
             "resource set: empty name",
             env.resource_set(&rs("", "default", CM)),

@@ -211,6 +211,10 @@ struct Env {
     /// Whether a resource still exists outside the cluster (a bootstrap's files in Git, which
     /// destroy removes last).
     exists_in_git: Box<dyn Fn() -> bool>,
+    /// Whether a wait may end without opening a watch: on a real control plane a Deployment
+    /// can finish its rollout before the provider's first read, so a watch-cut rule has nothing
+    /// to cut (the step must still succeed and converge).
+    watch_may_be_skipped: bool,
 }
 
 fn kubectl(kubeconfig: &Path, args: &[&str]) -> (bool, String, String) {
@@ -262,18 +266,33 @@ impl Env {
             .unwrap_or_default()
     }
 
-    /// The state holds only what exists in the cluster.
+    /// The state holds only what exists in the cluster, or says that it is not finished: a
+    /// create that wrote part of its objects before the fault keeps them in state with
+    /// `ready = false` (`installation_status = "Incomplete: ..."` for `flux_operator`), so that
+    /// the next plan finishes it instead of replacing it (issue 11 item 4).
     #[track_caller]
     fn assert_state_consistent(&self, context: &str) {
-        for address in self.state_addresses() {
+        let state = self.ws.show_json();
+        let entries = state["values"]["root_module"]["resources"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        for entry in entries {
+            let address = entry["address"].as_str().unwrap_or_default();
             let res = self
                 .resources
                 .iter()
                 .find(|r| r.address == address)
                 .unwrap_or_else(|| panic!("{context}: unexpected {address} in the state"));
+            let values = &entry["values"];
+            let unfinished = values["ready"] == false
+                || values["installation_status"]
+                    .as_str()
+                    .is_some_and(|s| s.starts_with("Incomplete"));
             assert!(
-                self.exists(res) || (self.exists_in_git)(),
-                "{context}: {address} is in the state but its object {:?} does not exist",
+                self.exists(res) || (self.exists_in_git)() || unfinished,
+                "{context}: {address} is in the state as finished but its object {:?} does not \
+                 exist",
                 res.get
             );
         }
@@ -586,10 +605,15 @@ fn judge(
         let missed: Vec<&Value> = rules
             .iter()
             .filter(|rule| !fired.contains(&rule["resource"].as_str().unwrap()))
-            .filter(|_| !(kind.watch && op == Op::Destroy))
+            .filter(|_| !(kind.watch && (op == Op::Destroy || env.watch_may_be_skipped)))
             .collect();
+        if kind.watch && env.watch_may_be_skipped && fired.is_empty() {
+            println!("{context}: the wait ended without a watch (the rollout was already done)");
+        }
         assert!(
-            missed.is_empty() && (!fired.is_empty() || (kind.watch && op == Op::Destroy)),
+            missed.is_empty()
+                && (!fired.is_empty()
+                    || (kind.watch && (op == Op::Destroy || env.watch_may_be_skipped))),
             "{context}: faults that never fired: {missed:?}\n{}",
             output.combined()
         );
@@ -782,6 +806,7 @@ fn sandbox_lifecycle(kind_names: &[&str], figures_name: &str) {
         extra_check: Box::new(|_| {}),
         git: None,
         exists_in_git: Box::new(|| false),
+        watch_may_be_skipped: false,
     };
     for name in kind_names {
         lifecycle(&env, &kind(name), &mut figures);
@@ -899,6 +924,7 @@ resource "flux_bootstrap_git" "this" {{
                 .read_file("fleet", "main", INSTANCE_FILE)
                 .is_some()
         }),
+        watch_may_be_skipped: false,
     };
     for name in kind_names {
         lifecycle(&env, &kind(name), &mut figures);
@@ -997,6 +1023,7 @@ resource "flux_operator" "this" {{
         extra_check: Box::new(|_| {}),
         git: None,
         exists_in_git: Box::new(|| false),
+        watch_may_be_skipped: true,
     };
     for name in [
         "500",
