@@ -694,6 +694,29 @@ fn unparsable_annotation_from_another_tool_is_drift_that_apply_heals() {
         resource(&state, "flux_instance.this")["reconcile_every"],
         "30m"
     );
+    // The annotation change makes the operator reconcile once more after the apply returned;
+    // a plan during that reconcile rightly shows the instance not ready. Wait until it has been
+    // Ready for 2 s in a row.
+    let mut ready_since: Option<std::time::Instant> = None;
+    sandbox.wait_for(
+        "FluxInstance Ready again",
+        std::time::Duration::from_secs(60),
+        || {
+            let ready = instance(&sandbox)["status"]["conditions"]
+                .as_array()
+                .is_some_and(|cs| {
+                    cs.iter()
+                        .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                });
+            let since = if ready {
+                *ready_since.get_or_insert_with(std::time::Instant::now)
+            } else {
+                ready_since = None;
+                return None;
+            };
+            (since.elapsed() >= std::time::Duration::from_secs(2)).then_some(())
+        },
+    );
     ws.plan().assert_no_changes();
 
     // Destroy works with such a value in place.
