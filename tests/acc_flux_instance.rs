@@ -120,6 +120,15 @@ fn ready_for_generation(object: &Value) -> bool {
     })
 }
 
+/// The reason of the object's `Ready` condition ("" without one).
+fn ready_reason(object: &Value) -> &str {
+    object["status"]["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"))
+        .and_then(|c| c["reason"].as_str())
+        .unwrap_or("")
+}
+
 /// Seconds between two recorder timestamps (RFC 3339 with microseconds, same day).
 fn seconds_between(a: &str, b: &str) -> f64 {
     let secs = |t: &str| {
@@ -576,6 +585,72 @@ fn scripted_operator_failure_fails_apply_then_converges() {
     ]);
     ws.apply().assert_success();
     assert!(ready_for_generation(&instance(&sandbox)));
+    ws.plan().assert_no_changes();
+}
+
+/// Created with `suspend = true`, the operator writes `Ready=True`, reason
+/// `ReconciliationDisabled`, at once (its behaviour at v0.58.1). Setting `suspend = false`
+/// changes only an annotation (the generation stays), so the apply must ask for a reconcile and
+/// wait for the operator's verdict on it, never return on that stale condition: here the
+/// reconcile fails, and the apply fails quoting it; once the cause is gone the apply converges.
+#[test]
+fn resuming_a_suspended_instance_waits_for_the_new_reconcile() {
+    let sandbox = TestCluster::flux("acc-inst");
+    let ns = sandbox.namespace();
+    let ws = workspace(&sandbox);
+    ws.write_config(&config("2.7.x", CORE, "medium", "suspend = true"));
+    ws.apply().assert_success();
+    let suspended = instance(&sandbox);
+    assert_eq!(
+        ready_reason(&suspended),
+        "ReconciliationDisabled",
+        "{suspended}"
+    );
+    let generation = suspended["metadata"]["generation"].clone();
+
+    let message =
+        "timeout waiting for: [Deployment/flux-system/helm-controller status: 'InProgress']";
+    sandbox.kubectl(&[
+        "-n",
+        ns,
+        "annotate",
+        "fluxinstance",
+        "flux",
+        &format!("sandbox.fluxrs.dev/fail=HealthCheckFailed:{message}"),
+    ]);
+    ws.write_config(&config("2.7.x", CORE, "medium", "suspend = false"));
+    ws.apply().assert_failure().assert_contains(&[
+        "FluxInstance Failed",
+        "ReconciliationFailed",
+        message,
+    ]);
+    let failed = instance(&sandbox);
+    assert_eq!(failed["metadata"]["generation"], generation, "{failed}");
+    assert_eq!(
+        resource(&ws.show_json(), "flux_instance.this")["ready"],
+        false
+    );
+
+    sandbox.kubectl(&[
+        "-n",
+        ns,
+        "annotate",
+        "fluxinstance",
+        "flux",
+        "sandbox.fluxrs.dev/fail-",
+    ]);
+    ws.apply().assert_success();
+    let resumed = instance(&sandbox);
+    assert!(ready_for_generation(&resumed), "{resumed}");
+    assert_ne!(
+        ready_reason(&resumed),
+        "ReconciliationDisabled",
+        "{resumed}"
+    );
+    let state = ws.show_json();
+    let values = resource(&state, "flux_instance.this");
+    assert_eq!(values["ready"], true);
+    assert_eq!(values["suspend"], false);
     ws.plan().assert_no_changes();
 }
 

@@ -126,8 +126,17 @@ pub fn readiness(
     }
     let current = |c: &&Condition| c.observed_generation == generation;
     let ready = find(conditions, CONDITION_READY);
-    if ready.is_some_and(|c| c.reason == REASON_DISABLED) {
-        return Readiness::Disabled;
+    // `ReconciliationDisabled` without the annotation is the status the operator wrote when the
+    // object was created suspended: stale until the operator reconciles after the re-enable.
+    if let Some(stale) = ready.filter(|c| c.reason == REASON_DISABLED) {
+        return Readiness::Progressing {
+            reason: stale.reason.clone(),
+            message: format!(
+                "reconciliation was re-enabled; waiting for the operator's first reconcile \
+                 (last status: {})",
+                stale.message
+            ),
+        };
     }
     if let Some(stalled) = find(conditions, CONDITION_STALLED)
         .filter(current)
@@ -395,9 +404,33 @@ mod tests {
                 Readiness::Disabled,
             ),
             (
-                "reason-disabled",
-                vec![cond("Ready", "False", 2, "ReconciliationDisabled", "disabled")],
+                // Created suspended, then re-enabled: the operator has not reconciled yet.
+                "reason-disabled-stale-after-re-enable",
+                vec![cond(
+                    "Ready",
+                    "True",
+                    2,
+                    "ReconciliationDisabled",
+                    "Initialized with reconciliation suspended",
+                )],
                 false,
+                Readiness::Progressing {
+                    reason: "ReconciliationDisabled".into(),
+                    message: "reconciliation was re-enabled; waiting for the operator's first \
+                              reconcile (last status: Initialized with reconciliation suspended)"
+                        .into(),
+                },
+            ),
+            (
+                "reason-disabled-while-disabled",
+                vec![cond(
+                    "Ready",
+                    "True",
+                    2,
+                    "ReconciliationDisabled",
+                    "Initialized with reconciliation suspended",
+                )],
+                true,
                 Readiness::Disabled,
             ),
         ];

@@ -310,7 +310,7 @@ pub fn schema() -> Schema {
         s("reconcile_every", "How often the operator re-applies the installation to correct drift (`fluxcd.controlplane.io/reconcileEvery`), a Go duration; operator default `1h`."),
         s("reconcile_artifact_every", "How often the operator checks `distribution.artifact` for a new digest (`fluxcd.controlplane.io/reconcileArtifactEvery`); operator default `10m`."),
         s("reconcile_timeout", "How long the operator health-checks an installation (`fluxcd.controlplane.io/reconcileTimeout`); operator default `5m`."),
-        Attribute::bool("suspend").default_value(false).description("Suspend reconciliation (`fluxcd.controlplane.io/reconcile: disabled`). Apply then does not wait for readiness. Default `false`."),
+        Attribute::bool("suspend").default_value(false).description("Suspend reconciliation (`fluxcd.controlplane.io/reconcile: disabled`). Apply then does not wait for readiness; setting it back to `false` requests a reconcile and waits for the operator's verdict on it (never for the stale `ReconciliationDisabled` status of an instance created suspended). Default `false`."),
         deletion_policy_attribute("the operator uninstalls Flux — controllers, CRDs (and with them every Flux object) — but keeps the namespace and the workloads Flux deployed."),
         Attribute::bool("ready").computed().description("Whether the operator reports the instance Ready for its current generation."),
         Attribute::string("flux_version").computed().description("The Flux version the operator resolved and applied, e.g. `v2.7.3`."),

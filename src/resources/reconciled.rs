@@ -2,7 +2,9 @@
 //! ResourceSetInputProvider): refuse to create over a foreign object (or take over the fields
 //! other managers hold), server-side apply, ask for a reconcile when the plan promised one, wait
 //! for the operator's verdict, and read the state back — the state with `ready = false` as the
-//! partial state of a failed wait, so that the next plan waits again in place.
+//! partial state of a failed wait, so that the next plan waits again in place. An apply that
+//! changes only annotations (`suspend` true → false among them) leaves the generation as it was,
+//! so it requests a reconcile and waits for the operator to handle it.
 //!
 //! Each resource describes its model through [`Reconciled`]; [`apply_and_wait`] is the routine.
 //! Lives in `resources/`: may use `framework`, `flux`, `cluster`, never `provider`.
@@ -13,6 +15,7 @@ use async_trait::async_trait;
 use kube::api::DynamicObject;
 
 use crate::cluster::objects::{Cluster, ObjectRef};
+use crate::flux::instance::ANNOTATION_RECONCILE;
 use crate::framework::diagnostics::Diagnostics;
 use crate::framework::resource::{ApplyError, Context};
 use crate::resources::common::{
@@ -62,6 +65,20 @@ pub trait Reconciled: Sized + Send + Sync {
     fn mark_not_ready(&mut self);
 }
 
+/// Whether the apply changes the object's annotations while leaving it reconciled. An
+/// annotation change does not bump `metadata.generation`, so a wait judged by generation alone
+/// would accept the status of the previous reconcile (or the stale `ReconciliationDisabled` of an
+/// object created suspended): such an apply requests a reconcile and waits until the operator has
+/// handled it. Not when the object is now suspended — the operator would never answer.
+fn annotations_changed<M: Reconciled>(prior: &M, object: &DynamicObject) -> bool {
+    let annotations = object.metadata.annotations.as_ref();
+    let suspended = annotations
+        .and_then(|a| a.get(ANNOTATION_RECONCILE))
+        .is_some_and(|v| v == "disabled");
+    let before = prior.object().ok().and_then(|o| o.metadata.annotations);
+    !suspended && before.as_ref() != annotations
+}
+
 /// Apply, reconcile request when planned, wait; returns the new state, or the read-back state
 /// marked not Ready with the wait's diagnostics.
 ///
@@ -86,7 +103,9 @@ pub async fn apply_and_wait<M: Reconciled>(
         .apply(&object)
         .await
         .map_err(|e| M::apply_diagnostics(apply_error(&format!("{} Apply Failed", M::KIND), &e)))?;
-    let requested = if prior.is_some_and(|p| M::wants_reconcile(p, &planned)) {
+    let requested = if prior
+        .is_some_and(|p| M::wants_reconcile(p, &planned) || annotations_changed(p, &object))
+    {
         Some(common::request_reconcile(&cluster, &reference).await?)
     } else {
         None
