@@ -616,7 +616,9 @@ fn decode_unknown(
                     .as_u64()
                     .ok_or_else(|| bad("length bound is not an integer"))?;
                 if key == RFN_LENGTH_MIN {
-                    refinement.length_lower = Some(bound);
+                    // A lower bound of 0 says nothing (every collection has it); cty does not
+                    // encode it, so it is not kept either (found by the codec fuzz target).
+                    refinement.length_lower = Some(bound).filter(|b| *b != 0);
                 } else {
                     refinement.length_upper = Some(bound);
                 }
