@@ -360,6 +360,24 @@ fn bootstrap_over_http_lifecycle() {
         &["pw-hunter2-two", "cHctaHVudGVyMi10d28"],
     );
 
+    // The same plan-time hazards as flux_instance: a minor downgrade of the running Flux fails
+    // the plan at `distribution.version`, before anything is written to Git or the cluster.
+    let downgrade = changed.replace("version = \"2.6.x\"", "version = \"2.5.x\"");
+    assert_ne!(
+        downgrade, changed,
+        "the version is set as `version = \"2.6.x\"`"
+    );
+    env.ws
+        .write_config(&config(&env, &url, "pw-hunter2-two", &downgrade));
+    env.ws.plan().assert_error().assert_contains(&[
+        "Flux minor version downgrade",
+        "distribution.version: Flux v2.6.",
+        "\"2.5.x\" only allows a",
+    ]);
+    assert_eq!(subjects(&env.repos, "fleet").len(), 4);
+    env.ws
+        .write_config(&config(&env, &url, "pw-hunter2-two", &changed));
+
     // Destroy: Flux uninstalled first, then the files removed in one commit.
     env.ws.destroy().assert_success();
     assert!(
@@ -816,10 +834,28 @@ fn import_and_migrate_a_classic_bootstrap() {
     assert_eq!(imported["path"], "clusters/my-cluster");
     assert_eq!(imported["distribution"]["version"], "2.7.5");
     assert_eq!(imported["kustomize"]["patches"][0]["patch"], CLASSIC_PATCH);
-    env.ws
-        .plan()
-        .assert_changes()
-        .assert_contains(&["~ files", "~ ready"]);
+    // A configuration without the classic installation's patch: the plan warns, naming the
+    // patch, its target and how to keep it, and writes nothing.
+    let full = classic_config(&env, &url);
+    let without_patch = format!("{}}}\n", &full[..full.find("  kustomize = {").unwrap()]);
+    env.ws.write_config(&without_patch);
+    let first_line = CLASSIC_PATCH.lines().next().unwrap();
+    env.ws.plan().assert_changes().assert_contains(&[
+        "Warning: Kustomize Patch Dropped",
+        "kustomize.patches[0] (target Deployment/kustomize-controller)",
+        "generate-config-out",
+        first_line,
+    ]);
+    assert_eq!(subjects(&env.repos, "classic").len(), before);
+    env.ws.write_config(&full);
+    let plan = env.ws.plan();
+    let output = plan.assert_changes();
+    output.assert_contains(&["~ files", "~ ready"]);
+    assert!(
+        !output.combined().contains("Kustomize Patch Dropped"),
+        "{}",
+        output.combined()
+    );
 
     env.ws.apply().assert_success();
     for (name, old) in controllers.iter().zip(&uids) {
@@ -1167,10 +1203,28 @@ fn import_and_migrate_a_classic_bootstrap_on_real_controllers() {
     assert_eq!(imported["path"], "clusters/my-cluster");
     assert_eq!(imported["distribution"]["version"], "2.7.5");
     assert_eq!(imported["kustomize"]["patches"][0]["patch"], CLASSIC_PATCH);
-    env.ws
-        .plan()
-        .assert_changes()
-        .assert_contains(&["~ files", "~ ready"]);
+    // A configuration without the classic installation's patch: the plan warns, naming the
+    // patch, its target and how to keep it, and writes nothing.
+    let full = classic_config(&env, &url);
+    let without_patch = format!("{}}}\n", &full[..full.find("  kustomize = {").unwrap()]);
+    env.ws.write_config(&without_patch);
+    let first_line = CLASSIC_PATCH.lines().next().unwrap();
+    env.ws.plan().assert_changes().assert_contains(&[
+        "Warning: Kustomize Patch Dropped",
+        "kustomize.patches[0] (target Deployment/kustomize-controller)",
+        "generate-config-out",
+        first_line,
+    ]);
+    assert_eq!(subjects(&env.repos, "classic").len(), before);
+    env.ws.write_config(&full);
+    let plan = env.ws.plan();
+    let output = plan.assert_changes();
+    output.assert_contains(&["~ files", "~ ready"]);
+    assert!(
+        !output.combined().contains("Kustomize Patch Dropped"),
+        "{}",
+        output.combined()
+    );
     env.ws.apply().assert_success();
     env.ws.plan().assert_no_changes();
     stop.store(true, std::sync::atomic::Ordering::Relaxed);

@@ -1229,3 +1229,56 @@ resource "flux_resource_set" "settings" {{
     sandbox.assert_gone("resourceset", Some(ns), "settings");
     sandbox.assert_gone("configmap", Some(ns), "settings");
 }
+
+/// The real operator (v0.58.1) reports a ResourceSet whose `inputs_from` provider is missing
+/// Stalled, and one whose `service_account_name` it cannot impersonate fails to apply and, on
+/// delete, leaves its objects behind. Plan warns about both, naming the object and the fix, and
+/// stops warning once they exist; the plan writes nothing.
+#[test]
+fn plan_warns_about_a_missing_input_provider_and_service_account() {
+    let sandbox = start();
+    let ns = sandbox.ns();
+    let workspace = sandbox.workspace();
+    workspace.write_config(&format!(
+        r#"{provider}
+resource "flux_resource_set" "refs" {{
+  name                 = "refs"
+  namespace            = "{ns}"
+  service_account_name = "deployer"
+  inputs_from          = [{{ name = "later" }}]
+  resources = [{{
+    apiVersion = "v1"
+    kind       = "ConfigMap"
+    metadata   = {{ name = "refs-<< inputs.id >>", namespace = "{ns}" }}
+  }}]
+}}
+"#,
+        provider = sandbox.provider_block()
+    ));
+    let plan = workspace.plan();
+    let output = plan.assert_changes();
+    output.assert_contains(&[
+        "Warning: Input Provider Not Found",
+        &format!("ResourceSetInputProvider {ns}/later does not exist yet"),
+        "Warning: Service Account Not Found",
+        &format!("ServiceAccount {ns}/deployer does not exist yet"),
+        "leaves the generated objects behind",
+        "Plan: 1 to add, 0 to change, 0 to destroy.",
+    ]);
+    // Warnings, and nothing written: the ResourceSet does not exist.
+    assert!(sandbox.get("resourceset", Some(ns), "refs").is_none());
+
+    // Once both exist, the plan is quiet.
+    sandbox.ok(&["-n", ns, "create", "serviceaccount", "deployer"]);
+    sandbox.apply_text(
+        "later.yaml",
+        "apiVersion: fluxcd.controlplane.io/v1\nkind: ResourceSetInputProvider\nmetadata:\n  \
+         name: later\n  namespace: flux-system\nspec:\n  type: Static\n",
+        true,
+    );
+    let plan = workspace.plan();
+    let text = plan.assert_changes().combined();
+    for summary in ["Input Provider Not Found", "Service Account Not Found"] {
+        assert!(!text.contains(summary), "{text}");
+    }
+}

@@ -39,7 +39,7 @@ use crate::git::{Auth, Author, Checkout, Error as GitError, FileChange, Options,
 use crate::resources::common::{
     self, DeletionPolicy, Operation, ReconcileWait, apply_error, cluster_for_apply,
 };
-use crate::resources::flux_bootstrap_git_check::check_instance;
+use crate::resources::flux_bootstrap_git_check::{check_hazards, check_instance, dropped_patches};
 use crate::resources::flux_bootstrap_git_model::{
     BootstrapModel, DEFAULT_COMMIT_MESSAGE, GitAccess, INPUT_ATTRIBUTES, clean_path,
     desired_instance, digest, digests, instance_ref, operator_model, read_manifest_into,
@@ -768,6 +768,9 @@ impl<D: GitAccess> Resource<D> for FluxBootstrapGitResource {
         // dry-run when the cluster is known (nothing is written before this passes at apply).
         if let Ok(instance) = desired_instance(&planned, Value::Known(None)) {
             let cluster = common::cluster_if_known(ctx.data()?.as_ref()).await?;
+            // The same hazards as flux_instance's (a minor downgrade, a sync.name change, ...).
+            let hazards = check_hazards(cluster.as_ref(), &instance).await?;
+            ctx.diagnostics.extend(hazards);
             if let Some(namespace) = check_instance(cluster.as_ref(), &instance).await? {
                 ctx.warn_at(
                     AttrPath::attr("namespace"),
@@ -794,6 +797,9 @@ impl<D: GitAccess> Resource<D> for FluxBootstrapGitResource {
             planned.flux_version = Value::Unknown;
             return Ok(Planned::new(planned));
         };
+        // Patches the installation applies today (an imported classic bootstrap's, say) that
+        // the configuration drops.
+        ctx.diagnostics.extend(dropped_patches(&prior, &planned));
         let name_of =
             |m: &BootstrapModel| m.sync.as_known().and_then(|s| s.name.as_known().cloned());
         if planned.sync.is_known() && name_of(&prior) != name_of(&planned) {

@@ -4,17 +4,29 @@
 //! API server's server-side dry-run (schema patterns, CEL rules, admission). A bootstrap
 //! installs the operator (CRDs) and creates the namespace itself, so their absence is no error:
 //! the local rules stand in for the dry-run then. Problems are reported at the bootstrap's own
-//! attribute paths (`interval`, `url`, `branch`, ... for the instance's `sync`).
+//! attribute paths (`interval`, `url`, `branch`, ... for the instance's `sync`). The plan-time
+//! hazards are `flux_instance`'s (`flux::hazards`): a minor downgrade of the running version, a
+//! `sync.name` change, a namespace other than the running operator's fail the plan; removing or
+//! re-kinding the sync warn (not the "also managed by Flux" warning: the bootstrap's instance is
+//! applied from Git by design). A plan that drops kustomize patches the installation applies
+//! today (the patches of a classic `flux bootstrap` that import read, for example) warns, naming
+//! each patch and how to keep it.
 //!
 //! Lives in `resources/`: may use `framework`, `flux`, `cluster`.
 
-use crate::cluster::objects::Cluster;
-use crate::flux::instance::FluxInstance;
+use crate::cluster::objects::{Cluster, ObjectRef};
+use crate::flux::hazards::{self, InstanceChange, Severity};
+use crate::flux::instance::{API_VERSION, FluxInstance, KIND};
 use crate::flux::normalize::validate_spec;
 use crate::framework::diagnostics::Diagnostics;
+use crate::framework::model::Value;
 use crate::framework::path::AttrPath;
-use crate::resources::common::{PlanDryRun, api_field_to_path, apply_error, dry_run_at_plan};
-use crate::resources::flux_instance_live::to_dynamic;
+use crate::resources::common::{
+    PlanDryRun, api_field_to_path, apply_error, dry_run_at_plan, find_operator_namespace,
+};
+use crate::resources::flux_bootstrap_git_model::BootstrapModel;
+use crate::resources::flux_instance_live::{from_dynamic, to_dynamic};
+use crate::resources::flux_instance_model::TargetModel;
 
 /// The attribute of `flux_bootstrap_git` that sets a FluxInstance field (`spec.`-relative, as
 /// the CRD names it).
@@ -87,10 +99,205 @@ pub async fn check_instance(
     }
 }
 
+/// The hazards of writing `instance` over what runs in the cluster (when `cluster` is given:
+/// the live FluxInstance and the operator's namespace; a read that fails only leaves that part
+/// unchecked). Returns the warnings.
+///
+/// # Errors
+///
+/// The hazards that must fail the plan, at the bootstrap's attribute paths.
+pub async fn check_hazards(
+    cluster: Option<&Cluster>,
+    instance: &FluxInstance,
+) -> Result<Diagnostics, Diagnostics> {
+    let name = instance.metadata.name.clone().unwrap_or_default();
+    let namespace = instance.metadata.namespace.clone().unwrap_or_default();
+    let (live, operator_namespace) = match cluster {
+        Some(cluster) => {
+            let reference = ObjectRef::new(API_VERSION, KIND, Some(&namespace), &name);
+            let live = match cluster.get(&reference).await {
+                Ok(Some(object)) => from_dynamic(&object).ok(),
+                Ok(None) | Err(_) => None,
+            };
+            let operator = find_operator_namespace(cluster).await.ok().flatten();
+            (live, operator)
+        }
+        None => (None, None),
+    };
+    let change = InstanceChange {
+        name: &name,
+        namespace: &namespace,
+        operator_namespace: operator_namespace.as_deref(),
+        desired: &instance.spec,
+        live: live.as_ref(),
+    };
+    let mut errors = Diagnostics::new();
+    let mut warnings = Diagnostics::new();
+    // The bootstrap's FluxInstance is applied from Git by its own sync Kustomization by design:
+    // the "also managed by Flux" warning does not apply to it.
+    let own = hazards::instance_hazards(&change)
+        .into_iter()
+        .filter(|h| h.field != "metadata.labels");
+    for hazard in own {
+        let detail = format!("{}.", hazard.detail);
+        let out = match hazard.severity {
+            Severity::Error => &mut errors,
+            Severity::Warning => &mut warnings,
+        };
+        let path = if hazard.field.starts_with("metadata.") {
+            (hazard.field == "metadata.namespace").then(|| AttrPath::attr("namespace"))
+        } else {
+            attribute_of(&hazard.field)
+        };
+        match (hazard.severity, path) {
+            (Severity::Error, Some(p)) => out.error_at(p, hazard.summary, detail),
+            (Severity::Error, None) => out.error(hazard.summary, detail),
+            (Severity::Warning, Some(p)) => out.warning_at(p, hazard.summary, detail),
+            (Severity::Warning, None) => out.warning(hazard.summary, detail),
+        }
+    }
+    if errors.has_errors() {
+        Err(errors)
+    } else {
+        Ok(warnings)
+    }
+}
+
+/// `Deployment/kustomize-controller`, `kind=Deployment, label_selector=…`: what a patch targets.
+fn describe_target(target: &TargetModel) -> String {
+    let kind = target.kind.as_known().map_or("*", String::as_str);
+    let mut out = match target.name.as_known() {
+        Some(name) => format!("{kind}/{name}"),
+        None => format!("every {kind}"),
+    };
+    if let Some(selector) = target.label_selector.as_known() {
+        out.push_str(&format!(" with labels {selector}"));
+    }
+    out
+}
+
+/// Warnings for the kustomize patches of `prior` (what the installation applies today) that
+/// `planned` no longer has: dropping one reverts its change in the cluster once the operator
+/// reconciles. Nothing while the planned patches are unknown.
+pub fn dropped_patches(prior: &BootstrapModel, planned: &BootstrapModel) -> Diagnostics {
+    let mut out = Diagnostics::new();
+    let before = match &prior.kustomize {
+        Value::Known(k) => k.patches.as_known().cloned().unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    let after = match &planned.kustomize {
+        Value::Unknown => return out,
+        Value::Null => Vec::new(),
+        Value::Known(k) => match &k.patches {
+            Value::Unknown => return out,
+            Value::Null => Vec::new(),
+            Value::Known(list) => list.clone(),
+        },
+    };
+    for (index, patch) in before.iter().enumerate() {
+        if after.contains(patch) {
+            continue;
+        }
+        let target = patch.target.as_known().map_or_else(
+            || "the target its own YAML names".to_owned(),
+            describe_target,
+        );
+        let text = patch.patch.as_known().map_or("", String::as_str).trim_end();
+        out.warning_at(
+            AttrPath::attr("kustomize").then_attr("patches"),
+            "Kustomize Patch Dropped",
+            format!(
+                "The installation applies kustomize.patches[{index}] (target {target}) today, \
+                 and the configuration no longer has it: once applied, the operator reverts its \
+                 change. To keep it, add it to kustomize.patches (`terraform plan \
+                 -generate-config-out=FILE` after an import writes every patch the installation \
+                 has):\n\n{text}"
+            ),
+        );
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::resources::flux_instance_model::{KustomizeModel, PatchModel};
     use pretty_assertions::assert_eq;
+
+    fn with_patches(patches: Value<Vec<PatchModel>>) -> BootstrapModel {
+        BootstrapModel {
+            kustomize: Value::Known(KustomizeModel { patches }),
+            ..BootstrapModel::default()
+        }
+    }
+
+    fn patch(name: &str, replicas: u8) -> PatchModel {
+        PatchModel {
+            patch: Value::Known(format!(
+                "- op: replace\n  path: /spec/replicas\n  value: {replicas}\n"
+            )),
+            target: Value::Known(TargetModel {
+                kind: Value::Known("Deployment".into()),
+                name: Value::Known(name.into()),
+                ..TargetModel::default()
+            }),
+        }
+    }
+
+    #[test]
+    fn dropped_patches_warn_naming_each_patch_and_its_text() {
+        let prior = with_patches(Value::Known(vec![
+            patch("kustomize-controller", 2),
+            patch("source-controller", 3),
+        ]));
+        // Kept, changed or dropped: only what the plan no longer has warns.
+        let kept_one = with_patches(Value::Known(vec![patch("kustomize-controller", 2)]));
+        let warnings = dropped_patches(&prior, &kept_one);
+        let details: Vec<(String, String, String)> = warnings
+            .iter()
+            .map(|d| {
+                (
+                    d.summary.clone(),
+                    d.path.as_ref().map(ToString::to_string).unwrap_or_default(),
+                    d.detail.clone(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            details,
+            vec![(
+                "Kustomize Patch Dropped".to_owned(),
+                "kustomize.patches".to_owned(),
+                "The installation applies kustomize.patches[1] (target \
+                 Deployment/source-controller) today, and the configuration no longer has it: \
+                 once applied, the operator reverts its change. To keep it, add it to \
+                 kustomize.patches (`terraform plan -generate-config-out=FILE` after an import \
+                 writes every patch the installation has):\n\n- op: replace\n  path: \
+                 /spec/replicas\n  value: 3"
+                    .to_owned()
+            )]
+        );
+        assert_eq!(
+            dropped_patches(&prior, &BootstrapModel::default())
+                .iter()
+                .count(),
+            2
+        );
+        assert_eq!(
+            dropped_patches(&prior, &with_patches(Value::Null))
+                .iter()
+                .count(),
+            2
+        );
+        assert!(dropped_patches(&prior, &prior).is_empty());
+        assert!(dropped_patches(&prior, &with_patches(Value::Unknown)).is_empty());
+        let unknown = BootstrapModel {
+            kustomize: Value::Unknown,
+            ..BootstrapModel::default()
+        };
+        assert!(dropped_patches(&prior, &unknown).is_empty());
+        assert!(dropped_patches(&BootstrapModel::default(), &prior).is_empty());
+    }
 
     #[test]
     fn sync_fields_map_to_the_bootstrap_attributes() {

@@ -498,7 +498,13 @@ pub fn schema() -> Schema {
          as a change (`files`, `secret_status`, or `ready` back to `true`). Apply commits and \
          writes them again; the FluxInstance's `spec` and reconcile annotations are first \
          taken over from other field managers, so one apply also removes fields `kubectl` \
-         added, and the next plan is empty.",
+         added, and the next plan is empty.\
+         \n\n**Checked at plan.** Before anything is written, the plan checks the FluxInstance \
+         it would commit as `flux_instance` does: against the CRD's rules and, when the cluster \
+         is reachable, with a server-side dry-run; a minor downgrade of the running Flux, a \
+         `sync.name` change or a namespace other than the running operator's fail the plan. \
+         Dropping kustomize patches the installation applies today (after importing a classic \
+         bootstrap, for example) warns, naming each patch and how to keep it.",
     );
     schema
 }

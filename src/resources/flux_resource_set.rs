@@ -10,6 +10,8 @@
 
 #[path = "flux_resource_set_model.rs"]
 pub mod model;
+#[path = "flux_resource_set_refs.rs"]
+mod refs;
 
 use std::time::Duration;
 
@@ -35,6 +37,7 @@ use model::{
     DESIRED_ATTRIBUTES, HEALTHY, ResourceSetModel, SpecError, keep_equivalent_open_values,
     live_model, model_object, nested_unknown, set_status, validate_config,
 };
+use refs::reference_warnings;
 
 /// Default for every `timeouts` value.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
@@ -248,6 +251,10 @@ async fn dry_run(
             let name = planned.name.as_known().cloned().unwrap_or_default();
             if let Some((summary, detail)) = verdict.warning("ResourceSet", &name, "") {
                 ctx.warn_at(AttrPath::attr("namespace"), summary, detail);
+            } else {
+                for (path, summary, detail) in reference_warnings(&cluster, planned).await {
+                    ctx.warn_at(path, summary, detail);
+                }
             }
             Ok(())
         }

@@ -160,7 +160,7 @@ pub fn schema() -> Schema {
         Attribute::new("inputs", Type::Dynamic).optional().description(
             "Input sets: a list of objects of arbitrary values, written in HCL (`[{ tenant = \"team-a\", replicas = 2 }]`) or with `yamldecode`. The templates are rendered once per input set and read a value as `<< inputs.tenant >>`. Compared semantically: key order and the spelling (HCL or decoded YAML) are not a change; a plan shows the changed fields."),
         Attribute::nested("inputs_from", Nesting::List, vec![
-            s("name", "Name of a `ResourceSetInputProvider` in the ResourceSet's namespace. Exactly one of `name` and `selector`."),
+            s("name", "Name of a `ResourceSetInputProvider` in the ResourceSet's namespace. Exactly one of `name` and `selector`. Plan warns when it does not exist: the operator reports the ResourceSet Stalled (\"failed to compute inputs\"). A provider created in the same apply must come first: refer to its `name` attribute (`flux_resource_set_input_provider.x.name`) or add `depends_on`."),
             Attribute::nested("selector", Nesting::Single, vec![
                 Attribute::string_map("match_labels").optional().description("Labels the providers must carry."),
                 Attribute::nested("match_expressions", Nesting::List, vec![
@@ -188,7 +188,7 @@ pub fn schema() -> Schema {
             s("ready_expr", "A CEL expression deciding readiness in place of the default check; only evaluated with `ready = true` (refused at plan otherwise)."),
         ]).optional().description("Objects that must exist (and be ready) before the operator reconciles the ResourceSet (the API's `dependsOn`; renamed because `depends_on` is a Terraform meta-argument). While one is missing or not ready, the operator reports `DependencyNotReady` and apply keeps waiting until its timeout."),
         common_metadata_attribute("Labels and annotations set on every generated object.", "Annotations set on every generated object; `fluxcd.controlplane.io/prune: disabled` disables garbage collection."),
-        s("service_account_name", "Service account (in the ResourceSet's namespace) the operator impersonates to apply the generated objects."),
+        s("service_account_name", "Service account (in the ResourceSet's namespace) the operator impersonates to apply and prune the generated objects. Plan warns when it does not exist. Create it before the ResourceSet and destroy it after: if the operator cannot impersonate it on delete, it skips pruning and leaves the generated objects behind."),
         Attribute::bool("wait").default_value(false).description("Whether the operator health-checks the generated objects before reporting Ready. Default `false` (the operator's default)."),
         s("reconcile_every", "How often the operator re-applies the generated objects to correct drift (`fluxcd.controlplane.io/reconcileEvery`), a Go duration; operator default `1h`."),
         s("reconcile_timeout", "How long the operator health-checks the generated objects (`fluxcd.controlplane.io/reconcileTimeout`); operator default `5m`."),
