@@ -764,6 +764,11 @@ impl<D: GitAccess> Resource<D> for FluxBootstrapGitResource {
                     .secret_data(url, planned.sync_provider())?;
             }
         }
+        // sync.name is immutable: checked against the prior state first, so that the change
+        // gets one error naming the attribute (the hazards below check it against the cluster).
+        if let Some(prior) = change.prior.as_ref() {
+            sync_name_unchanged(prior, &planned)?;
+        }
         // The FluxInstance it would commit and apply: the CRD's rules, and the API server's
         // dry-run when the cluster is known (nothing is written before this passes at apply).
         if let Ok(instance) = desired_instance(&planned, Value::Known(None)) {
@@ -800,22 +805,6 @@ impl<D: GitAccess> Resource<D> for FluxBootstrapGitResource {
         // Patches the installation applies today (an imported classic bootstrap's, say) that
         // the configuration drops.
         ctx.diagnostics.extend(dropped_patches(&prior, &planned));
-        let name_of =
-            |m: &BootstrapModel| m.sync.as_known().and_then(|s| s.name.as_known().cloned());
-        if planned.sync.is_known() && name_of(&prior) != name_of(&planned) {
-            return Err(Diagnostics::from_error_at(
-                AttrPath::attr("sync").then_attr("name"),
-                "Immutable Sync Name",
-                format!(
-                    "sync.name cannot change ({} → {}): the API refuses it, and renaming the \
-                     sync objects would make the operator garbage-collect the Kustomization, \
-                     which prunes everything Flux applied. Keep the current name, or bootstrap \
-                     a new installation.",
-                    name_of(&prior).as_deref().unwrap_or("(the namespace)"),
-                    name_of(&planned).as_deref().unwrap_or("(the namespace)")
-                ),
-            ));
-        }
         let files_differ = files.is_unknown() || files != prior.files;
         let hash_differs = hash.is_unknown() || hash != prior.secret_status;
         let not_ready = prior.ready.as_known() != Some(&true);
@@ -1114,4 +1103,26 @@ pub(crate) fn decode_secret(secret: &DynamicObject) -> BTreeMap<String, String> 
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// Refuses a change of the effective `sync.name` against the prior state, at `sync.name`.
+fn sync_name_unchanged(
+    prior: &BootstrapModel,
+    planned: &BootstrapModel,
+) -> Result<(), Diagnostics> {
+    let name_of = |m: &BootstrapModel| m.sync.as_known().and_then(|s| s.name.as_known().cloned());
+    if planned.sync.is_known() && name_of(prior) != name_of(planned) {
+        return Err(Diagnostics::from_error_at(
+            AttrPath::attr("sync").then_attr("name"),
+            "Immutable Sync Name",
+            format!(
+                "sync.name cannot change ({} → {}): the API refuses it, and renaming the sync \
+                 objects would make the operator garbage-collect the Kustomization, which prunes \
+                 everything Flux applied. Keep the current name, or bootstrap a new installation.",
+                name_of(prior).as_deref().unwrap_or("(the namespace)"),
+                name_of(planned).as_deref().unwrap_or("(the namespace)")
+            ),
+        ));
+    }
+    Ok(())
 }
