@@ -524,3 +524,240 @@ resource "flux_operator" "this" {{
         None
     );
 }
+
+// Installation shapes (issue 13; reference/flux-operator-behaviour.md, "The operator's own
+// installation"). The release `install.yaml` shape is what every other test here starts from
+// (`operator_install_drift_upgrade_and_destroy`, `chart_settings_are_field_level_diffs_...`):
+// an empty namespace, then Deployment `flux-operator` with selector `{app.kubernetes.io/name}`.
+
+/// A minimal operator Deployment as another installer leaves it.
+fn foreign_deployment(
+    ns: &str,
+    name: &str,
+    selector: &[(&str, &str)],
+    labels: &[(&str, &str)],
+    annotations: &[(&str, &str)],
+) -> String {
+    let map = |pairs: &[(&str, &str)]| {
+        serde_json::Value::Object(
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), serde_json::json!(v)))
+                .collect(),
+        )
+    };
+    serde_json::json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": ns, "labels": map(labels), "annotations": map(annotations)},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": map(selector)},
+            "template": {
+                "metadata": {"labels": map(selector)},
+                "spec": {"containers": [{"name": "manager", "image": "ghcr.io/controlplaneio-fluxcd/flux-operator:v0.58.1"}]},
+            },
+        },
+    })
+    .to_string()
+}
+
+fn kubectl_create(sandbox: &RealCluster, ws: &Workspace, file: &str, json: &str) {
+    let path = ws.write_file(file, json);
+    sandbox.kubectl(&["create", "-f", path.to_str().unwrap()]);
+}
+
+/// The operator Deployments in `ns` (every installer labels them `app.kubernetes.io/name`).
+fn operator_deployments(sandbox: &RealCluster, ns: &str) -> Vec<String> {
+    let list = sandbox
+        .get_json(&[
+            "deployments",
+            "-n",
+            ns,
+            "-l",
+            "app.kubernetes.io/name=flux-operator",
+        ])
+        .unwrap();
+    list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["metadata"]["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn cli_installed_operator_is_adopted_with_its_selector() {
+    let sandbox = RealCluster::shared();
+    let namespace = sandbox.namespace("acc-operator-cli");
+    let ns = namespace.name.as_str();
+    let ws = Workspace::new(BINARY);
+    ws.write_file("kubeconfig", &sandbox.kubeconfig_yaml());
+    let cli_selector = [
+        ("app.kubernetes.io/name", "flux-operator"),
+        ("app.kubernetes.io/instance", "flux-operator"),
+    ];
+    // What `flux-operator install` leaves: Deployment flux-operator, selector on both labels.
+    kubectl_create(
+        &sandbox,
+        &ws,
+        "cli.json",
+        &foreign_deployment(ns, "flux-operator", &cli_selector, &cli_selector, &[]),
+    );
+    let url = serve_once_per_request(operator_install_in(OPERATOR_INSTALL, ns));
+    ws.write_config(&config_in(
+        Some(ns),
+        &format!(r#"manifests_url = "{url}/install.yaml""#),
+        "",
+    ));
+    ws.plan().assert_changes();
+    // No immutable-selector 422: the selector is kept, the pod labels carry it.
+    ws.apply().assert_success();
+    assert_eq!(operator_deployments(&sandbox, ns), ["flux-operator"]);
+    let d = sandbox
+        .get_json(&["deployment", "flux-operator", "-n", ns])
+        .unwrap();
+    let both = serde_json::json!({"app.kubernetes.io/name": "flux-operator", "app.kubernetes.io/instance": "flux-operator"});
+    assert_eq!(d["spec"]["selector"]["matchLabels"], both);
+    for (k, v) in both.as_object().unwrap() {
+        assert_eq!(&d["spec"]["template"]["metadata"]["labels"][k], v, "{k}");
+    }
+    // The rest is the release manifests' (settings applied, the ServiceAccount created).
+    let env = &d["spec"]["template"]["spec"]["containers"][0]["env"];
+    assert!(
+        env.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["name"] == "DEFAULT_SERVICE_ACCOUNT" && e["value"] == "flux-tenant"),
+        "{env}"
+    );
+    assert_eq!(
+        d["spec"]["template"]["spec"]["serviceAccountName"],
+        "flux-operator"
+    );
+    assert!(
+        sandbox
+            .get_json(&["serviceaccount", "flux-operator", "-n", ns])
+            .is_some()
+    );
+    let values = state_values(&ws);
+    assert_eq!(values["installation_status"], "Healthy");
+    assert_eq!(values["operator_version"], "v0.58.1");
+    ws.plan().assert_no_changes();
+
+    ws.destroy().assert_success();
+    assert!(operator_deployments(&sandbox, ns).is_empty());
+}
+
+/// What of `ns` an install would write, and the Helm Deployment as found: names of the
+/// namespace's workloads, Services and ServiceAccounts (not the API server's `default`), and
+/// the Deployment's generation and field managers.
+fn namespace_snapshot(sandbox: &RealCluster, ns: &str, helm: &str) -> Value {
+    let names = sandbox.kubectl(&[
+        "get",
+        "deployments,services,serviceaccounts,secrets,roles,rolebindings",
+        "-n",
+        ns,
+        "-o",
+        "name",
+    ]);
+    let mut names: Vec<&str> = names
+        .lines()
+        .filter(|l| *l != "serviceaccount/default")
+        .collect();
+    names.sort_unstable();
+    let d = sandbox
+        .get_json(&["deployment", helm, "-n", ns, "--show-managed-fields"])
+        .unwrap();
+    let managers: Vec<Value> = d["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["manager"].clone())
+        .collect();
+    serde_json::json!({
+        "names": names,
+        "generation": d["metadata"]["generation"],
+        "spec": d["spec"],
+        "labels": d["metadata"]["labels"],
+        "managers": managers,
+    })
+}
+
+/// Whether the state holds no resource.
+fn no_resources(ws: &Workspace) -> bool {
+    let state = ws.show_json();
+    state["values"]["root_module"]["resources"]
+        .as_array()
+        .is_none_or(Vec::is_empty)
+}
+
+#[test]
+fn helm_installed_operator_is_refused_at_plan_and_apply_without_writing() {
+    let sandbox = RealCluster::shared();
+    let namespace = sandbox.namespace("acc-operator-helm");
+    let ns = namespace.name.as_str();
+    let ws = Workspace::new(BINARY);
+    ws.write_file("kubeconfig", &sandbox.kubeconfig_yaml());
+    // What `helm install ops flux-operator -n <ns>` leaves: Deployment ops-flux-operator.
+    let helm = foreign_deployment(
+        ns,
+        "ops-flux-operator",
+        &[
+            ("app.kubernetes.io/name", "flux-operator"),
+            ("app.kubernetes.io/instance", "ops"),
+        ],
+        &[
+            ("app.kubernetes.io/name", "flux-operator"),
+            ("app.kubernetes.io/instance", "ops"),
+            ("app.kubernetes.io/managed-by", "Helm"),
+        ],
+        &[
+            ("meta.helm.sh/release-name", "ops"),
+            ("meta.helm.sh/release-namespace", ns),
+        ],
+    );
+    kubectl_create(&sandbox, &ws, "helm.json", &helm);
+    let before = namespace_snapshot(&sandbox, ns, "ops-flux-operator");
+    let url = serve_once_per_request(operator_install_in(OPERATOR_INSTALL, ns));
+    ws.write_config(&config_in(
+        Some(ns),
+        &format!(r#"manifests_url = "{url}/install.yaml""#),
+        "",
+    ));
+    let message = [
+        "Flux Operator Installed By Helm",
+        &format!("Deployment {ns}/ops-flux-operator"),
+        &format!("managed by the Helm release \"ops\" in namespace \"{ns}\""),
+        "remove flux_operator from the configuration",
+        &format!("`helm uninstall ops -n {ns}`"),
+    ];
+    let plan = ws.plan();
+    plan.assert_error().assert_contains(&message);
+    assert_eq!(
+        namespace_snapshot(&sandbox, ns, "ops-flux-operator"),
+        before
+    );
+    assert!(no_resources(&ws));
+
+    // Installed by Helm between plan and apply: apply refuses before its first write.
+    sandbox.kubectl(&["-n", ns, "delete", "deployment", "ops-flux-operator"]);
+    ws.plan_with(&["-out=tfplan"]).assert_changes();
+    kubectl_create(&sandbox, &ws, "helm.json", &helm);
+    let before = namespace_snapshot(&sandbox, ns, "ops-flux-operator");
+    ws.run(&[
+        "apply",
+        "-input=false",
+        "-lock=false",
+        "-no-color",
+        "tfplan",
+    ])
+    .assert_failure()
+    .assert_contains(&message);
+    assert_eq!(
+        namespace_snapshot(&sandbox, ns, "ops-flux-operator"),
+        before
+    );
+    assert_eq!(operator_deployments(&sandbox, ns), ["ops-flux-operator"]);
+    assert!(no_resources(&ws));
+}

@@ -18,6 +18,7 @@
 //! - [`render`]: deterministic manifests committed to Git (`flux-system/`).
 //! - [`operator`]: the Flux Operator's release manifests: parse, order, customise, identify.
 //! - [`operator_chart`]: the operator Deployment settings of its Helm chart, written and read back.
+//! - [`operator_shape`]: how an operator already installed was installed (release, CLI, Helm).
 //! - [`bootstrap`]: detection and conversion of classic `flux bootstrap` installations.
 //! - [`object`]: object references shared by the above (inventory entries, manifest objects).
 //! - [`duration`]: the Go duration strings the API uses (`1m`, `10m0s`).
@@ -84,6 +85,7 @@ pub mod normalize;
 pub mod object;
 pub mod operator;
 pub mod operator_chart;
+pub mod operator_shape;
 pub mod render;
 pub mod report;
 pub mod resource_set;

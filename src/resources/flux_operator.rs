@@ -3,7 +3,10 @@
 //! writes the CRDs first and waits until they are Established, then the rest in order, then
 //! waits until the Deployment is Available. The applied objects (CRDs by name) are kept in
 //! private state, so Read can tell when one was deleted or changed, which plans as a pending
-//! re-apply. Destroy keeps the CRDs and the namespace unless `delete_crds = true`.
+//! re-apply. Destroy keeps the CRDs and the namespace unless `delete_crds = true`. An operator
+//! already in the namespace is inspected at plan and before apply's first write
+//! ([`super::flux_operator_existing`]): adopted when `flux-operator install` made it, refused
+//! when Helm did.
 //!
 //! Lives in `resources/`: may use `framework`, `flux`, `cluster`, never `provider`.
 
@@ -28,6 +31,7 @@ use crate::resources::common::{
     self, ClusterAccess, Operation, apply_error, cluster_for_apply, cluster_if_known, is_subset,
 };
 use crate::resources::common_fetch::fetch_text;
+use crate::resources::flux_operator_existing as existing;
 pub use crate::resources::flux_operator_model::{
     OperatorModel, ResourcesModel, TolerationModel, schema,
 };
@@ -153,7 +157,8 @@ async fn install_tracked(
     applied: &mut Applied,
     desired: &mut Vec<Json>,
 ) -> Result<(), Diagnostics> {
-    let (crds, rest) = op::split_crds(load(model).await?);
+    let (crds, mut rest) = op::split_crds(load(model).await?);
+    existing::prepare(cluster, &namespace_of(model), &mut rest).await?;
     desired.clone_from(&rest);
     let cancel = ctx.cancellation();
     let failed = |e| apply_error("Flux Operator Apply Failed", &e);
@@ -315,6 +320,21 @@ async fn apply_op(
     Ok(state)
 }
 
+/// Refuses, when the cluster and namespace are known, a plan that would install next to an
+/// operator installed by Helm or under another name. Reads only.
+async fn refuse_foreign_at_plan(
+    ctx: &Context<impl ClusterAccess>,
+    planned: &OperatorModel,
+) -> Result<(), Diagnostics> {
+    if planned.namespace.is_unknown() {
+        return Ok(());
+    }
+    match cluster_if_known(ctx.data()?.as_ref()).await? {
+        Some(cluster) => existing::refuse_foreign(&cluster, &namespace_of(planned)).await,
+        None => Ok(()),
+    }
+}
+
 /// The `flux_operator` resource.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct FluxOperatorResource;
@@ -349,6 +369,7 @@ impl<D: ClusterAccess> Resource<D> for FluxOperatorResource {
         planned.id = planned.namespace.clone();
         let Some(prior) = change.prior else {
             planned.operator_version = planned_version(&planned);
+            refuse_foreign_at_plan(ctx, &planned).await?;
             return Ok(Planned::new(planned));
         };
         let (Ok(a), Ok(b)) = (to_raw(&prior), to_raw(&planned)) else {
@@ -375,6 +396,9 @@ impl<D: ClusterAccess> Resource<D> for FluxOperatorResource {
             planned.operator_version = private_applied(&ctx.private)
                 .and_then(|a| op::operator_version(&a.objects))
                 .map_or_else(|| planned_version(&planned), Value::Known);
+        }
+        if planned != prior {
+            refuse_foreign_at_plan(ctx, &planned).await?;
         }
         let replace = if prior.namespace != planned.namespace {
             vec![AttrPath::attr("namespace")]

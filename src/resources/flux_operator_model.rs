@@ -276,11 +276,22 @@ pub fn schema() -> Schema {
             "deletes the operator (and, with `delete_crds`, every Flux object)",
         ));
     schema.block.description.push_str(
-        "\n\n**An existing object.** Creating this resource where the operator is already \
-         installed (with `kubectl`, Helm or another configuration) is not refused: the \
+        "\n\n**An existing object.** Plan (when the cluster is known) and apply (before its \
+         first write) look at the operator Deployments already in the namespace. An operator \
+         installed from the release `install.yaml` or with `kubectl` is not refused: the \
          manifests are applied over the existing objects with a forced server-side apply, which \
          takes over their fields, and the Deployment's and Service's `spec` fields that the \
-         manifests do not set are removed. To bring an installation under Terraform as it is, \
+         manifests do not set are removed. One installed with `flux-operator install` \
+         (Deployment `flux-operator` whose selector also matches `app.kubernetes.io/instance`) \
+         is adopted the same way, keeping its selector (which Kubernetes does not let change) \
+         and adding its labels to the pod template. One installed with the Helm chart \
+         (Deployment `<release>-flux-operator`, or labelled `app.kubernetes.io/managed-by: \
+         Helm`), or any other `app.kubernetes.io/name: flux-operator` Deployment under another \
+         name, is refused with an error naming the Deployment and the Helm release, since \
+         installing next to it would run a second operator: either keep Helm managing the \
+         operator and remove `flux_operator` from the configuration (`flux_instance` works with \
+         an operator installed any way), or `helm uninstall <release> -n <namespace>` (the \
+         CRDs stay) and apply again. To bring an installation under Terraform as it is, \
          import it first: `terraform import <address> <namespace>`.\
          \n\n**Drift made by other tools.** Objects of the manifests that are deleted or \
          changed outside Terraform show in the plan as `installation_status` (`Drifted: ...`) \

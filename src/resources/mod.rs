@@ -8,7 +8,8 @@
 //!   diagnostics naming attributes, the API-JSON ↔ Terraform value mapping, and the
 //!   apply/wait/delete machinery for objects the Flux Operator reconciles (FluxInstance,
 //!   ResourceSet); [`common_fetch`]: downloading release manifests.
-//! - [`flux_operator_model`], [`flux_operator`]: the Flux Operator install; [`affinity`]: the
+//! - [`flux_operator_model`], [`flux_operator`]: the Flux Operator install;
+//!   [`flux_operator_existing`]: what is already installed in its namespace; [`affinity`]: the
 //!   typed pod affinity attribute its settings use.
 //! - [`flux_instance_model`], [`flux_instance_live`], [`flux_instance`], [`flux_instance_data`]: the FluxInstance
 //!   resource and data source.
@@ -33,6 +34,7 @@ pub mod flux_instance_data;
 pub mod flux_instance_live;
 pub mod flux_instance_model;
 pub mod flux_operator;
+pub mod flux_operator_existing;
 pub mod flux_operator_model;
 pub mod flux_report_data;
 pub mod flux_resource_set;
