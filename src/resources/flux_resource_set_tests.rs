@@ -1,8 +1,9 @@
 //! Unit tests of the `flux_resource_set` resource.
 
 use super::*;
+use crate::framework::model::Value;
 use crate::framework::value::RawValue;
-use model::dynamic_value;
+use model::{HEALTHY, dynamic_value};
 use pretty_assertions::assert_eq;
 
 #[test]

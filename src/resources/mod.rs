@@ -50,6 +50,7 @@ pub mod flux_operator_model;
 pub mod flux_report_data;
 pub mod flux_resource_set;
 pub mod flux_resource_set_input_provider;
+mod flux_resource_set_live;
 pub mod ownership;
 pub mod reconciled;
 pub mod validation;
