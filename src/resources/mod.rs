@@ -13,8 +13,8 @@
 //!   typed pod affinity attribute its settings use.
 //! - [`flux_instance_model`], [`flux_instance_live`], [`flux_instance`], [`flux_instance_data`]: the FluxInstance
 //!   resource and data source.
-//! - `flux_resource_set`: ResourceSets; `flux_resource_set_input_provider`: their input
-//!   providers.
+//! - `flux_resource_set`: ResourceSets (its cluster reads and plan helpers in
+//!   `flux_resource_set_live`); `flux_resource_set_input_provider`: their input providers.
 //! - [`flux_report_data`]: the operator's FluxReport.
 //! - `flux_bootstrap_git*`: Git-backed self-management and classic-bootstrap migration (the
 //!   resource in `flux_bootstrap_git`, create/update in `flux_bootstrap_git_apply`, read in
