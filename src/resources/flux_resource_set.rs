@@ -10,8 +10,6 @@
 
 #[path = "flux_resource_set_model.rs"]
 pub mod model;
-#[path = "flux_resource_set_refs.rs"]
-mod refs;
 
 use std::time::Duration;
 
@@ -19,27 +17,26 @@ use async_trait::async_trait;
 use kube::api::DynamicObject;
 
 use crate::cluster::objects::{Cluster, ObjectRef};
-use crate::flux::instance::API_VERSION;
-use crate::flux::resource_set::{KIND, ResourceSet};
 use crate::framework::diagnostics::Diagnostics;
-use crate::framework::model::{Value, to_raw};
-use crate::framework::path::{AttrPath, PathStep};
-use crate::framework::plan::attributes_changed;
+use crate::framework::path::AttrPath;
 use crate::framework::resource::{ApplyError, Context, PlanChange, Planned, Resource};
 use crate::framework::schema::Schema;
 use crate::resources::common::{
-    self, ClusterAccess, DeletionPolicy, Operation, apply_error, cluster_for_apply,
-    cluster_if_known, dry_run_at_plan,
+    self, ClusterAccess, DeletionPolicy, Operation, cluster_for_apply, cluster_if_known,
 };
 use crate::resources::ownership;
 use crate::resources::reconciled::{self, Reconciled};
 use model::{
-    DESIRED_ATTRIBUTES, HEALTHY, ResourceSetModel, SpecError, keep_equivalent_open_values,
-    live_model, model_object, nested_unknown, set_status, validate_config,
+    ResourceSetModel, keep_equivalent_open_values, live_model, model_object, nested_unknown,
+    validate_config,
 };
-use refs::reference_warnings;
 
 /// Default for every `timeouts` value.
+use crate::resources::flux_resource_set_live::{
+    Reads, desired_changed, dry_run, get_live, inventory_status, model_ref, needs_reconcile,
+    plan_computed, refuse_existing_at_plan, renamed, spec_error, state_after, to_dynamic,
+};
+
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 /// `Ready=False` reasons apply waits through: the operator re-checks dependencies by itself.
 const KEEP_WAITING: [&str; 1] = ["DependencyNotReady"];
@@ -47,270 +44,6 @@ const KEEP_WAITING: [&str; 1] = ["DependencyNotReady"];
 /// The `flux_resource_set` resource.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct FluxResourceSetResource;
-
-/// The ResourceSet's reference.
-pub fn resource_set_ref(namespace: &str, name: &str) -> ObjectRef {
-    ObjectRef::new(API_VERSION, KIND, Some(namespace), name)
-}
-
-fn model_ref(model: &ResourceSetModel) -> ObjectRef {
-    resource_set_ref(
-        model.namespace.as_known().map_or("", String::as_str),
-        model.name.as_known().map_or("", String::as_str),
-    )
-}
-
-/// Diagnostics whose paths name API fields (`depends_on`) renamed to our attributes.
-fn renamed(mut diagnostics: Diagnostics) -> Diagnostics {
-    for d in &mut diagnostics.0 {
-        if let Some(AttrPath(steps)) = &mut d.path
-            && let Some(PathStep::Attr(first)) = steps.first_mut()
-            && first == "depends_on"
-        {
-            *first = "dependencies".to_owned();
-        }
-    }
-    diagnostics
-}
-
-fn spec_error(error: &SpecError) -> Diagnostics {
-    match error {
-        SpecError::Shape { path, message } => {
-            Diagnostics::from_error_at(path.clone(), "Invalid ResourceSet", format!("{message}."))
-        }
-        SpecError::Unknown => Diagnostics::from_error("Invalid ResourceSet", format!("{error}.")),
-    }
-}
-
-/// Whether what we write to the object (spec and annotations) differs between two models.
-fn desired_changed(prior: &ResourceSetModel, planned: &ResourceSetModel) -> bool {
-    let (Ok(a), Ok(b)) = (to_raw(prior), to_raw(planned)) else {
-        return true;
-    };
-    attributes_changed(&model::schema(), &a, &b, &DESIRED_ATTRIBUTES)
-}
-
-fn to_dynamic(object: &ResourceSet) -> Result<DynamicObject, Diagnostics> {
-    object
-        .to_json()
-        .map_err(|e| e.to_string())
-        .and_then(|json| serde_json::from_value(json).map_err(|e| e.to_string()))
-        .map_err(|e| Diagnostics::from_error("Provider Bug: Cannot Encode ResourceSet", e))
-}
-
-/// How a read reaches the cluster: `Live` (one GET per object) after an apply, where other
-/// controllers are expected to change objects; `Shared` in a refresh, where the refreshes of one
-/// Terraform operation share one LIST per kind and namespace ([`Cluster::get_shared`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Reads {
-    Live,
-    Shared,
-}
-
-/// Reads the live ResourceSet; `None` when it, its namespace or its CRD is gone.
-async fn get_live(
-    cluster: &Cluster,
-    object: &ObjectRef,
-    reads: Reads,
-) -> Result<Option<ResourceSet>, Diagnostics> {
-    let found = match reads {
-        Reads::Live => cluster.get(object).await,
-        Reads::Shared => cluster.get_shared(object).await,
-    }
-    .map_err(|e| apply_error("Cannot Read The ResourceSet", &e))?;
-    found
-        .map(|o| {
-            serde_json::to_value(&o)
-                .map_err(|e| e.to_string())
-                .and_then(|json| ResourceSet::from_json(json).map_err(|e| e.to_string()))
-                .map_err(|e| Diagnostics::from_error("Unreadable ResourceSet", format!("{e}.")))
-        })
-        .transpose()
-}
-
-/// The planned computed values and the pending-reconcile warning.
-fn plan_computed(
-    ctx: &mut Context<impl ClusterAccess>,
-    planned: &mut ResourceSetModel,
-    prior: Option<&ResourceSetModel>,
-) {
-    planned.id = match (planned.namespace.as_known(), planned.name.as_known()) {
-        (Some(ns), Some(name)) => format!("{ns}/{name}").into(),
-        _ => Value::Unknown,
-    };
-    let Some(prior) = prior else {
-        return;
-    };
-    let suspended = planned.suspend.as_known() == Some(&true);
-    let unknown_status = |planned: &mut ResourceSetModel| {
-        planned.ready = if suspended {
-            Value::Unknown
-        } else {
-            true.into()
-        };
-        planned.last_applied_revision = Value::Unknown;
-        planned.inventory = Value::Unknown;
-    };
-    if desired_changed(prior, planned) {
-        unknown_status(planned);
-        planned.inventory_status = HEALTHY.to_owned().into();
-    } else if !suspended && needs_reconcile(prior) {
-        let what = match prior.inventory_status.as_known() {
-            Some(status) if status != HEALTHY => status.clone(),
-            _ => "the ResourceSet is not Ready".to_owned(),
-        };
-        ctx.warn_at(
-            AttrPath::attr("inventory_status"),
-            "ResourceSet Will Be Reconciled",
-            format!(
-                "The generated objects are not healthy ({what}). Apply will ask the Flux \
-                 Operator to reconcile the ResourceSet and wait until it is Ready again."
-            ),
-        );
-        unknown_status(planned);
-        planned.inventory_status = HEALTHY.to_owned().into();
-    }
-}
-
-/// Whether the last read found the ResourceSet not Ready or its generated objects drifted.
-fn needs_reconcile(prior: &ResourceSetModel) -> bool {
-    prior.ready.as_known() == Some(&false)
-        || prior
-            .inventory_status
-            .as_known()
-            .is_some_and(|s| s != HEALTHY)
-}
-
-/// `Healthy`, or which inventory objects are missing or unhealthy (suspended: not checked).
-async fn inventory_status(
-    cluster: &Cluster,
-    live: &ResourceSet,
-    reads: Reads,
-) -> Result<String, Diagnostics> {
-    if live.reconcile_annotations().is_disabled() {
-        return Ok(HEALTHY.to_owned());
-    }
-    let refs: Vec<ObjectRef> = live
-        .status
-        .as_ref()
-        .and_then(|s| s.inventory.as_ref())
-        .and_then(|i| i.object_refs().ok())
-        .unwrap_or_default()
-        .iter()
-        .map(common::cluster_ref)
-        .collect();
-    let report = match reads {
-        Reads::Live => cluster.health(&refs).await,
-        Reads::Shared => cluster.health_shared(&refs).await,
-    }
-    .map_err(|e| {
-        Diagnostics::from_error(
-            "Cannot Check The Generated Objects",
-            format!("{e}. Check the provider's access to the generated objects' kinds."),
-        )
-    })?;
-    let name = |o: &ObjectRef| match &o.namespace {
-        Some(ns) => format!("{} {ns}/{}", o.kind, o.name),
-        None => format!("{} {}", o.kind, o.name),
-    };
-    let problems: Vec<String> = report
-        .missing
-        .iter()
-        .map(|o| format!("{} missing", name(o)))
-        .chain(
-            report
-                .unhealthy
-                .iter()
-                .map(|(o, why)| format!("{} {why}", name(o))),
-        )
-        .collect();
-    Ok(if problems.is_empty() {
-        HEALTHY.to_owned()
-    } else {
-        format!("Drifted: {}", problems.join(", "))
-    })
-}
-
-/// The server-side dry-run, when the spec and the cluster are known. A CRD not installed yet or
-/// a namespace that does not exist yet (the operator and its namespace are installed in the same
-/// apply) is no error: the namespace case warns that the dry-run was skipped.
-async fn dry_run(
-    ctx: &mut Context<impl ClusterAccess>,
-    planned: &ResourceSetModel,
-) -> Result<(), Diagnostics> {
-    let object = match model_object(planned) {
-        Ok(object) => object,
-        Err(SpecError::Unknown) => return Ok(()),
-        Err(e) => return Err(spec_error(&e)),
-    };
-    let Some(cluster) = cluster_if_known(ctx.data()?.as_ref()).await? else {
-        return Ok(());
-    };
-    match dry_run_at_plan(&cluster, &to_dynamic(&object)?).await {
-        Ok(verdict) => {
-            let name = planned.name.as_known().cloned().unwrap_or_default();
-            if let Some((summary, detail)) = verdict.warning("ResourceSet", &name, "") {
-                ctx.warn_at(AttrPath::attr("namespace"), summary, detail);
-            } else {
-                for (path, summary, detail) in reference_warnings(&cluster, planned).await {
-                    ctx.warn_at(path, summary, detail);
-                }
-            }
-            Ok(())
-        }
-        Err(e) if e.status().is_some() => Err(renamed(apply_error(
-            "ResourceSet Rejected By The API Server",
-            &e,
-        ))),
-        Err(e) => Err(apply_error(
-            "Cannot Validate The ResourceSet With The Cluster",
-            &e,
-        )),
-    }
-}
-
-/// At plan, when the name and the cluster are known: the object must not exist yet.
-async fn refuse_existing_at_plan(
-    ctx: &mut Context<impl ClusterAccess>,
-    planned: &ResourceSetModel,
-) -> Result<(), Diagnostics> {
-    if !(planned.namespace.is_known() && planned.name.is_known()) {
-        return Ok(());
-    }
-    let Some(cluster) = cluster_if_known(ctx.data()?.as_ref()).await? else {
-        return Ok(());
-    };
-    ownership::check_existing_at_plan(ctx, &cluster, &model_ref(planned), "flux_resource_set").await
-}
-
-/// The state after apply: the planned values, with the computed ones read back.
-async fn state_after(cluster: &Cluster, planned: &ResourceSetModel) -> ResourceSetModel {
-    let mut state = planned.clone();
-    let mut fresh = ResourceSetModel::default();
-    if let Ok(Some(live)) = get_live(cluster, &model_ref(planned), Reads::Live).await {
-        set_status(&mut fresh, &live);
-        if !state.inventory_status.is_known() {
-            fresh.inventory_status = inventory_status(cluster, &live, Reads::Live)
-                .await
-                .ok()
-                .into();
-        }
-    }
-    if !state.inventory_status.is_known() {
-        state.inventory_status = fresh.inventory_status.clone().or(String::new().into());
-    }
-    if !state.ready.is_known() {
-        state.ready = fresh.ready.or(false.into());
-    }
-    if !state.last_applied_revision.is_known() {
-        state.last_applied_revision = fresh.last_applied_revision.or(String::new().into());
-    }
-    if !state.inventory.is_known() {
-        state.inventory = fresh.inventory.or(Vec::new().into());
-    }
-    state
-}
-
 #[async_trait]
 impl Reconciled for ResourceSetModel {
     const KIND: &'static str = "ResourceSet";
@@ -540,116 +273,5 @@ impl<D: ClusterAccess> Resource<D> for FluxResourceSetResource {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::framework::value::RawValue;
-    use model::dynamic_value;
-    use pretty_assertions::assert_eq;
-
-    #[test]
-    fn import_ids_are_namespace_slash_name() {
-        assert_eq!(
-            parse_import_id("tenants/team-a"),
-            Ok(("tenants".to_owned(), "team-a".to_owned()))
-        );
-        for bad in ["tenants", "/team-a", "tenants/", "a/b/c", ""] {
-            let err = parse_import_id(bad).unwrap_err();
-            assert_eq!(err.0[0].summary, "Invalid Import ID", "{bad:?}");
-            assert!(err.0[0].detail.contains("<namespace>/<name>"), "{bad:?}");
-        }
-    }
-
-    fn base() -> ResourceSetModel {
-        ResourceSetModel {
-            name: "tenants".to_owned().into(),
-            namespace: "flux-system".to_owned().into(),
-            inputs: dynamic_value(RawValue::Tuple(vec![RawValue::object([(
-                "tenant",
-                RawValue::string("a"),
-            )])])),
-            resources_template: "kind: A".to_owned().into(),
-            wait: false.into(),
-            suspend: false.into(),
-            deletion_policy: "uninstall".to_owned().into(),
-            ready: true.into(),
-            inventory_status: HEALTHY.to_owned().into(),
-            ..ResourceSetModel::default()
-        }
-    }
-
-    #[test]
-    fn only_what_is_written_to_the_object_is_a_desired_change() {
-        let prior = base();
-        let cases: Vec<(&str, ResourceSetModel, bool)> = vec![
-            ("same", base(), false),
-            (
-                "deletion policy is Terraform's",
-                ResourceSetModel {
-                    deletion_policy: "orphan".to_owned().into(),
-                    ..base()
-                },
-                false,
-            ),
-            (
-                "computed values are not desired",
-                ResourceSetModel {
-                    ready: false.into(),
-                    inventory: Value::Unknown,
-                    ..base()
-                },
-                false,
-            ),
-            (
-                "an input",
-                ResourceSetModel {
-                    inputs: dynamic_value(RawValue::Tuple(vec![RawValue::object([(
-                        "tenant",
-                        RawValue::string("b"),
-                    )])])),
-                    ..base()
-                },
-                true,
-            ),
-            (
-                "an unknown input",
-                ResourceSetModel {
-                    inputs: Value::Unknown,
-                    ..base()
-                },
-                true,
-            ),
-            (
-                "an annotation",
-                ResourceSetModel {
-                    reconcile_every: "5m".to_owned().into(),
-                    ..base()
-                },
-                true,
-            ),
-            (
-                "suspend",
-                ResourceSetModel {
-                    suspend: true.into(),
-                    ..base()
-                },
-                true,
-            ),
-        ];
-        for (name, planned, want) in cases {
-            assert_eq!(desired_changed(&prior, &planned), want, "{name}");
-        }
-    }
-
-    #[test]
-    fn not_ready_or_drifted_needs_a_reconcile() {
-        assert!(!needs_reconcile(&base()));
-        assert!(needs_reconcile(&ResourceSetModel {
-            ready: false.into(),
-            ..base()
-        }));
-        assert!(needs_reconcile(&ResourceSetModel {
-            inventory_status: "Drifted: ConfigMap a/b missing".to_owned().into(),
-            ..base()
-        }));
-    }
-}
+#[path = "flux_resource_set_tests.rs"]
+mod tests;

@@ -7,9 +7,9 @@
 //!
 //! Lives in `resources/`: may use `framework`, `flux`, `cluster`, never `provider`.
 
-use super::model::ResourceSetModel;
 use crate::cluster::objects::{Cluster, ObjectRef};
 use crate::framework::path::AttrPath;
+use crate::resources::flux_resource_set::model::ResourceSetModel;
 
 /// One warning: the attribute it is about, its summary and detail.
 pub(super) type Warning = (AttrPath, String, String);

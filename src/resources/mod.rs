@@ -7,28 +7,41 @@
 //! - [`common`]: the provider-data seam ([`common::ClusterAccess`]), timeouts, error
 //!   diagnostics naming attributes, the API-JSON ↔ Terraform value mapping, and the
 //!   apply/wait/delete machinery for objects the Flux Operator reconciles (FluxInstance,
-//!   ResourceSet); [`common_fetch`]: downloading release manifests.
+//!   ResourceSet), re-exported from `common_timeouts`, `common_json`, `common_diagnostics`,
+//!   `common_wait` and `common_delete`; [`common_fetch`]: downloading release manifests.
 //! - [`flux_operator_model`], [`flux_operator`]: the Flux Operator install;
 //!   [`flux_operator_existing`]: what is already installed in its namespace; [`affinity`]: the
 //!   typed pod affinity attribute its settings use.
 //! - [`flux_instance_model`], [`flux_instance_live`], [`flux_instance`], [`flux_instance_data`]: the FluxInstance
 //!   resource and data source.
-//! - `flux_resource_set`: ResourceSets; `flux_resource_set_input_provider`: their input
-//!   providers.
+//! - `flux_resource_set`: ResourceSets (its cluster reads and plan helpers in
+//!   `flux_resource_set_live`); `flux_resource_set_input_provider`: their input providers.
 //! - [`flux_report_data`]: the operator's FluxReport.
-//! - `flux_bootstrap_git*`: Git-backed self-management and classic-bootstrap migration.
+//! - `flux_bootstrap_git*`: Git-backed self-management and classic-bootstrap migration (the
+//!   resource in `flux_bootstrap_git`, create/update in `flux_bootstrap_git_apply`, read in
+//!   `flux_bootstrap_git_read`, the Git steps in `flux_bootstrap_git_repo`, the sync wait in
+//!   `flux_bootstrap_git_sync`).
 //! - [`ownership`]: refusing to create over an object this resource does not manage;
 //!   [`reconciled`]: the one apply-and-wait of the objects the operator reconciles.
 //! - [`validation`]: what users type, checked per resource at validate time.
 
 pub mod affinity;
 pub mod common;
+mod common_delete;
+mod common_diagnostics;
 pub mod common_fetch;
+mod common_json;
+mod common_timeouts;
+mod common_wait;
 pub mod flux_bootstrap_git;
+mod flux_bootstrap_git_apply;
 pub mod flux_bootstrap_git_auth;
 pub mod flux_bootstrap_git_check;
 pub mod flux_bootstrap_git_import;
 pub mod flux_bootstrap_git_model;
+mod flux_bootstrap_git_read;
+mod flux_bootstrap_git_repo;
+mod flux_bootstrap_git_sync;
 pub mod flux_instance;
 pub mod flux_instance_data;
 pub mod flux_instance_live;
@@ -39,6 +52,7 @@ pub mod flux_operator_model;
 pub mod flux_report_data;
 pub mod flux_resource_set;
 pub mod flux_resource_set_input_provider;
+mod flux_resource_set_live;
 pub mod ownership;
 pub mod reconciled;
 pub mod validation;
