@@ -24,7 +24,9 @@ use crate::resources::common::{
     self, ClusterAccess, DeletionPolicy, Operation, PlanDryRun, api_field_to_path, apply_error,
     cluster_for_apply, cluster_if_known, dry_run_at_plan,
 };
-use crate::resources::flux_instance_live::{get_live, operator_namespace, to_dynamic};
+use crate::resources::flux_instance_live::{
+    get_live, model_ref, operator_namespace, state_after, to_dynamic,
+};
 pub use crate::resources::flux_instance_live::{installation_status, instance_ref};
 use crate::resources::flux_instance_model::{
     HEALTHY, InstanceModel, ModelError, SPEC_ATTRIBUTES, live_model, model_object, schema,
@@ -46,16 +48,6 @@ const DESIRED_EXTRA: [&str; 4] = [
 /// The `flux_instance` resource.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct FluxInstanceResource;
-
-fn model_ref(model: &InstanceModel) -> ObjectRef {
-    instance_ref(
-        model
-            .namespace
-            .as_known()
-            .map_or("flux-system", String::as_str),
-        model.name.as_known().map_or("flux", String::as_str),
-    )
-}
 
 /// Whether what we write to the object differs between two models (spec and annotations).
 fn desired_changed(prior: &InstanceModel, planned: &InstanceModel) -> bool {
@@ -223,50 +215,6 @@ fn plan_computed(
         planned.installation_status = Value::Known(HEALTHY.to_owned());
     }
     planned
-}
-
-/// The planned value when known, else the fresh one, else `fallback`.
-fn pick<T: Clone>(planned: &Value<T>, fresh: Value<T>, fallback: T) -> Value<T> {
-    match planned {
-        Value::Known(v) => Value::Known(v.clone()),
-        _ => fresh.or(Value::Known(fallback)),
-    }
-}
-
-/// The state after apply: the planned configuration with the computed values read back.
-async fn state_after(cluster: &Cluster, planned: &InstanceModel) -> InstanceModel {
-    let mut state = planned.clone();
-    let live = get_live(cluster, &model_ref(planned)).await.ok().flatten();
-    let fresh = match &live {
-        Some(live) => live_model(live, planned, HEALTHY.to_owned()).ok(),
-        None => None,
-    };
-    let fresh = fresh.unwrap_or_default();
-    let reference = model_ref(planned);
-    state.id = Value::Known(format!(
-        "{}/{}",
-        reference.namespace.unwrap_or_default(),
-        reference.name
-    ));
-    state.ready = pick(&planned.ready, fresh.ready, false);
-    state.flux_version = pick(&planned.flux_version, fresh.flux_version, String::new());
-    state.last_applied_revision = pick(
-        &planned.last_applied_revision,
-        fresh.last_applied_revision,
-        String::new(),
-    );
-    state.installation_status = pick(
-        &planned.installation_status,
-        fresh.installation_status,
-        String::new(),
-    );
-    state.component_images = pick(
-        &planned.component_images,
-        fresh.component_images,
-        Vec::new(),
-    );
-    state.inventory_entries = pick(&planned.inventory_entries, fresh.inventory_entries, 0);
-    state
 }
 
 #[async_trait]

@@ -1,6 +1,6 @@
 //! Reading a FluxInstance and its installation from the cluster: the object itself, whether the
 //! objects in its inventory are present and healthy (installation drift), and where the Flux
-//! Operator runs.
+//! Operator runs; and the state after apply, with the computed values read back.
 //!
 //! Lives in `resources/`: may use `framework`, `flux`, `cluster`, never `provider`.
 
@@ -12,8 +12,9 @@ use crate::cluster::wait::{WaitOutcome, deployment_available};
 use crate::flux::instance::{API_VERSION, FluxInstance, KIND};
 use crate::flux::operator::DEPLOYMENT_NAME;
 use crate::framework::diagnostics::Diagnostics;
+use crate::framework::model::Value;
 use crate::resources::common::{apply_error, cluster_ref};
-use crate::resources::flux_instance_model::HEALTHY;
+use crate::resources::flux_instance_model::{HEALTHY, InstanceModel, live_model};
 
 /// The FluxInstance's reference.
 pub fn instance_ref(namespace: &str, name: &str) -> ObjectRef {
@@ -127,4 +128,59 @@ pub(crate) async fn operator_namespace(
         .into_iter()
         .find(|d| d.metadata.name.as_deref() == Some(DEPLOYMENT_NAME))
         .and_then(|d| d.metadata.namespace))
+}
+
+/// The FluxInstance a model names (`flux-system/flux` for the parts still unknown).
+pub(crate) fn model_ref(model: &InstanceModel) -> ObjectRef {
+    instance_ref(
+        model
+            .namespace
+            .as_known()
+            .map_or("flux-system", String::as_str),
+        model.name.as_known().map_or("flux", String::as_str),
+    )
+}
+
+/// The planned value when known, else the fresh one, else `fallback`.
+fn pick<T: Clone>(planned: &Value<T>, fresh: Value<T>, fallback: T) -> Value<T> {
+    match planned {
+        Value::Known(v) => Value::Known(v.clone()),
+        _ => fresh.or(Value::Known(fallback)),
+    }
+}
+
+/// The state after apply: the planned configuration with the computed values read back.
+pub(crate) async fn state_after(cluster: &Cluster, planned: &InstanceModel) -> InstanceModel {
+    let mut state = planned.clone();
+    let live = get_live(cluster, &model_ref(planned)).await.ok().flatten();
+    let fresh = match &live {
+        Some(live) => live_model(live, planned, HEALTHY.to_owned()).ok(),
+        None => None,
+    };
+    let fresh = fresh.unwrap_or_default();
+    let reference = model_ref(planned);
+    state.id = Value::Known(format!(
+        "{}/{}",
+        reference.namespace.unwrap_or_default(),
+        reference.name
+    ));
+    state.ready = pick(&planned.ready, fresh.ready, false);
+    state.flux_version = pick(&planned.flux_version, fresh.flux_version, String::new());
+    state.last_applied_revision = pick(
+        &planned.last_applied_revision,
+        fresh.last_applied_revision,
+        String::new(),
+    );
+    state.installation_status = pick(
+        &planned.installation_status,
+        fresh.installation_status,
+        String::new(),
+    );
+    state.component_images = pick(
+        &planned.component_images,
+        fresh.component_images,
+        Vec::new(),
+    );
+    state.inventory_entries = pick(&planned.inventory_entries, fresh.inventory_entries, 0);
+    state
 }

@@ -8,6 +8,8 @@
 //!
 //! Lives in `resources/`: may use `framework`, `flux`, `cluster`, never `provider`.
 
+#[path = "flux_resource_set_input_provider_live.rs"]
+mod live;
 #[path = "flux_resource_set_input_provider_model.rs"]
 pub mod model;
 
@@ -17,7 +19,7 @@ use async_trait::async_trait;
 use kube::api::DynamicObject;
 
 use crate::cluster::objects::{Cluster, ObjectRef};
-use crate::flux::input_provider::{InputProvider, KIND};
+use crate::flux::input_provider::KIND;
 use crate::flux::instance::API_VERSION;
 use crate::framework::diagnostics::Diagnostics;
 use crate::framework::model::{Value, to_raw};
@@ -33,9 +35,11 @@ use crate::resources::flux_resource_set::model::SpecError;
 use crate::resources::flux_resource_set::parse_import_id;
 use crate::resources::ownership;
 use crate::resources::reconciled::{self, Reconciled};
+pub use live::input_provider_ref;
+use live::{get_live, model_ref, state_after, to_dynamic};
 use model::{
     DESIRED_ATTRIBUTES, InputProviderModel, defaults_equal, live_model, model_object,
-    nested_unknown, set_status,
+    nested_unknown,
 };
 
 /// Every rule checked at validate and plan: names, service account and timeouts (the shared
@@ -53,18 +57,6 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 /// The `flux_resource_set_input_provider` resource.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct FluxResourceSetInputProviderResource;
-
-/// The provider object's reference.
-pub fn input_provider_ref(namespace: &str, name: &str) -> ObjectRef {
-    ObjectRef::new(API_VERSION, KIND, Some(namespace), name)
-}
-
-fn model_ref(model: &InputProviderModel) -> ObjectRef {
-    input_provider_ref(
-        model.namespace.as_known().map_or("", String::as_str),
-        model.name.as_known().map_or("", String::as_str),
-    )
-}
 
 fn spec_error(error: &SpecError) -> Diagnostics {
     match error {
@@ -85,37 +77,6 @@ fn desired_changed(prior: &InputProviderModel, planned: &InputProviderModel) -> 
         return true;
     };
     attributes_changed(&model::schema(), &a, &b, &DESIRED_ATTRIBUTES)
-}
-
-fn to_dynamic(object: &InputProvider) -> Result<DynamicObject, Diagnostics> {
-    object
-        .to_json()
-        .map_err(|e| e.to_string())
-        .and_then(|json| serde_json::from_value(json).map_err(|e| e.to_string()))
-        .map_err(|e| {
-            Diagnostics::from_error("Provider Bug: Cannot Encode ResourceSetInputProvider", e)
-        })
-}
-
-/// Reads the live provider; `None` when it, its namespace or its CRD is gone.
-async fn get_live(
-    cluster: &Cluster,
-    object: &ObjectRef,
-) -> Result<Option<InputProvider>, Diagnostics> {
-    let found = cluster
-        .get(object)
-        .await
-        .map_err(|e| apply_error("Cannot Read The ResourceSetInputProvider", &e))?;
-    found
-        .map(|o| {
-            serde_json::to_value(&o)
-                .map_err(|e| e.to_string())
-                .and_then(|json| InputProvider::from_json(json).map_err(|e| e.to_string()))
-                .map_err(|e| {
-                    Diagnostics::from_error("Unreadable ResourceSetInputProvider", format!("{e}."))
-                })
-        })
-        .transpose()
 }
 
 /// Whether an unchanged provider is due a reconcile: the last read (or a create whose wait
@@ -182,28 +143,6 @@ async fn dry_run(
             &e,
         )),
     }
-}
-
-/// The state after apply: the planned values, with the computed ones read back.
-async fn state_after(cluster: &Cluster, planned: &InputProviderModel) -> InputProviderModel {
-    let mut state = planned.clone();
-    let mut fresh = InputProviderModel::default();
-    if let Ok(Some(live)) = get_live(cluster, &model_ref(planned)).await {
-        set_status(&mut fresh, &live);
-    }
-    if !state.ready.is_known() {
-        state.ready = fresh.ready.or(false.into());
-    }
-    if !state.exported_inputs.is_known() {
-        state.exported_inputs = fresh.exported_inputs.or(Value::Null);
-    }
-    if !state.last_exported_revision.is_known() {
-        state.last_exported_revision = fresh.last_exported_revision.or(String::new().into());
-    }
-    if state.next_schedule.is_unknown() {
-        state.next_schedule = fresh.next_schedule;
-    }
-    state
 }
 
 #[async_trait]
