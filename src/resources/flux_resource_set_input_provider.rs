@@ -19,8 +19,6 @@ use async_trait::async_trait;
 use kube::api::DynamicObject;
 
 use crate::cluster::objects::{Cluster, ObjectRef};
-use crate::flux::input_provider::KIND;
-use crate::flux::instance::API_VERSION;
 use crate::framework::diagnostics::Diagnostics;
 use crate::framework::model::{Value, to_raw};
 use crate::framework::path::AttrPath;
