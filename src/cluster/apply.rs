@@ -467,6 +467,37 @@ impl Cluster {
             finalizer: finalizer.to_owned(),
             source,
         };
+        self.patch_metadata(object, failed, |current| {
+            let finalizers = current.metadata.finalizers.clone().unwrap_or_default();
+            if !finalizers.iter().any(|f| f == finalizer) {
+                return None;
+            }
+            let remaining: Vec<&String> = finalizers.iter().filter(|f| *f != finalizer).collect();
+            // `null` deletes the key: the API server omits an empty list anyway.
+            Some((
+                "finalizers",
+                if remaining.is_empty() {
+                    Value::Null
+                } else {
+                    json!(remaining)
+                },
+            ))
+        })
+        .await
+    }
+
+    /// A read-modify-write of one `metadata` field: `edit` computes its new value from a fresh
+    /// read (`None`: nothing to change), written by a merge patch that carries the
+    /// `resourceVersion` it was computed from, so a concurrent change makes the server answer
+    /// 409 and the value is recomputed (as is a transient failure), a few times at most.
+    /// Returns whether it wrote; `false` when the object, its namespace or its kind is absent
+    /// or there was nothing to change. `failed` maps an API error to the caller's.
+    pub(crate) async fn patch_metadata(
+        &self,
+        object: &ObjectRef,
+        failed: impl Fn(kube::Error) -> ApplyError,
+        edit: impl Fn(&DynamicObject) -> Option<(&'static str, Value)>,
+    ) -> Result<bool, ApplyError> {
         let Some(api) = self
             .api(object)
             .await
@@ -485,21 +516,13 @@ impl Cluster {
                 Err(error) if status::is_not_found(&error) => return Ok(false),
                 Err(error) => return Err(failed(error)),
             };
-            let finalizers = current.metadata.finalizers.clone().unwrap_or_default();
-            if !finalizers.iter().any(|f| f == finalizer) {
+            let Some((field, value)) = edit(&current) else {
                 return Ok(false);
-            }
-            let remaining: Vec<&String> = finalizers.iter().filter(|f| *f != finalizer).collect();
-            // `null` deletes the key: the API server omits an empty list anyway.
-            let remaining = if remaining.is_empty() {
-                Value::Null
-            } else {
-                json!(remaining)
             };
             let patch = json!({
                 "metadata": {
                     "resourceVersion": current.metadata.resource_version,
-                    "finalizers": remaining,
+                    field: value,
                 }
             });
             let params = PatchParams {

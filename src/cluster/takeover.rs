@@ -15,16 +15,10 @@
 //! Generic Kubernetes access: knows nothing of Terraform or Flux, and depends on nothing else in
 //! this crate.
 
-use kube::api::{Patch, PatchParams};
 use serde_json::{Map, Value, json};
 
 use super::apply::{ApplyError, FIELD_MANAGER};
 use super::objects::{Cluster, ObjectRef};
-use super::retry::{Safety, retrying};
-use super::status;
-
-/// How many times the rewrite is recomputed after a 409 Conflict.
-const CONFLICT_RETRIES: usize = 5;
 
 /// Moves the fields at `paths` from every other manager's entry of the main resource (not
 /// subresources such as `status`; also this provider's own `Update` entries, which a merge
@@ -147,24 +141,7 @@ impl Cluster {
             object: object.clone(),
             source,
         };
-        let Some(api) = self
-            .api(object)
-            .await
-            .map_err(|source| ApplyError::Discover {
-                object: object.clone(),
-                source,
-            })?
-        else {
-            return Ok(false);
-        };
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let current = match retrying(Safety::Read, "get", || api.get(&object.name)).await {
-                Ok(current) => current,
-                Err(error) if status::is_not_found(&error) => return Ok(false),
-                Err(error) => return Err(failed(error)),
-            };
+        self.patch_metadata(object, failed, |current| {
             let entries: Vec<Value> = current
                 .metadata
                 .managed_fields
@@ -172,33 +149,10 @@ impl Cluster {
                 .and_then(|m| serde_json::to_value(m).ok())
                 .and_then(|v| serde_json::from_value(v).ok())
                 .unwrap_or_default();
-            let Some(rewritten) = take_over_fields(&entries, &object.api_version, paths) else {
-                return Ok(false);
-            };
-            let patch = json!({
-                "metadata": {
-                    "resourceVersion": current.metadata.resource_version,
-                    "managedFields": rewritten,
-                }
-            });
-            let params = PatchParams {
-                field_manager: Some(FIELD_MANAGER.to_owned()),
-                ..PatchParams::default()
-            };
-            let patched = api
-                .patch(&object.name, &params, &Patch::Merge(&patch))
-                .await;
-            self.shared_reads().clear();
-            match patched {
-                Ok(_) => return Ok(true),
-                Err(error) if status::is_not_found(&error) => return Ok(false),
-                Err(error)
-                    if attempt < CONFLICT_RETRIES
-                        && (status::is_conflict(&error)
-                            || super::retry::transient(&error, Safety::Read).is_some()) => {}
-                Err(error) => return Err(failed(error)),
-            }
-        }
+            take_over_fields(&entries, &object.api_version, paths)
+                .map(|rewritten| ("managedFields", json!(rewritten)))
+        })
+        .await
     }
 }
 
