@@ -573,15 +573,40 @@ pub fn check_source(settings: &Settings, env: &Environment) -> Vec<Error> {
     problems
 }
 
+/// Refuses a file that starts with a UTF-16 byte-order mark but holds an odd number of bytes
+/// after it (a truncated or corrupted file): kube's reader indexes past the end of such a file
+/// and panics, which would crash the provider instead of naming the file.
+fn truncated_utf16(path: &Path) -> Result<(), KubeconfigError> {
+    // A file that cannot be read is left to kube's reader, which names the I/O error.
+    let Ok(bytes) = std::fs::read(path) else {
+        return Ok(());
+    };
+    match bytes.as_slice() {
+        [0xFF, 0xFE, rest @ ..] | [0xFE, 0xFF, rest @ ..] if rest.len() % 2 == 1 => {
+            Err(KubeconfigError::ReadConfig(
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "the file starts with a UTF-16 byte-order mark but has an odd number of \
+                     bytes (truncated or not UTF-16)",
+                ),
+                path.to_path_buf(),
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
 fn load_files(paths: &[PathBuf], setting: &'static str) -> Result<Kubeconfig, Error> {
     let mut merged: Option<Kubeconfig> = None;
     for path in paths {
         let read = |p: &Path| {
-            Kubeconfig::read_from(p).map_err(|source| Error::ReadKubeconfig {
-                setting,
-                path: p.to_path_buf(),
-                source,
-            })
+            truncated_utf16(p)
+                .and_then(|()| Kubeconfig::read_from(p))
+                .map_err(|source| Error::ReadKubeconfig {
+                    setting,
+                    path: p.to_path_buf(),
+                    source,
+                })
         };
         let next = read(path)?;
         merged = Some(match merged {
@@ -1072,6 +1097,8 @@ contexts:
         let dir = tempfile::tempdir().unwrap();
         let file = write_kubeconfig(dir.path(), "config", KUBECONFIG);
         let missing = dir.path().join("missing").display().to_string();
+        let utf16 = dir.path().join("utf16").display().to_string();
+        std::fs::write(&utf16, [0xfe, 0xff, 0xff, 0xff, 0x71]).unwrap();
         let pems = pems();
         let env = Environment::default();
         struct Case {
@@ -1113,6 +1140,22 @@ contexts:
                         "cannot read the kubeconfig file {missing} (from config_path): failed to \
                          read kubeconfig from '\"{missing}\"': No such file or directory (os \
                          error 2)"
+                    ),
+                )],
+            },
+            Case {
+                // Found by the kubeconfig fuzz target: kube's reader panicked on it.
+                name: "truncated UTF-16 config_path",
+                settings: Settings {
+                    config_path: Some(utf16.clone()),
+                    ..Settings::default()
+                },
+                want: vec![(
+                    Some("config_path"),
+                    format!(
+                        "cannot read the kubeconfig file {utf16} (from config_path): failed to \
+                         read kubeconfig from '\"{utf16}\"': the file starts with a UTF-16 \
+                         byte-order mark but has an odd number of bytes (truncated or not UTF-16)"
                     ),
                 )],
             },
