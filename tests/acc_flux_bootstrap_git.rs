@@ -1454,6 +1454,97 @@ fn an_invalid_instance_fails_before_any_write() {
     );
 }
 
+/// An operator installed with Helm in the namespace (Deployment `<release>-flux-operator`):
+/// the bootstrap, which would install a second one next to it, is refused at plan, naming the
+/// Deployment and the release and what to do; nothing is committed, written or recorded.
+#[test]
+fn a_helm_installed_operator_is_refused_at_plan_without_writing() {
+    let env = env("helm", true);
+    let ns = env.sandbox.ns().to_owned();
+    let url = env.server.url("helm");
+    let pairs = |p: &[(&str, &str)]| {
+        Value::Object(
+            p.iter()
+                .map(|(k, v)| ((*k).to_owned(), Value::from(*v)))
+                .collect(),
+        )
+    };
+    let selector = pairs(&[
+        ("app.kubernetes.io/name", "flux-operator"),
+        ("app.kubernetes.io/instance", "ops"),
+    ]);
+    let helm = serde_json::json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": "ops-flux-operator",
+            "namespace": ns,
+            "labels": pairs(&[
+                ("app.kubernetes.io/name", "flux-operator"),
+                ("app.kubernetes.io/instance", "ops"),
+                ("app.kubernetes.io/managed-by", "Helm"),
+            ]),
+            "annotations": pairs(&[
+                ("meta.helm.sh/release-name", "ops"),
+                ("meta.helm.sh/release-namespace", &ns),
+            ]),
+        },
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": selector},
+            "template": {
+                "metadata": {"labels": selector},
+                "spec": {"containers": [{"name": "manager", "image": "ghcr.io/controlplaneio-fluxcd/flux-operator:v0.58.1"}]},
+            },
+        },
+    });
+    let file = env.ws.write_file("helm.json", &helm.to_string());
+    let created = env
+        .sandbox
+        .kubectl(&["create", "-f", file.to_str().unwrap()]);
+    assert!(created.status.success(), "{created:?}");
+    let before = subjects(&env.repos, "helm");
+    let tip = env.repos.tip("helm", "main");
+    env.ws
+        .write_config(&config(&env, &url, "pw-hunter2-one", &version("2.7.x")));
+    let message = [
+        "Flux Operator Installed By Helm",
+        "with flux_bootstrap_git.this",
+        &format!("Deployment {ns}/ops-flux-operator"),
+        &format!("managed by the Helm release \"ops\" in namespace \"{ns}\""),
+        "use flux_instance instead of flux_bootstrap_git",
+        &format!("`helm uninstall ops -n {ns}`"),
+    ];
+    env.ws.plan().assert_error().assert_contains(&message);
+    let out = env.ws.apply();
+    out.assert_failure().assert_contains(&message);
+    assert!(!out.combined().contains("Apply complete"));
+    assert_eq!(subjects(&env.repos, "helm"), before);
+    assert_eq!(env.repos.tip("helm", "main"), tip);
+    assert!(
+        env.sandbox
+            .get("deployment", &ns, "flux-operator")
+            .is_none()
+    );
+    assert!(
+        env.sandbox
+            .get("deployment", &ns, "ops-flux-operator")
+            .is_some()
+    );
+    assert!(env.sandbox.get("secret", &ns, "flux-system").is_none());
+    // No FluxInstance (on a cluster where no other test installed the CRDs, no such kind).
+    let instance = env
+        .sandbox
+        .kubectl(&["get", "fluxinstance", "flux", "-n", &ns]);
+    assert!(!instance.status.success(), "{instance:?}");
+    let state = env.ws.show_json();
+    assert_eq!(
+        state["values"],
+        Value::Null,
+        "something was recorded: {state}"
+    );
+}
+
 /// A cluster write that fails after the push: what was written (the commit) is recorded in
 /// state untainted with `ready = false`; once the cause is fixed, the next apply finishes in
 /// place without a second commit, and the plan after it is empty.

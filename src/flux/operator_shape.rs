@@ -120,28 +120,50 @@ pub fn classify(
     }
 }
 
+/// Which resource would install the operator next to a foreign installation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Installer {
+    /// `flux_operator`.
+    Operator,
+    /// `flux_bootstrap_git` with `operator` settings that name a version or manifests.
+    Bootstrap,
+}
+
 impl Foreign {
-    /// What was found and what to do, for a diagnostic.
+    /// What was found and what to do, for a diagnostic of `flux_operator`.
     pub fn advice(&self) -> String {
+        self.advice_for(Installer::Operator)
+    }
+
+    /// What was found and what to do, for a diagnostic of `installer`.
+    pub fn advice_for(&self, installer: Installer) -> String {
         let found = format!("Deployment {}/{}", self.namespace, self.name);
+        let (who, keep) = match installer {
+            Installer::Operator => (
+                "flux_operator",
+                "keep the existing installation and remove flux_operator from the configuration \
+                 (flux_instance works with an operator installed any way)",
+            ),
+            Installer::Bootstrap => (
+                "flux_bootstrap_git (its `operator` settings name a version or manifests)",
+                "keep the existing installation and use flux_instance instead of \
+                 flux_bootstrap_git to manage Flux on it",
+            ),
+        };
         match &self.helm_release {
             Some(release) => format!(
                 "The namespace already runs a Flux Operator installed with Helm: {found}, \
-                 managed by the Helm release {release:?} in namespace {:?}. flux_operator does \
-                 not take over a Helm release (installing next to it would run a second \
-                 operator). Either keep Helm managing the operator and remove flux_operator \
-                 from the configuration (flux_instance works with an operator installed any \
-                 way), or run `helm uninstall {release} -n {}` (the CRDs, and so every \
+                 managed by the Helm release {release:?} in namespace {:?}. {who} does not take \
+                 over a Helm release (installing next to it would run a second operator). \
+                 Either {keep}, or run `helm uninstall {release} -n {}` (the CRDs, and so every \
                  FluxInstance, stay) and apply again.",
                 self.helm_namespace, self.helm_namespace
             ),
             None => format!(
                 "The namespace already runs a Flux Operator Deployment under another name: \
-                 {found}. flux_operator installs the Deployment {DEPLOYMENT_NAME:?} and would run \
-                 a second operator next to it. Either keep the existing installation and remove \
-                 flux_operator from the configuration (flux_instance works with an operator \
-                 installed any way), or delete that installation (`kubectl -n {} delete \
-                 deployment {}`; keep the CRDs) and apply again.",
+                 {found}. {who} installs the Deployment {DEPLOYMENT_NAME:?} and would run a \
+                 second operator next to it. Either {keep}, or delete that installation \
+                 (`kubectl -n {} delete deployment {}`; keep the CRDs) and apply again.",
                 self.namespace, self.name
             ),
         }

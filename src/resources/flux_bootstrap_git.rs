@@ -33,7 +33,9 @@ use crate::git::{Author, FileChange, RepoPath};
 use crate::resources::common::{self, DeletionPolicy, Operation, apply_error, cluster_for_apply};
 use crate::resources::flux_bootstrap_git_apply::{DEFAULT_TIMEOUT, apply_bootstrap, pull_secret};
 use crate::resources::flux_bootstrap_git_auth::{git_auth, git_error, git_options};
-use crate::resources::flux_bootstrap_git_check::{check_hazards, check_instance, dropped_patches};
+use crate::resources::flux_bootstrap_git_check::{
+    check_hazards, check_instance, check_operator, dropped_patches,
+};
 use crate::resources::flux_bootstrap_git_model::{
     BootstrapModel, GitAccess, INPUT_ATTRIBUTES, clean_path, desired_instance, digests,
     instance_ref, render_files, schema,
@@ -157,6 +159,8 @@ impl<D: GitAccess> Resource<D> for FluxBootstrapGitResource {
             // The same hazards as flux_instance's (a minor downgrade, a sync.name change, ...).
             let hazards = check_hazards(cluster.as_ref(), &instance).await?;
             ctx.diagnostics.extend(hazards);
+            // An operator installed by Helm or under another name: no second one next to it.
+            check_operator(cluster.as_ref(), change.prior.as_ref(), &planned).await?;
             if let Some(namespace) = check_instance(cluster.as_ref(), &instance).await? {
                 ctx.warn_at(
                     AttrPath::attr("namespace"),

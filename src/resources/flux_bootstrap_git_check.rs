@@ -10,7 +10,9 @@
 //! re-kinding the sync warn (not the "also managed by Flux" warning: the bootstrap's instance is
 //! applied from Git by design). A plan that drops kustomize patches the installation applies
 //! today (the patches of a classic `flux bootstrap` that import read, for example) warns, naming
-//! each patch and how to keep it.
+//! each patch and how to keep it. A bootstrap that would install the operator (on create, or
+//! when its `operator` settings change) into a namespace that runs one installed by Helm or
+//! under another Deployment name fails the plan, naming it (`flux_operator_existing`).
 //!
 //! Lives in `resources/`: may use `framework`, `flux`, `cluster`.
 
@@ -18,15 +20,17 @@ use crate::cluster::objects::{Cluster, ObjectRef};
 use crate::flux::hazards::{self, InstanceChange, Severity};
 use crate::flux::instance::{API_VERSION, FluxInstance, KIND};
 use crate::flux::normalize::validate_spec;
+use crate::flux::operator_shape::Installer;
 use crate::framework::diagnostics::Diagnostics;
 use crate::framework::model::Value;
 use crate::framework::path::AttrPath;
 use crate::resources::common::{
     PlanDryRun, api_field_to_path, apply_error, dry_run_at_plan, find_operator_namespace,
 };
-use crate::resources::flux_bootstrap_git_model::BootstrapModel;
+use crate::resources::flux_bootstrap_git_model::{BootstrapModel, operator_model};
 use crate::resources::flux_instance_live::{from_dynamic, to_dynamic};
 use crate::resources::flux_instance_model::TargetModel;
+use crate::resources::flux_operator_existing::refuse_foreign;
 
 /// The attribute of `flux_bootstrap_git` that sets a FluxInstance field (`spec.`-relative, as
 /// the CRD names it).
@@ -161,6 +165,37 @@ pub async fn check_hazards(
     } else {
         Ok(warnings)
     }
+}
+
+/// Refuses, when the cluster is known and apply would install the operator (`planned` names a
+/// version or manifests, on create or with changed `operator` settings), a namespace that runs
+/// an operator installed by Helm or under another Deployment name, at `operator`. Reads only.
+///
+/// # Errors
+///
+/// The refusal naming the Deployment found and what to do, or a failed read.
+pub async fn check_operator(
+    cluster: Option<&Cluster>,
+    prior: Option<&BootstrapModel>,
+    planned: &BootstrapModel,
+) -> Result<(), Diagnostics> {
+    let installs = prior.is_none_or(|p| p.operator != planned.operator);
+    let (Some(cluster), true, Some(_), Some(namespace)) = (
+        cluster,
+        installs,
+        operator_model(planned),
+        planned.namespace.as_known(),
+    ) else {
+        return Ok(());
+    };
+    refuse_foreign(cluster, namespace, Installer::Bootstrap)
+        .await
+        .map_err(|mut diagnostics| {
+            for d in &mut diagnostics.0 {
+                d.path.get_or_insert_with(|| AttrPath::attr("operator"));
+            }
+            diagnostics
+        })
 }
 
 /// `Deployment/kustomize-controller`, `kind=Deployment, label_selector=…`: what a patch targets.

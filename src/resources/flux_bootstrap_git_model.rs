@@ -504,7 +504,11 @@ pub fn schema() -> Schema {
          is reachable, with a server-side dry-run; a minor downgrade of the running Flux, a \
          `sync.name` change or a namespace other than the running operator's fail the plan. \
          Dropping kustomize patches the installation applies today (after importing a classic \
-         bootstrap, for example) warns, naming each patch and how to keep it.",
+         bootstrap, for example) warns, naming each patch and how to keep it. When the \
+         bootstrap would install the operator (on create, or when `operator` changes) into a \
+         namespace that runs one installed with Helm or under another Deployment name, the plan \
+         fails, naming that Deployment and what to do (an operator installed by \
+         `flux-operator install` is adopted, keeping its selector).",
     );
     schema
 }

@@ -21,6 +21,7 @@ use serde_json::Value as Json;
 use crate::cluster::objects::{Cluster, ObjectRef};
 use crate::cluster::wait::{self, WaitOutcome};
 use crate::flux::operator as op;
+use crate::flux::operator_shape::Installer;
 use crate::framework::diagnostics::Diagnostics;
 use crate::framework::model::{Value, to_raw};
 use crate::framework::path::AttrPath;
@@ -330,7 +331,9 @@ async fn refuse_foreign_at_plan(
         return Ok(());
     }
     match cluster_if_known(ctx.data()?.as_ref()).await? {
-        Some(cluster) => existing::refuse_foreign(&cluster, &namespace_of(planned)).await,
+        Some(cluster) => {
+            existing::refuse_foreign(&cluster, &namespace_of(planned), Installer::Operator).await
+        }
         None => Ok(()),
     }
 }

@@ -1,4 +1,4 @@
-//! What `flux_operator` finds already installed in its namespace, read before plan and before
+//! What `flux_operator` (and `flux_bootstrap_git`, which installs through it) finds already installed in its namespace, read before plan and before
 //! the first write of apply: the operator Deployments there, classified by
 //! [`crate::flux::operator_shape`]. An installation made by `flux-operator install` is adopted
 //! (its immutable selector is kept); one made by Helm, or under another Deployment name, is
@@ -10,7 +10,7 @@ use serde_json::Value as Json;
 
 use crate::cluster::objects::Cluster;
 use crate::flux::operator as op;
-use crate::flux::operator_shape::{self as shape, Existing, Foreign};
+use crate::flux::operator_shape::{self as shape, Existing, Foreign, Installer};
 use crate::framework::diagnostics::Diagnostics;
 use crate::resources::common::{self, apply_error};
 
@@ -48,19 +48,24 @@ pub(crate) async fn inspect(
 }
 
 /// The diagnostic refusing to install next to `found`.
-pub(crate) fn refusal(found: &Foreign) -> Diagnostics {
+pub(crate) fn refusal(found: &Foreign, installer: Installer) -> Diagnostics {
     let summary = if found.helm_release.is_some() {
         "Flux Operator Installed By Helm"
     } else {
         "Another Flux Operator Installation"
     };
-    Diagnostics::from_error(summary, found.advice())
+    Diagnostics::from_error(summary, found.advice_for(installer))
 }
 
-/// At plan: refuses a foreign installation in `namespace`; reads only.
-pub(crate) async fn refuse_foreign(cluster: &Cluster, namespace: &str) -> Result<(), Diagnostics> {
+/// At plan: refuses a foreign installation in `namespace` that `installer` would install next
+/// to; reads only.
+pub(crate) async fn refuse_foreign(
+    cluster: &Cluster,
+    namespace: &str,
+    installer: Installer,
+) -> Result<(), Diagnostics> {
     match inspect(cluster, namespace, &[]).await? {
-        Existing::Foreign(found) => Err(refusal(&found)),
+        Existing::Foreign(found) => Err(refusal(&found, installer)),
         Existing::Release | Existing::OtherSelector(_) => Ok(()),
     }
 }
@@ -73,7 +78,7 @@ pub(crate) async fn prepare(
     objects: &mut [Json],
 ) -> Result<(), Diagnostics> {
     match inspect(cluster, namespace, objects).await? {
-        Existing::Foreign(found) => Err(refusal(&found)),
+        Existing::Foreign(found) => Err(refusal(&found, Installer::Operator)),
         Existing::OtherSelector(selector) => {
             shape::adopt_selector(objects, &selector);
             Ok(())
