@@ -12,8 +12,17 @@
 //! lists are replaced. Target `name`/`namespace` are anchored regular expressions; label and
 //! annotation selectors support `k=v`, `k!=v`, `k` and `!k`.
 //!
-//! Not simulated: cluster profiles (`type`, `size`, `multitenant`), `storage`,
-//! `distribution.variant`/`artifact`, and the RBAC objects of the real manifests.
+//! Profiles, as the operator's builder writes them (upstream `internal/builder/profiles.go` and
+//! `templates.go`, v0.58.1): `cluster.multitenant` adds `--no-cross-namespace-refs=true` to the
+//! kustomize, helm, notification and image controllers, `--no-remote-bases=true` to
+//! kustomize-controller, `--default-service-account=<cluster.tenantDefaultServiceAccount or
+//! default>` to kustomize- and helm-controller, and `serviceAccountName: kustomize-controller`
+//! to the sync Kustomization; `storage` adds the PersistentVolumeClaim `source-controller`
+//! (ReadWriteOnce, `storage.class`, `storage.size`) and mounts it at `/data` in
+//! source-controller. They apply before `kustomize.patches`.
+//!
+//! Not simulated: cluster profiles `type` and `size`, `distribution.variant`/`artifact`, and the
+//! RBAC objects of the real manifests.
 //!
 //! Pure code: depends on `fixtures` (CRD text), `inventory` and `version`.
 
@@ -246,6 +255,96 @@ pub fn sync_objects(spec: &Value, namespace: &str, version: &Version) -> Vec<Val
     ]
 }
 
+/// The controllers `cluster.multitenant` forbids cross-namespace references to.
+const NO_CROSS_NAMESPACE_REFS: [&str; 5] = [
+    "kustomize-controller",
+    "helm-controller",
+    "notification-controller",
+    "image-reflector-controller",
+    "image-automation-controller",
+];
+
+/// The first container of a Deployment's pod template.
+fn manager(deployment: &mut Value) -> &mut Value {
+    &mut deployment["spec"]["template"]["spec"]["containers"][0]
+}
+
+/// Appends to a list field, creating it when absent.
+fn push_to(list: &mut Value, item: Value) {
+    if !list.is_array() {
+        *list = json!([]);
+    }
+    if let Some(items) = list.as_array_mut() {
+        items.push(item);
+    }
+}
+
+/// The `storage` PersistentVolumeClaim.
+fn storage_claim(storage: &Value, namespace: &str) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "source-controller", "namespace": namespace},
+        "spec": {
+            "accessModes": ["ReadWriteOnce"],
+            "storageClassName": storage["class"].clone(),
+            "resources": {"requests": {"storage": storage["size"].clone()}},
+        },
+    })
+}
+
+/// Applies the `cluster.multitenant` and `storage` profiles to the built objects (see the
+/// module documentation for what each writes).
+fn apply_profiles(spec: &Value, objects: &mut [Value]) {
+    let multitenant = spec["cluster"]["multitenant"].as_bool() == Some(true);
+    let tenant_account = spec["cluster"]["tenantDefaultServiceAccount"]
+        .as_str()
+        .filter(|a| !a.is_empty())
+        .unwrap_or("default");
+    let storage = spec["storage"].is_object();
+    for o in objects.iter_mut() {
+        let kind = o["kind"].as_str().unwrap_or_default().to_owned();
+        let name = o["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        match kind.as_str() {
+            "Deployment" if multitenant => {
+                let mut args = Vec::new();
+                if NO_CROSS_NAMESPACE_REFS.contains(&name.as_str()) {
+                    args.push("--no-cross-namespace-refs=true".to_owned());
+                }
+                if name == "kustomize-controller" {
+                    args.push("--no-remote-bases=true".to_owned());
+                }
+                if name == "kustomize-controller" || name == "helm-controller" {
+                    args.push(format!("--default-service-account={tenant_account}"));
+                }
+                for arg in args {
+                    push_to(&mut manager(o)["args"], Value::String(arg));
+                }
+            }
+            "Kustomization" if multitenant => {
+                o["spec"]["serviceAccountName"] = json!("kustomize-controller");
+            }
+            _ => {}
+        }
+        if storage && kind == "Deployment" && name == "source-controller" {
+            push_to(
+                &mut o["spec"]["template"]["spec"]["volumes"],
+                json!({"name": "persistent-data",
+                       "persistentVolumeClaim": {"claimName": "source-controller"}}),
+            );
+            let mount = json!({"name": "persistent-data", "mountPath": "/data"});
+            let mounts = &mut manager(o)["volumeMounts"];
+            match mounts.as_array_mut() {
+                Some(list) if !list.is_empty() => list[0] = mount,
+                _ => *mounts = json!([mount]),
+            }
+        }
+    }
+}
+
 /// Builds the install of a FluxInstance `spec` in `namespace` for the resolved `version`.
 pub fn build(spec: &Value, namespace: &str, version: &Version) -> Result<Build, BuildError> {
     build_with(spec, namespace, version, None)
@@ -339,7 +438,11 @@ pub fn build_with(
     if spec["cluster"]["networkPolicy"].as_bool() != Some(false) {
         objects.extend(network_policies(namespace));
     }
+    if spec["storage"].is_object() {
+        objects.push(storage_claim(&spec["storage"], namespace));
+    }
     objects.extend(sync_objects(spec, namespace, version));
+    apply_profiles(spec, &mut objects);
     for o in &mut objects {
         stamp(o, namespace, version, common);
     }
@@ -576,6 +679,115 @@ mod tests {
         assert_eq!(
             b.objects[0]["metadata"]["annotations"]["fluxcd.controlplane.io/prune"],
             "disabled"
+        );
+    }
+
+    /// Upstream `internal/builder/profiles.go` (multitenant) and `templates.go` (pvc.yaml and the
+    /// source-controller volume patch), v0.58.1.
+    #[test]
+    fn multitenant_and_storage_profiles_follow_the_operator_builder() {
+        let deployment = |b: &Build, name: &str| {
+            b.objects
+                .iter()
+                .find(|o| o["kind"] == "Deployment" && o["metadata"]["name"] == name)
+                .cloned()
+                .unwrap()
+        };
+        let args = |d: &Value| d["spec"]["template"]["spec"]["containers"][0]["args"].clone();
+        let spec = json!({
+            "distribution": {"version": "2.7.x"},
+            "components": ["source-controller", "kustomize-controller", "helm-controller",
+                           "notification-controller"],
+            "cluster": {"multitenant": true, "tenantDefaultServiceAccount": "tenant"},
+            "storage": {"class": "standard", "size": "10Gi"},
+            "sync": {"kind": "GitRepository", "url": "https://example.com/fleet.git",
+                     "ref": "refs/heads/main", "path": "clusters/dev"},
+        });
+        let b = build(&spec, "flux-system", &Version::new(2, 7, 5)).unwrap();
+        let base = |extra: &[&str]| {
+            let mut out = vec![
+                json!(
+                    "--events-addr=http://notification-controller.flux-system.svc.cluster.local./"
+                ),
+                json!("--watch-all-namespaces=true"),
+                json!("--log-level=info"),
+                json!("--log-encoding=json"),
+                json!("--enable-leader-election"),
+            ];
+            out.extend(extra.iter().map(|a| json!(a)));
+            Value::Array(out)
+        };
+        assert_eq!(
+            args(&deployment(&b, "kustomize-controller")),
+            base(&[
+                "--no-cross-namespace-refs=true",
+                "--no-remote-bases=true",
+                "--default-service-account=tenant",
+            ])
+        );
+        assert_eq!(
+            args(&deployment(&b, "helm-controller")),
+            base(&[
+                "--no-cross-namespace-refs=true",
+                "--default-service-account=tenant",
+            ])
+        );
+        assert_eq!(
+            args(&deployment(&b, "notification-controller")),
+            base(&["--no-cross-namespace-refs=true"])
+        );
+        let source = deployment(&b, "source-controller");
+        assert_eq!(args(&source), base(&[]));
+        assert_eq!(
+            source["spec"]["template"]["spec"]["volumes"],
+            json!([{"name": "persistent-data",
+                    "persistentVolumeClaim": {"claimName": "source-controller"}}])
+        );
+        assert_eq!(
+            source["spec"]["template"]["spec"]["containers"][0]["volumeMounts"],
+            json!([{"name": "persistent-data", "mountPath": "/data"}])
+        );
+        let pvc = b
+            .objects
+            .iter()
+            .find(|o| o["kind"] == "PersistentVolumeClaim")
+            .unwrap();
+        assert_eq!(pvc["metadata"]["name"], "source-controller");
+        assert_eq!(pvc["metadata"]["namespace"], "flux-system");
+        assert_eq!(
+            pvc["spec"],
+            json!({"accessModes": ["ReadWriteOnce"], "storageClassName": "standard",
+                   "resources": {"requests": {"storage": "10Gi"}}})
+        );
+        let ks = b
+            .objects
+            .iter()
+            .find(|o| o["kind"] == "Kustomization")
+            .unwrap();
+        assert_eq!(ks["spec"]["serviceAccountName"], "kustomize-controller");
+
+        // Without a tenant account the default is `default`; without the profiles nothing
+        // changes.
+        let spec = json!({"distribution": {"version": "2.7.x"}, "cluster": {"multitenant": true}});
+        let b = build(&spec, "flux-system", &Version::new(2, 7, 5)).unwrap();
+        assert!(
+            args(&deployment(&b, "kustomize-controller"))
+                .as_array()
+                .unwrap()
+                .contains(&json!("--default-service-account=default"))
+        );
+        let plain = build(
+            &json!({"distribution": {"version": "2.7.x"}}),
+            "flux-system",
+            &Version::new(2, 7, 5),
+        )
+        .unwrap();
+        assert_eq!(args(&deployment(&plain, "kustomize-controller")), base(&[]));
+        assert!(
+            !plain
+                .objects
+                .iter()
+                .any(|o| o["kind"] == "PersistentVolumeClaim")
         );
     }
 

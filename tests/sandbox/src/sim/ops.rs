@@ -360,6 +360,11 @@ pub fn is_healthy(obj: &Value) -> bool {
         let available = condition(obj, "Available").is_some_and(|c| c["status"] == "True");
         return available && observed >= generation;
     }
+    // kstatus: a PersistentVolumeClaim is current once Bound (the `storage` profile's claim
+    // keeps an instance from Ready on a cluster that provisions no volume).
+    if obj["kind"] == "PersistentVolumeClaim" && obj["apiVersion"] == "v1" {
+        return obj["status"]["phase"] == "Bound";
+    }
     let is_true = |t: &str| condition(obj, t).is_some_and(|c| c["status"] == "True");
     if obj["kind"] == "CustomResourceDefinition" {
         return is_true("Established");
@@ -422,4 +427,24 @@ pub fn annotation<'a>(obj: &'a Value, key: &str) -> Option<&'a str> {
 /// Name of a dynamic object (helper for the controllers' store lookups).
 pub fn name_of(o: &DynamicObject) -> String {
     o.name_any()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_healthy;
+    use serde_json::json;
+
+    /// kstatus (`fluxcd/cli-utils`): a PersistentVolumeClaim is current once Bound.
+    #[test]
+    fn a_claim_is_current_once_bound() {
+        let claim = |phase: &str| {
+            json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                   "metadata": {"name": "source-controller"}, "status": {"phase": phase}})
+        };
+        assert!(!is_healthy(&claim("Pending")));
+        assert!(is_healthy(&claim("Bound")));
+        let config_map =
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}});
+        assert!(is_healthy(&config_map));
+    }
 }
