@@ -590,7 +590,7 @@ fn decode_unknown(
             }
             RFN_STRING_PREFIX if *ty == Type::String => {
                 let prefix = item.as_str().ok_or_else(|| bad("prefix is not a string"))?;
-                refinement.string_prefix = Some(prefix.to_owned());
+                refinement.string_prefix = Some(prefix.to_owned()).filter(|p| !p.is_empty());
             }
             RFN_NUMBER_MIN | RFN_NUMBER_MAX if *ty == Type::Number => {
                 let bound = match item {
