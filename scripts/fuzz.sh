@@ -34,6 +34,8 @@ for target in $targets; do
   log=$out/fuzz-$target.log
   echo "fuzzing $target for ${seconds}s (log: $log)" >&2
   set +e
+  # Crashes of earlier runs are already kept in fuzz/regressions/<target>/: count this run's only.
+  rm -rf "fuzz/artifacts/$target"
   mkdir -p "fuzz/artifacts/$target"
   nice -n 19 "$bin/$target" "$corpus" "fuzz/seeds/$target" \
     -artifact_prefix="fuzz/artifacts/$target/" -max_total_time="$seconds" -timeout=10 \
