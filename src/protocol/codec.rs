@@ -442,7 +442,9 @@ fn decode_number(value: &Mp, loc: &Loc<'_>) -> Result<Number, CodecError> {
             if let Some(signed) = int.as_i64() {
                 Ok(Number::Int(signed))
             } else if let Some(unsigned) = int.as_u64() {
-                Ok(Number::Decimal(unsigned.to_string()))
+                // As its decimal text decodes (an integer that is exactly a float's shortest
+                // rendering becomes that float), so that it encodes and decodes to itself.
+                number_from_str(&unsigned.to_string(), loc)
             } else {
                 Err(mismatch(loc, "number", "unrepresentable integer"))
             }

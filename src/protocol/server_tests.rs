@@ -389,9 +389,17 @@ struct Harness {
     service: Arc<TestService>,
     shutdown: CancellationToken,
     server: tokio::task::JoinHandle<Result<(), super::ServerError>>,
+    /// Held for the test's duration: see [`SERIAL`].
+    _serial: tokio::sync::MutexGuard<'static, ()>,
 }
 
+/// The server tests run one at a time: the logging test installs a scoped subscriber, and
+/// another test registering the server's callsites on another thread at that moment can leave
+/// them cached as uninteresting (spans without their fields in the captured log).
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 async fn start() -> Harness {
+    let serial = SERIAL.lock().await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let service = Arc::new(TestService::new());
@@ -412,6 +420,7 @@ async fn start() -> Harness {
         service,
         shutdown,
         server,
+        _serial: serial,
     }
 }
 
@@ -1315,9 +1324,12 @@ async fn logs_name_the_rpc_and_type_but_never_values() {
     let buffer = LogBuffer::default();
     let subscriber = tracing_subscriber::registry()
         .with(crate::logging::layer(tracing::Level::TRACE, buffer.clone()));
-    let _default = tracing::subscriber::set_default(subscriber);
-
+    // The server first: it holds the other server tests off (see `SERIAL`) while the
+    // subscriber is in place.
     let mut h = start().await;
+    let _default = tracing::subscriber::set_default(subscriber);
+    tracing::callsite::rebuild_interest_cache();
+
     let config = thing(Mp::Nil, "visible-name", Mp::from("s3cr3t-value"), Mp::Nil);
     h.client
         .plan_resource_change(pb::plan_resource_change::Request {
