@@ -750,6 +750,34 @@ resource "flux_bootstrap_git" "this" {{
     )
 }
 
+/// After importing the classic installation: a configuration without its kustomize patch
+/// plans with a warning naming the patch, its target and how to keep it, and writes nothing;
+/// the full configuration plans without the warning (left in the workspace).
+fn dropped_patch_warns_and_the_full_configuration_keeps_it(env: &Env, url: &str, before: usize) {
+    // A configuration without the classic installation's patch: the plan warns, naming the
+    // patch, its target and how to keep it, and writes nothing.
+    let full = classic_config(env, url);
+    let without_patch = format!("{}}}\n", &full[..full.find("  kustomize = {").unwrap()]);
+    env.ws.write_config(&without_patch);
+    let first_line = CLASSIC_PATCH.lines().next().unwrap();
+    env.ws.plan().assert_changes().assert_contains(&[
+        "Warning: Kustomize Patch Dropped",
+        "kustomize.patches[0] (target Deployment/kustomize-controller)",
+        "generate-config-out",
+        first_line,
+    ]);
+    assert_eq!(subjects(&env.repos, "classic").len(), before);
+    env.ws.write_config(&full);
+    let plan = env.ws.plan();
+    let output = plan.assert_changes();
+    output.assert_contains(&["~ files", "~ ready"]);
+    assert!(
+        !output.combined().contains("Kustomize Patch Dropped"),
+        "{}",
+        output.combined()
+    );
+}
+
 /// A classic `flux bootstrap` cluster and repository: import records its settings and the patch,
 /// the plan shows the migration, apply migrates in place (controllers keep their UIDs) with one
 /// commit replacing the gotk-* files, and the plan after is empty.
@@ -834,28 +862,7 @@ fn import_and_migrate_a_classic_bootstrap() {
     assert_eq!(imported["path"], "clusters/my-cluster");
     assert_eq!(imported["distribution"]["version"], "2.7.5");
     assert_eq!(imported["kustomize"]["patches"][0]["patch"], CLASSIC_PATCH);
-    // A configuration without the classic installation's patch: the plan warns, naming the
-    // patch, its target and how to keep it, and writes nothing.
-    let full = classic_config(&env, &url);
-    let without_patch = format!("{}}}\n", &full[..full.find("  kustomize = {").unwrap()]);
-    env.ws.write_config(&without_patch);
-    let first_line = CLASSIC_PATCH.lines().next().unwrap();
-    env.ws.plan().assert_changes().assert_contains(&[
-        "Warning: Kustomize Patch Dropped",
-        "kustomize.patches[0] (target Deployment/kustomize-controller)",
-        "generate-config-out",
-        first_line,
-    ]);
-    assert_eq!(subjects(&env.repos, "classic").len(), before);
-    env.ws.write_config(&full);
-    let plan = env.ws.plan();
-    let output = plan.assert_changes();
-    output.assert_contains(&["~ files", "~ ready"]);
-    assert!(
-        !output.combined().contains("Kustomize Patch Dropped"),
-        "{}",
-        output.combined()
-    );
+    dropped_patch_warns_and_the_full_configuration_keeps_it(&env, &url, before);
 
     env.ws.apply().assert_success();
     for (name, old) in controllers.iter().zip(&uids) {
@@ -1203,28 +1210,7 @@ fn import_and_migrate_a_classic_bootstrap_on_real_controllers() {
     assert_eq!(imported["path"], "clusters/my-cluster");
     assert_eq!(imported["distribution"]["version"], "2.7.5");
     assert_eq!(imported["kustomize"]["patches"][0]["patch"], CLASSIC_PATCH);
-    // A configuration without the classic installation's patch: the plan warns, naming the
-    // patch, its target and how to keep it, and writes nothing.
-    let full = classic_config(&env, &url);
-    let without_patch = format!("{}}}\n", &full[..full.find("  kustomize = {").unwrap()]);
-    env.ws.write_config(&without_patch);
-    let first_line = CLASSIC_PATCH.lines().next().unwrap();
-    env.ws.plan().assert_changes().assert_contains(&[
-        "Warning: Kustomize Patch Dropped",
-        "kustomize.patches[0] (target Deployment/kustomize-controller)",
-        "generate-config-out",
-        first_line,
-    ]);
-    assert_eq!(subjects(&env.repos, "classic").len(), before);
-    env.ws.write_config(&full);
-    let plan = env.ws.plan();
-    let output = plan.assert_changes();
-    output.assert_contains(&["~ files", "~ ready"]);
-    assert!(
-        !output.combined().contains("Kustomize Patch Dropped"),
-        "{}",
-        output.combined()
-    );
+    dropped_patch_warns_and_the_full_configuration_keeps_it(&env, &url, before);
     env.ws.apply().assert_success();
     env.ws.plan().assert_no_changes();
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
