@@ -290,14 +290,7 @@ fn bootstrap_as_a_github_app_pushes_syncs_and_leaks_nothing() {
     plan.assert_success();
     let shown = env.ws.run(&["show", "-json", "tfplan"]);
     shown.assert_success();
-    let applied = env.ws.run(&[
-        "apply",
-        "-auto-approve",
-        "-input=false",
-        "-lock=false",
-        "-no-color",
-        "tfplan",
-    ]);
+    let applied = env.ws.apply_saved("tfplan");
     applied.assert_success();
 
     // The commit went through the token-only Git server.

@@ -573,18 +573,114 @@ fn scripted_operator_failure_fails_apply_then_converges() {
     let values = resource(&state, "flux_instance.this");
     assert_eq!(values["cluster"]["size"], "large");
     assert_eq!(values["ready"], false);
+    // The operator failed this very spec: the next plan quotes its verdict instead of proposing
+    // the same reconcile again.
+    assert_failing_plan_quotes(&ws, &[message, "unhealthy components: helm-controller"]);
 
-    // Fixing the cause and applying again converges.
+    // Once the cause is gone the operator recovers on its own; apply records it, plan is empty.
+    clear_failure_and_await_recovery(&sandbox);
+    ws.apply().assert_success();
+    assert_eq!(
+        resource(&ws.show_json(), "flux_instance.this")["ready"],
+        true
+    );
+    ws.plan().assert_no_changes();
+}
+
+/// Removes the scripted failure and waits until the operator, retrying on its own, reports the
+/// instance Ready for its generation.
+fn clear_failure_and_await_recovery(sandbox: &TestCluster) {
     sandbox.kubectl(&[
         "-n",
-        ns,
+        sandbox.namespace(),
         "annotate",
         "fluxinstance",
         "flux",
         "sandbox.fluxrs.dev/fail-",
     ]);
+    sandbox.wait_for(
+        "the operator's recovery",
+        std::time::Duration::from_secs(60),
+        || ready_for_generation(&instance(sandbox)).then_some(()),
+    );
+}
+
+/// The plan of an instance whose current spec the operator failed: no change, and one warning
+/// "Flux Installation Failing" quoting `quotes`.
+#[track_caller]
+fn assert_failing_plan_quotes(ws: &Workspace, quotes: &[&str]) {
+    let plan = ws.plan();
+    let output = plan.assert_no_changes();
+    output.assert_contains(&[
+        "Warning: Flux Installation Failing",
+        "proposes no reconcile",
+    ]);
+    output.assert_contains(quotes);
+}
+
+/// A sync whose Kustomization cannot become ready (a path the repository does not have), then
+/// a source that cannot (a repository nobody serves): each apply fails once the operator's
+/// `reconcile_timeout` ends its health check, quoting the failing object; the next plan proposes
+/// nothing and says what is wrong, at `sync`; fixing `sync` converges with an empty plan.
+#[test]
+fn sync_that_cannot_become_ready_fails_apply_and_the_plan_says_why() {
+    let sandbox = TestCluster::flux("acc-inst");
+    let ns = sandbox.namespace();
+    let ws = workspace(&sandbox);
+    let timeout = r#"reconcile_timeout = "3s""#;
+    let good = config("2.7.x", CORE, "medium", timeout);
+    ws.write_config(&good.replace("clusters/prod", "clusters/missing"));
+    let kustomization = format!("Kustomization/{ns}/{ns}");
+    let failed = ws.apply();
+    // A create: reported as a warning, kept in state untainted (a replacement would uninstall).
+    failed.assert_success().assert_contains(&[
+        "Warning: Create Incomplete: FluxInstance Failed",
+        "ReconciliationFailed",
+        &kustomization,
+        "clusters/missing",
+    ]);
+    assert_kept_untainted_not_ready(&ws);
+    assert_failing_plan_quotes(&ws, &[&kustomization, "`sync.path`"]);
+    let live = instance(&sandbox);
+    assert_eq!(live["spec"]["sync"]["path"], "clusters/missing");
+    assert!(!ready_for_generation(&live), "{live}");
+
+    // A repository nobody serves: the GitRepository is named.
+    let nowhere = "http://127.0.0.1:9/nowhere.git";
+    ws.write_config(&good.replace(fleet_url(), nowhere));
+    let source = format!("GitRepository/{ns}/{ns}");
+    ws.apply()
+        .assert_failure()
+        .assert_contains(&["Error: FluxInstance Failed", &source]);
+    let state = ws.show_json();
+    let values = resource(&state, "flux_instance.this");
+    assert_eq!(
+        (
+            &values["sync"]["url"],
+            &values["sync"]["path"],
+            &values["ready"]
+        ),
+        (
+            &serde_json::json!(nowhere),
+            &serde_json::json!("clusters/prod"),
+            &serde_json::json!(false)
+        )
+    );
+    assert_failing_plan_quotes(&ws, &[&source]);
+
+    // Fixed: one apply converges and the plan is empty. (A Kustomization whose source was not
+    // ready re-checks it after kustomize-controller's `--requeue-dependency`, 30 s: the fix gets
+    // a longer `reconcile_timeout`.)
+    let fixed = config("2.7.x", CORE, "medium", r#"reconcile_timeout = "2m""#);
+    ws.write_config(&fixed);
     ws.apply().assert_success();
-    assert!(ready_for_generation(&instance(&sandbox)));
+    let live = instance(&sandbox);
+    assert!(ready_for_generation(&live), "{live}");
+    assert_eq!(live["spec"]["sync"]["url"], fleet_url());
+    assert_eq!(
+        resource(&ws.show_json(), "flux_instance.this")["ready"],
+        true
+    );
     ws.plan().assert_no_changes();
 }
 
@@ -630,15 +726,9 @@ fn resuming_a_suspended_instance_waits_for_the_new_reconcile() {
         resource(&ws.show_json(), "flux_instance.this")["ready"],
         false
     );
+    assert_failing_plan_quotes(&ws, &[message]);
 
-    sandbox.kubectl(&[
-        "-n",
-        ns,
-        "annotate",
-        "fluxinstance",
-        "flux",
-        "sandbox.fluxrs.dev/fail-",
-    ]);
+    clear_failure_and_await_recovery(&sandbox);
     ws.apply().assert_success();
     let resumed = instance(&sandbox);
     assert!(ready_for_generation(&resumed), "{resumed}");

@@ -76,6 +76,13 @@ fn operator_image(sandbox: &RealCluster, ns: &str) -> String {
         .to_owned()
 }
 
+/// A workspace holding the cluster's kubeconfig as `kubeconfig`.
+fn workspace(sandbox: &RealCluster) -> Workspace {
+    let ws = Workspace::new(BINARY);
+    ws.write_file("kubeconfig", &sandbox.kubeconfig_yaml());
+    ws
+}
+
 #[test]
 fn operator_install_drift_upgrade_and_destroy() {
     // `delete_crds = true` deletes cluster-scoped CRDs other tests use: the whole cluster.
@@ -83,8 +90,7 @@ fn operator_install_drift_upgrade_and_destroy() {
     let namespace = sandbox.namespace("acc-operator");
     let ns = namespace.name.as_str();
     let install = operator_install_in(OPERATOR_INSTALL, ns);
-    let ws = Workspace::new(BINARY);
-    ws.write_file("kubeconfig", &sandbox.kubeconfig_yaml());
+    let ws = workspace(&sandbox);
     let url = serve_once_per_request(install.clone());
 
     // Install from a URL: CRDs established, Deployment Available, settings applied.
@@ -350,8 +356,7 @@ fn chart_settings_are_field_level_diffs_drift_heals_and_import_reads_them() {
     let namespace = sandbox.namespace("acc-operator-chart");
     let ns = namespace.name.as_str();
     let url = serve_once_per_request(operator_install_in(OPERATOR_INSTALL, ns));
-    let ws = Workspace::new(BINARY);
-    ws.write_file("kubeconfig", &sandbox.kubeconfig_yaml());
+    let ws = workspace(&sandbox);
 
     // Create with every chart setting: the Deployment and Service carry them, the pods run.
     ws.write_config(&chart_config(&url, ns, 2));
@@ -481,8 +486,7 @@ fn chart_settings_are_validated_at_plan_with_their_attribute_paths() {
     let sandbox = RealCluster::shared();
     let namespace = sandbox.namespace("acc-operator-chart-bad");
     let ns = namespace.name.as_str();
-    let ws = Workspace::new(BINARY);
-    ws.write_file("kubeconfig", &sandbox.kubeconfig_yaml());
+    let ws = workspace(&sandbox);
     ws.write_config(&format!(
         r#"{REQUIRED_PROVIDERS}
 provider "flux" {{
@@ -591,8 +595,7 @@ fn cli_installed_operator_is_adopted_with_its_selector() {
     let sandbox = RealCluster::shared();
     let namespace = sandbox.namespace("acc-operator-cli");
     let ns = namespace.name.as_str();
-    let ws = Workspace::new(BINARY);
-    ws.write_file("kubeconfig", &sandbox.kubeconfig_yaml());
+    let ws = workspace(&sandbox);
     let cli_selector = [
         ("app.kubernetes.io/name", "flux-operator"),
         ("app.kubernetes.io/instance", "flux-operator"),
@@ -697,8 +700,7 @@ fn helm_installed_operator_is_refused_at_plan_and_apply_without_writing() {
     let sandbox = RealCluster::shared();
     let namespace = sandbox.namespace("acc-operator-helm");
     let ns = namespace.name.as_str();
-    let ws = Workspace::new(BINARY);
-    ws.write_file("kubeconfig", &sandbox.kubeconfig_yaml());
+    let ws = workspace(&sandbox);
     // What `helm install ops flux-operator -n <ns>` leaves: Deployment ops-flux-operator.
     let helm = foreign_deployment(
         ns,
@@ -745,15 +747,9 @@ fn helm_installed_operator_is_refused_at_plan_and_apply_without_writing() {
     ws.plan_with(&["-out=tfplan"]).assert_changes();
     kubectl_create(&sandbox, &ws, "helm.json", &helm);
     let before = namespace_snapshot(&sandbox, ns, "ops-flux-operator");
-    ws.run(&[
-        "apply",
-        "-input=false",
-        "-lock=false",
-        "-no-color",
-        "tfplan",
-    ])
-    .assert_failure()
-    .assert_contains(&message);
+    ws.apply_saved("tfplan")
+        .assert_failure()
+        .assert_contains(&message);
     assert_eq!(
         namespace_snapshot(&sandbox, ns, "ops-flux-operator"),
         before

@@ -266,15 +266,7 @@ fn saved_plan_is_refused_at_create_when_the_object_appeared() {
         ws.path().join("foreign-rs.yaml").to_str().unwrap(),
     ]);
     sandbox.clear_requests();
-    ws.run(&[
-        "apply",
-        "-input=false",
-        "-lock=false",
-        "-no-color",
-        "tfplan",
-    ])
-    .assert_failure()
-    .assert_contains(&[
+    ws.apply_saved("tfplan").assert_failure().assert_contains(&[
         "Error: ResourceSet Already Exists",
         "terraform import <address> flux-system/team",
     ]);

@@ -202,13 +202,7 @@ fn lifecycle(
     artifacts.output("plan -out", plan.assert_success());
     let shown = ws.run(&["show", "-json", "tfplan"]);
     artifacts.output("show -json tfplan (plan JSON)", shown.assert_success());
-    let apply = ws.run(&[
-        "apply",
-        "-input=false",
-        "-lock=false",
-        "-no-color",
-        "tfplan",
-    ]);
+    let apply = ws.apply_saved("tfplan");
     artifacts.output("apply", apply.assert_success());
     ws.plan().assert_no_changes();
     // The credentials refused: the refresh fails with libgit2's/libssh2's error, quoted.

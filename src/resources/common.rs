@@ -16,9 +16,13 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use kube::api::DynamicObject;
+
 use crate::cluster::objects::Cluster;
 use crate::framework::diagnostics::Diagnostics;
 use crate::framework::model::Value;
+use crate::framework::path::AttrPath;
+use crate::framework::resource::Context;
 use crate::framework::schema::{Attribute, Nesting};
 pub use crate::resources::common_delete::{
     DeletionPolicy, delete_reconciled, delete_reconciled_with_operator, deletion_policy_attribute,
@@ -60,6 +64,44 @@ pub async fn cluster_if_known<D: ClusterAccess>(data: &D) -> Result<Option<Clust
         return Ok(None);
     }
     data.cluster().await.map(Some)
+}
+
+/// The plan's server-side dry-run of `object`, a `kind` (`ResourceSet`) the operator reconciles,
+/// when the cluster is known. A kind not served yet passes; a namespace that does not exist
+/// yet warns at `namespace` that the dry-run was skipped. Returns the cluster when the API
+/// server could judge the object (or did not serve the kind), for checks that need it.
+///
+/// # Errors
+///
+/// The API server's refusal, or a failure to ask it.
+pub async fn dry_run_for_plan(
+    ctx: &mut Context<impl ClusterAccess>,
+    object: &DynamicObject,
+    kind: &str,
+) -> Result<Option<Cluster>, Diagnostics> {
+    let Some(cluster) = cluster_if_known(ctx.data()?.as_ref()).await? else {
+        return Ok(None);
+    };
+    match dry_run_at_plan(&cluster, object).await {
+        Ok(verdict) => {
+            let name = object.metadata.name.clone().unwrap_or_default();
+            match verdict.warning(kind, &name, "") {
+                Some((summary, detail)) => {
+                    ctx.warn_at(AttrPath::attr("namespace"), summary, detail);
+                    Ok(None)
+                }
+                None => Ok(Some(cluster)),
+            }
+        }
+        Err(e) if e.status().is_some() => Err(apply_error(
+            &format!("{kind} Rejected By The API Server"),
+            &e,
+        )),
+        Err(e) => Err(apply_error(
+            &format!("Cannot Validate The {kind} With The Cluster"),
+            &e,
+        )),
+    }
 }
 
 /// The cluster for apply, which requires known settings.

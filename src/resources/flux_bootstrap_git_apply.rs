@@ -188,8 +188,10 @@ pub(super) async fn apply_bootstrap(
         if !common::operator_running(&cluster, &namespace).await? || operator_changed {
             match operator_model(&planned) {
                 Some(model) => {
-                    crate::resources::flux_operator::install(ctx, &cluster, &model, timeout)
-                        .await?;
+                    crate::resources::flux_operator_install::install(
+                        ctx, &cluster, &model, timeout,
+                    )
+                    .await?;
                 }
                 None if operator_changed => {}
                 None => {

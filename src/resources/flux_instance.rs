@@ -13,6 +13,7 @@ use kube::api::DynamicObject;
 
 use crate::cluster::objects::{Cluster, ObjectRef};
 use crate::flux::hazards::{self, InstanceChange};
+use crate::flux::instance::FluxInstance;
 use crate::flux::normalize::validate_spec;
 use crate::framework::diagnostics::Diagnostics;
 use crate::framework::model::{Value, to_raw};
@@ -25,7 +26,7 @@ use crate::resources::common::{
     cluster_for_apply, cluster_if_known, dry_run_at_plan,
 };
 use crate::resources::flux_instance_live::{
-    get_live, model_ref, operator_namespace, state_after, to_dynamic,
+    get_live, model_ref, operator_namespace, reconcile_failure, state_after, to_dynamic,
 };
 pub use crate::resources::flux_instance_live::{installation_status, instance_ref};
 use crate::resources::flux_instance_model::{
@@ -79,15 +80,16 @@ fn local_validation(spec: &crate::flux::instance::FluxInstanceSpec) -> Result<()
     if out.has_errors() { Err(out) } else { Ok(()) }
 }
 
-/// Hazards and the server-side dry-run, when the spec and the cluster are known.
+/// Hazards and the server-side dry-run, when the spec and the cluster are known; returns the
+/// live object when the cluster could be asked.
 async fn check_plan(
     ctx: &mut Context<impl ClusterAccess>,
     planned: &InstanceModel,
     prior: Option<&InstanceModel>,
-) -> Result<(), Diagnostics> {
+) -> Result<Option<FluxInstance>, Diagnostics> {
     let desired = match model_object(planned) {
         Ok(object) => object,
-        Err(ModelError::Unknown) => return Ok(()),
+        Err(ModelError::Unknown) => return Ok(None),
         Err(e) => return Err(spec_error(&e)),
     };
     let cluster = cluster_if_known(ctx.data()?.as_ref()).await?;
@@ -145,17 +147,17 @@ async fn check_plan(
     }
     // The API server is the authority when it can be asked; otherwise the same rules locally.
     let Some(cluster) = cluster else {
-        return local_validation(&desired.spec);
+        return local_validation(&desired.spec).map(|()| None);
     };
     match dry_run_at_plan(&cluster, &to_dynamic(&desired)?).await {
-        Ok(PlanDryRun::Accepted) => Ok(()),
-        Ok(PlanDryRun::NotServed) => local_validation(&desired.spec),
+        Ok(PlanDryRun::Accepted) => Ok(live),
+        Ok(PlanDryRun::NotServed) => local_validation(&desired.spec).map(|()| live),
         Ok(skipped) => {
             let also = ", so the plan checked it against the CRD's rules only";
             if let Some((summary, detail)) = skipped.warning("FluxInstance", &name, also) {
                 ctx.warn_at(AttrPath::attr("namespace"), summary, detail);
             }
-            local_validation(&desired.spec)
+            local_validation(&desired.spec).map(|()| live)
         }
         Err(e) => Err(apply_error("FluxInstance Rejected By The API Server", &e)),
     }
@@ -166,6 +168,7 @@ fn plan_computed(
     ctx: &mut Context<impl ClusterAccess>,
     mut planned: InstanceModel,
     prior: Option<&InstanceModel>,
+    failure: Option<String>,
 ) -> InstanceModel {
     planned.id = match (planned.namespace.as_known(), planned.name.as_known()) {
         (Some(ns), Some(name)) => Value::Known(format!("{ns}/{name}")),
@@ -191,6 +194,14 @@ fn plan_computed(
         planned.component_images = Value::Unknown;
         planned.inventory_entries = Value::Unknown;
         planned.installation_status = Value::Known(HEALTHY.to_owned());
+    } else if !suspended
+        && !drifted
+        && not_ready
+        && let Some(failure) = failure
+    {
+        // The operator already reconciled this very spec and failed: a reconcile request would
+        // only repeat that. Nothing is planned; the warning says what is wrong.
+        failing_warning(ctx, &planned, &failure);
     } else if !suspended && (drifted || not_ready) {
         let what = prior
             .installation_status
@@ -215,6 +226,43 @@ fn plan_computed(
         planned.installation_status = Value::Known(HEALTHY.to_owned());
     }
     planned
+}
+
+/// The plan's warning for an installation the operator fails to reconcile with the current
+/// configuration, quoting its verdict, at `sync` when the verdict names the sync objects.
+fn failing_warning(ctx: &mut Context<impl ClusterAccess>, planned: &InstanceModel, failure: &str) {
+    let names_sync = [
+        "GitRepository/",
+        "OCIRepository/",
+        "Bucket/",
+        "Kustomization/",
+    ]
+    .iter()
+    .any(|kind| failure.contains(kind));
+    let (path, advice) = if names_sync && !planned.sync.is_null() {
+        (
+            AttrPath::attr("sync"),
+            "The object it names is the sync source or its Kustomization: check `sync.url`, \
+             `sync.ref`, `sync.path` and `sync.pull_secret`, and that the repository is \
+             reachable from the cluster and has that path",
+        )
+    } else {
+        (
+            AttrPath::attr("ready"),
+            "Fix what it names (the configuration or the cluster)",
+        )
+    };
+    ctx.warn_at(
+        path,
+        "Flux Installation Failing",
+        format!(
+            "The Flux Operator's last reconcile of this configuration failed: {}.\n\n\
+             {advice}. Applying the same configuration again would change nothing, \
+             so the plan proposes no reconcile; the operator retries on its own, and the next \
+             refresh records its recovery.",
+            failure.trim_end_matches('.')
+        ),
+    );
 }
 
 #[async_trait]
@@ -284,8 +332,9 @@ impl<D: ClusterAccess> Resource<D> for FluxInstanceResource {
         if change.prior.is_some() {
             ownership::mark_managed(ctx);
         }
-        let planned = plan_computed(ctx, change.proposed, change.prior.as_ref());
-        check_plan(ctx, &planned, change.prior.as_ref()).await?;
+        let live = check_plan(ctx, &change.proposed, change.prior.as_ref()).await?;
+        let failure = reconcile_failure(live.as_ref(), ownership::recorded_failure(ctx));
+        let planned = plan_computed(ctx, change.proposed, change.prior.as_ref(), failure);
         let replace = match &change.prior {
             Some(prior) if prior.namespace != planned.namespace || prior.name != planned.name => {
                 vec![AttrPath::attr("namespace"), AttrPath::attr("name")]

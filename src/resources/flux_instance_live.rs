@@ -11,10 +11,12 @@ use crate::cluster::objects::{Cluster, ObjectRef};
 use crate::cluster::wait::{WaitOutcome, deployment_available};
 use crate::flux::instance::{API_VERSION, FluxInstance, KIND};
 use crate::flux::operator::DEPLOYMENT_NAME;
+use crate::flux::status::Readiness;
 use crate::framework::diagnostics::Diagnostics;
 use crate::framework::model::Value;
 use crate::resources::common::{apply_error, cluster_ref};
 use crate::resources::flux_instance_model::{HEALTHY, InstanceModel, live_model};
+use crate::resources::ownership::RecordedFailure;
 
 /// The FluxInstance's reference.
 pub fn instance_ref(namespace: &str, name: &str) -> ObjectRef {
@@ -130,6 +132,33 @@ pub(crate) async fn operator_namespace(
         .and_then(|d| d.metadata.namespace))
 }
 
+/// Why the operator fails the live object's current generation, quoted from its status
+/// (`Ready=False` with a failure reason, or `Stalled`), or while it retries (its status then
+/// says only "in progress") the verdict `recorded` by the apply whose wait it ended, when that
+/// was for the same generation. `None` while Ready or suspended, or without a live object.
+pub(crate) fn reconcile_failure(
+    live: Option<&FluxInstance>,
+    recorded: Option<RecordedFailure>,
+) -> Option<String> {
+    let live = live?;
+    let conditions = live.status.as_ref().map_or(&[][..], |s| &s.conditions[..]);
+    let readiness = crate::flux::status::readiness(live.metadata.generation, conditions, false);
+    match &readiness {
+        Readiness::Failed { message, .. } | Readiness::Stalled { message, .. } => {
+            let namespace = live.metadata.namespace.as_deref().unwrap_or_default();
+            let name = live.metadata.name.as_deref().unwrap_or_default();
+            let unhealthy = crate::flux::status::unhealthy_components(message);
+            Some(crate::flux::status::summary(
+                KIND, namespace, name, &readiness, &unhealthy,
+            ))
+        }
+        Readiness::Progressing { .. } => recorded
+            .filter(|r| Some(r.generation) == live.metadata.generation)
+            .map(|r| r.message),
+        Readiness::Ready | Readiness::Disabled => None,
+    }
+}
+
 /// The FluxInstance a model names (`flux-system/flux` for the parts still unknown).
 pub(crate) fn model_ref(model: &InstanceModel) -> ObjectRef {
     instance_ref(
@@ -183,4 +212,69 @@ pub(crate) async fn state_after(cluster: &Cluster, planned: &InstanceModel) -> I
     );
     state.inventory_entries = pick(&planned.inventory_entries, fresh.inventory_entries, 0);
     state
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pretty_assertions::assert_eq;
+    use serde_json::json;
+
+    fn live(generation: i64, ready: serde_json::Value) -> FluxInstance {
+        FluxInstance::from_json(json!({
+            "apiVersion": API_VERSION, "kind": KIND,
+            "metadata": {"name": "flux", "namespace": "ns", "generation": generation},
+            "spec": {"distribution": {"version": "2.7.x", "registry": "ghcr.io/fluxcd"}},
+            "status": {"conditions": [ready]},
+        }))
+        .unwrap()
+    }
+
+    fn ready(status: &str, reason: &str, message: &str, observed: i64) -> serde_json::Value {
+        json!({"type": "Ready", "status": status, "reason": reason, "message": message,
+               "observedGeneration": observed, "lastTransitionTime": "2026-01-01T00:00:00Z"})
+    }
+
+    #[test]
+    fn a_failure_comes_from_the_status_or_while_retrying_from_the_record() {
+        let recorded = |generation| {
+            Some(RecordedFailure {
+                generation,
+                message: "FluxInstance ns/flux is not ready: recorded".into(),
+            })
+        };
+        let failed = live(
+            2,
+            ready(
+                "False",
+                "ReconciliationFailed",
+                "GitRepository/ns/ns: gone",
+                2,
+            ),
+        );
+        assert_eq!(
+            reconcile_failure(Some(&failed), None).as_deref(),
+            Some(
+                "FluxInstance ns/flux is not ready: ReconciliationFailed: GitRepository/ns/ns: gone"
+            )
+        );
+        // Retrying: the status says only "in progress"; the record for this generation speaks.
+        let retrying = live(
+            2,
+            ready("Unknown", "Progressing", "Reconciliation in progress", 2),
+        );
+        assert_eq!(
+            reconcile_failure(Some(&retrying), recorded(2)).as_deref(),
+            Some("FluxInstance ns/flux is not ready: recorded")
+        );
+        // A record for another generation, no record, Ready, or no object: nothing to report.
+        assert_eq!(reconcile_failure(Some(&retrying), recorded(1)), None);
+        assert_eq!(reconcile_failure(Some(&retrying), None), None);
+        let healthy = live(2, ready("True", "ReconciliationSucceeded", "ok", 2));
+        assert_eq!(reconcile_failure(Some(&healthy), recorded(2)), None);
+        assert_eq!(reconcile_failure(None, recorded(2)), None);
+        // A failure of an older generation is not a verdict on this one.
+        let stale = live(3, ready("False", "ReconciliationFailed", "old", 2));
+        assert_eq!(reconcile_failure(Some(&stale), None), None);
+    }
 }

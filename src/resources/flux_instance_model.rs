@@ -294,6 +294,19 @@ pub fn spec_attributes() -> Vec<Attribute> {
     ]
 }
 
+/// The resource page's paragraph on an installation the operator fails to reconcile.
+const FAILING_DOC: &str = "\n\n**When the operator fails the configuration.** When the Flux \
+     Operator has reconciled the instance's current configuration and reports a failure (for \
+     example a sync repository it cannot reach, or a `sync.path` the repository does not have: \
+     its health check waits for the sync source and Kustomization too), the apply fails once the \
+     operator gives up, after `reconcile_timeout`, quoting the failing object. Until the \
+     configuration changes, the next plans propose no change: applying the same configuration \
+     again would only repeat that reconcile. Each plan instead warns `Flux Installation Failing`, \
+     quoting the operator's verdict (the one the apply's wait ended on, while the operator is \
+     retrying) and, when it names the sync objects, pointing at `sync`. The operator retries on \
+     its own; once it succeeds, the next refresh records `ready = true`. Installation drift (a \
+     controller deleted or changed) still plans a reconcile.";
+
 /// The `flux_instance` schema.
 pub fn schema() -> Schema {
     let mut attributes = vec![
@@ -344,6 +357,7 @@ pub fn schema() -> Schema {
             "ready == true",
             "with `deletion_policy = \"uninstall\"` uninstalls Flux and installs it again",
         ));
+    schema.block.description.push_str(FAILING_DOC);
     schema
         .block
         .description

@@ -56,7 +56,7 @@ fn applied() -> InstanceModel {
 #[test]
 fn unchanged_instance_keeps_every_computed_value() {
     let mut ctx = ctx();
-    let planned = plan_computed(&mut ctx, applied(), Some(&applied()));
+    let planned = plan_computed(&mut ctx, applied(), Some(&applied()), None);
     assert_eq!(planned, applied());
     assert!(ctx.diagnostics.is_empty());
 }
@@ -66,7 +66,7 @@ fn spec_change_makes_the_outcome_unknown_but_promises_ready() {
     let mut ctx = ctx();
     let mut proposed = applied();
     proposed.components = Value::Known(vec!["source-controller".into(), "helm-controller".into()]);
-    let planned = plan_computed(&mut ctx, proposed.clone(), Some(&applied()));
+    let planned = plan_computed(&mut ctx, proposed.clone(), Some(&applied()), None);
     let mut expected = proposed;
     expected.ready = Value::Known(true);
     expected.flux_version = Value::Unknown;
@@ -82,7 +82,7 @@ fn installation_drift_is_a_pending_reconcile_with_a_warning() {
     let mut prior = applied();
     prior.installation_status =
         Value::Known("Drifted: Deployment flux-system/source-controller missing".into());
-    let planned = plan_computed(&mut ctx, prior.clone(), Some(&prior));
+    let planned = plan_computed(&mut ctx, prior.clone(), Some(&prior), None);
     assert_eq!(planned, applied());
     let warnings: Vec<(Severity, &str)> = ctx
         .diagnostics
@@ -97,8 +97,61 @@ fn installation_drift_is_a_pending_reconcile_with_a_warning() {
     let mut ctx = super::tests::ctx();
     let mut suspended = prior;
     suspended.suspend = Value::Known(true);
-    let planned = plan_computed(&mut ctx, suspended.clone(), Some(&suspended));
+    let planned = plan_computed(&mut ctx, suspended.clone(), Some(&suspended), None);
     assert_eq!(planned, suspended);
+}
+
+/// Not Ready because the operator failed this very spec: nothing is planned (a reconcile request
+/// would repeat the failure), and the warning quotes the verdict at `sync` when it names the
+/// sync objects. Not Ready without a verdict (a wait cut short) still plans a re-wait.
+#[test]
+fn a_failed_reconcile_of_the_same_spec_is_reported_not_repeated() {
+    let mut prior = applied();
+    prior.ready = Value::Known(false);
+    prior.sync = Value::Known(Default::default());
+    let message = "reconciliation failed: timeout waiting for: [GitRepository/flux-system/\
+                   flux-system status: 'Failed']";
+    let mut ctx = ctx();
+    let failure = Some(message.to_owned());
+    let planned = plan_computed(&mut ctx, prior.clone(), Some(&prior), failure);
+    assert_eq!(planned, prior);
+    let got: Vec<_> = ctx
+        .diagnostics
+        .iter()
+        .map(|d| (d.severity, d.summary.as_str(), d.path.clone()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![(
+            Severity::Warning,
+            "Flux Installation Failing",
+            Some(AttrPath::attr("sync"))
+        )]
+    );
+    let detail = &ctx.diagnostics.iter().next().unwrap().detail;
+    assert!(
+        detail.contains(message) && detail.contains("`sync.path`"),
+        "{detail}"
+    );
+
+    // The same verdict on an instance without sync points at `ready`.
+    let mut no_sync = prior.clone();
+    no_sync.sync = Value::Null;
+    let mut ctx = super::tests::ctx();
+    let failure = Some("Deployment/x/y: gone".to_owned());
+    assert_eq!(
+        plan_computed(&mut ctx, no_sync.clone(), Some(&no_sync), failure),
+        no_sync
+    );
+    let paths: Vec<_> = ctx.diagnostics.iter().map(|d| d.path.clone()).collect();
+    assert_eq!(paths, vec![Some(AttrPath::attr("ready"))]);
+
+    // Without a verdict for this generation: the plan waits again.
+    let mut ctx = super::tests::ctx();
+    let planned = plan_computed(&mut ctx, prior.clone(), Some(&prior), None);
+    assert_eq!(planned.ready, Value::Known(true));
+    let summaries: Vec<_> = ctx.diagnostics.iter().map(|d| d.summary.as_str()).collect();
+    assert_eq!(summaries, vec!["Flux Installation Will Be Reconciled"]);
 }
 
 #[tokio::test]

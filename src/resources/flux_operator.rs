@@ -14,11 +14,9 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use kube::api::{DynamicObject, PropagationPolicy};
-use serde::{Deserialize, Serialize};
-use serde_json::Value as Json;
+use kube::api::PropagationPolicy;
 
-use crate::cluster::objects::{Cluster, ObjectRef};
+use crate::cluster::objects::ObjectRef;
 use crate::cluster::wait::{self, WaitOutcome};
 use crate::flux::operator as op;
 use crate::flux::operator_shape::Installer;
@@ -29,17 +27,18 @@ use crate::framework::plan::attributes_changed;
 use crate::framework::resource::{ApplyError, Context, PlanChange, Planned, Resource};
 use crate::framework::schema::Schema;
 use crate::resources::common::{
-    self, ClusterAccess, Operation, apply_error, cluster_for_apply, cluster_if_known, is_subset,
+    self, ClusterAccess, Operation, apply_error, cluster_for_apply, cluster_if_known,
 };
-use crate::resources::common_fetch::fetch_text;
 use crate::resources::flux_operator_existing as existing;
+use crate::resources::flux_operator_install::{
+    Applied, HEALTHY, check, install_tracked, load, private_applied, reference,
+};
 pub use crate::resources::flux_operator_model::{
     OperatorModel, ResourcesModel, TolerationModel, schema,
 };
-use crate::resources::flux_operator_model::{namespace_of, read_chart_settings, settings};
+use crate::resources::flux_operator_model::{namespace_of, read_chart_settings};
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
-const HEALTHY: &str = "Healthy";
 /// The attributes whose change means re-applying the manifests.
 const INPUTS: [&str; 17] = [
     "version",
@@ -63,184 +62,6 @@ const INPUTS: [&str; 17] = [
 
 /// The attributes that decide which operator version is installed.
 const SOURCE: [&str; 3] = ["version", "manifests_url", "manifests"];
-
-/// What apply wrote, kept in private state: the non-CRD objects as applied, the CRD names.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
-pub(crate) struct Applied {
-    objects: Vec<Json>,
-    crds: Vec<String>,
-}
-
-/// The customised objects to apply, from the configured source.
-async fn load(model: &OperatorModel) -> Result<Vec<Json>, Diagnostics> {
-    let (text, source) = if let Some(yaml) = model.manifests.as_known() {
-        (yaml.clone(), "manifests")
-    } else {
-        let (url, attr) = match (model.manifests_url.as_known(), model.version.as_known()) {
-            (Some(url), _) => (url.clone(), "manifests_url"),
-            (None, Some(version)) => (
-                op::manifest_url(version).map_err(|e| {
-                    Diagnostics::from_error_at(
-                        AttrPath::attr("version"),
-                        "Invalid Operator Version",
-                        format!("{e}."),
-                    )
-                })?,
-                "version",
-            ),
-            (None, None) => {
-                return Err(Diagnostics::from_error(
-                    "No Operator Manifests",
-                    "Set one of version, manifests_url or manifests.",
-                ));
-            }
-        };
-        let text = fetch_text(&url).await.map_err(|e| {
-            Diagnostics::from_error_at(
-                AttrPath::attr(attr),
-                "Cannot Download The Operator Manifests",
-                format!(
-                    "{e}. In an air-gapped cluster, set manifests = file(\"install.yaml\") instead."
-                ),
-            )
-        })?;
-        (text, attr)
-    };
-    let invalid = |e: op::OperatorError| {
-        Diagnostics::from_error_at(
-            AttrPath::attr(source),
-            "Invalid Operator Manifests",
-            format!("{e}."),
-        )
-    };
-    let objects = op::parse_manifests(&text).map_err(invalid)?;
-    op::customize(objects, &settings(model)?).map_err(invalid)
-}
-
-fn to_dynamic(object: &Json) -> Result<DynamicObject, Diagnostics> {
-    serde_json::from_value(object.clone())
-        .map_err(|e| Diagnostics::from_error("Invalid Operator Manifests", format!("{e}.")))
-}
-
-fn reference(object: &Json) -> Option<ObjectRef> {
-    let flux = crate::flux::object::ObjectRef::from_manifest(object).ok()?;
-    Some(common::cluster_ref(&flux))
-}
-
-fn crd_ref(name: &str) -> ObjectRef {
-    ObjectRef::new(
-        "apiextensions.k8s.io/v1",
-        "CustomResourceDefinition",
-        None,
-        name,
-    )
-}
-
-/// Applies everything in order and waits; returns what was applied.
-pub(crate) async fn install(
-    ctx: &Context<impl ClusterAccess>,
-    cluster: &Cluster,
-    model: &OperatorModel,
-    timeout: Duration,
-) -> Result<Applied, Diagnostics> {
-    let mut applied = Applied::default();
-    install_tracked(ctx, cluster, model, timeout, &mut applied, &mut Vec::new()).await?;
-    Ok(applied)
-}
-
-/// [`install`], recording in `applied` each object as it is written, so that a failure half way
-/// still knows what exists, and in `desired` every non-CRD object it is about to write.
-async fn install_tracked(
-    ctx: &Context<impl ClusterAccess>,
-    cluster: &Cluster,
-    model: &OperatorModel,
-    timeout: Duration,
-    applied: &mut Applied,
-    desired: &mut Vec<Json>,
-) -> Result<(), Diagnostics> {
-    let (crds, mut rest) = op::split_crds(load(model).await?);
-    existing::prepare(cluster, &namespace_of(model), &mut rest).await?;
-    desired.clone_from(&rest);
-    let cancel = ctx.cancellation();
-    let failed = |e| apply_error("Flux Operator Apply Failed", &e);
-    let wait_failed =
-        |e: wait::WaitError| Diagnostics::from_error("Flux Operator Not Ready", format!("{e}."));
-    for crd in &crds {
-        let written = cluster.apply(&to_dynamic(crd)?).await.map_err(failed)?;
-        applied.crds.push(written.metadata.name.unwrap_or_default());
-    }
-    for name in applied.crds.clone() {
-        cluster
-            .wait_for(&crd_ref(&name), timeout, cancel, wait::crd_established)
-            .await
-            .map_err(wait_failed)?;
-    }
-    for object in &rest {
-        // The spec (Deployment, Service) is taken over from other field managers first, so that
-        // what kubectl added and the manifests leave unset is removed: drift is healed.
-        if object.get("spec").is_some()
-            && let Some(r) = reference(object)
-        {
-            cluster
-                .take_over(&r, &[vec!["spec".to_owned()]])
-                .await
-                .map_err(|e| {
-                    apply_error("Cannot Take Over Fields From Other Field Managers", &e)
-                })?;
-        }
-        cluster.apply(&to_dynamic(object)?).await.map_err(failed)?;
-        applied.objects.push(object.clone());
-    }
-    let deployment = common::cluster_ref(&op::deployment_ref(&namespace_of(model)));
-    cluster
-        .wait_for(&deployment, timeout, cancel, wait::deployment_available)
-        .await
-        .map_err(wait_failed)?;
-    Ok(())
-}
-
-/// `Healthy`, or what is missing, changed or unavailable; `None` when nothing is left at all.
-async fn check(cluster: &Cluster, applied: &Applied) -> Result<Option<String>, Diagnostics> {
-    let mut problems = Vec::new();
-    let mut present = 0;
-    let read = |e| apply_error("Cannot Read The Flux Operator", &e);
-    for object in &applied.objects {
-        let Some(r) = reference(object) else { continue };
-        match cluster.get(&r).await.map_err(read)? {
-            None => problems.push(format!("{} {} missing", r.kind, r.name)),
-            Some(live) => {
-                present += 1;
-                let live_json = serde_json::to_value(&live).unwrap_or_default();
-                // The namespace is shared: the FluxInstance relabels it, which is not drift.
-                if r.kind != "Namespace" && !is_subset(object, &live_json) {
-                    problems.push(format!("{} {} changed", r.kind, r.name));
-                } else if r.kind == "Deployment"
-                    && wait::deployment_available(Some(&live)) != WaitOutcome::Done
-                {
-                    problems.push(format!("{} {} not available", r.kind, r.name));
-                }
-            }
-        }
-    }
-    for name in &applied.crds {
-        match cluster.get(&crd_ref(name)).await.map_err(read)? {
-            None => problems.push(format!("CustomResourceDefinition {name} missing")),
-            Some(_) => present += 1,
-        }
-    }
-    if present == 0 {
-        return Ok(None);
-    }
-    Ok(Some(if problems.is_empty() {
-        HEALTHY.to_owned()
-    } else {
-        format!("Drifted: {}", problems.join(", "))
-    }))
-}
-
-fn private_applied(bytes: &[u8]) -> Option<Applied> {
-    serde_json::from_slice(bytes).ok()
-}
 
 fn planned_version(model: &OperatorModel) -> Value<String> {
     match model.version.as_known() {
@@ -490,21 +311,7 @@ impl<D: ClusterAccess> Resource<D> for FluxOperatorResource {
         let cluster = cluster_for_apply(ctx.data()?.as_ref()).await?;
         let applied = match private_applied(&ctx.private) {
             Some(applied) => applied,
-            None => {
-                let (crds, rest) = op::split_crds(load(&prior).await?);
-                let crds = crds
-                    .iter()
-                    .filter_map(|c| {
-                        c.pointer("/metadata/name")
-                            .and_then(Json::as_str)
-                            .map(str::to_owned)
-                    })
-                    .collect();
-                Applied {
-                    objects: rest,
-                    crds,
-                }
-            }
+            None => Applied::from_manifests(load(&prior).await?),
         };
         let mut order = applied.objects.clone();
         if prior.delete_crds.as_known() == Some(&true) {

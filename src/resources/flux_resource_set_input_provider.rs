@@ -26,8 +26,8 @@ use crate::framework::plan::attributes_changed;
 use crate::framework::resource::{ApplyError, Context, PlanChange, Planned, Resource};
 use crate::framework::schema::Schema;
 use crate::resources::common::{
-    self, ClusterAccess, DeletionPolicy, Operation, apply_error, cluster_for_apply,
-    cluster_if_known, dry_run_at_plan,
+    self, ClusterAccess, DeletionPolicy, Operation, cluster_for_apply, cluster_if_known,
+    dry_run_for_plan,
 };
 use crate::resources::flux_resource_set::model::SpecError;
 use crate::resources::flux_resource_set::parse_import_id;
@@ -120,27 +120,8 @@ async fn dry_run(
         Err(SpecError::Unknown) => return Ok(()),
         Err(e) => return Err(spec_error(&e)),
     };
-    let Some(cluster) = cluster_if_known(ctx.data()?.as_ref()).await? else {
-        return Ok(());
-    };
-    match dry_run_at_plan(&cluster, &to_dynamic(&object)?).await {
-        Ok(verdict) => {
-            let name = planned.name.as_known().cloned().unwrap_or_default();
-            let kind = "ResourceSetInputProvider";
-            if let Some((summary, detail)) = verdict.warning(kind, &name, "") {
-                ctx.warn_at(AttrPath::attr("namespace"), summary, detail);
-            }
-            Ok(())
-        }
-        Err(e) if e.status().is_some() => Err(apply_error(
-            "ResourceSetInputProvider Rejected By The API Server",
-            &e,
-        )),
-        Err(e) => Err(apply_error(
-            "Cannot Validate The ResourceSetInputProvider With The Cluster",
-            &e,
-        )),
-    }
+    dry_run_for_plan(ctx, &to_dynamic(&object)?, "ResourceSetInputProvider").await?;
+    Ok(())
 }
 
 #[async_trait]

@@ -16,7 +16,7 @@ use crate::framework::path::{AttrPath, PathStep};
 use crate::framework::plan::attributes_changed;
 use crate::framework::resource::Context;
 use crate::resources::common::{
-    self, ClusterAccess, apply_error, cluster_if_known, dry_run_at_plan,
+    self, ClusterAccess, apply_error, cluster_if_known, dry_run_for_plan,
 };
 use crate::resources::flux_resource_set::model::{
     DESIRED_ATTRIBUTES, HEALTHY, ResourceSetModel, SpecError, model_object, set_status,
@@ -224,30 +224,16 @@ pub(super) async fn dry_run(
         Err(SpecError::Unknown) => return Ok(()),
         Err(e) => return Err(spec_error(&e)),
     };
-    let Some(cluster) = cluster_if_known(ctx.data()?.as_ref()).await? else {
-        return Ok(());
-    };
-    match dry_run_at_plan(&cluster, &to_dynamic(&object)?).await {
-        Ok(verdict) => {
-            let name = planned.name.as_known().cloned().unwrap_or_default();
-            if let Some((summary, detail)) = verdict.warning("ResourceSet", &name, "") {
-                ctx.warn_at(AttrPath::attr("namespace"), summary, detail);
-            } else {
-                for (path, summary, detail) in reference_warnings(&cluster, planned).await {
-                    ctx.warn_at(path, summary, detail);
-                }
-            }
-            Ok(())
+    let object = to_dynamic(&object)?;
+    if let Some(cluster) = dry_run_for_plan(ctx, &object, "ResourceSet")
+        .await
+        .map_err(renamed)?
+    {
+        for (path, summary, detail) in reference_warnings(&cluster, planned).await {
+            ctx.warn_at(path, summary, detail);
         }
-        Err(e) if e.status().is_some() => Err(renamed(apply_error(
-            "ResourceSet Rejected By The API Server",
-            &e,
-        ))),
-        Err(e) => Err(apply_error(
-            "Cannot Validate The ResourceSet With The Cluster",
-            &e,
-        )),
     }
+    Ok(())
 }
 
 /// At plan, when the name and the cluster are known: the object must not exist yet.

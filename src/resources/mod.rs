@@ -10,6 +10,7 @@
 //!   ResourceSet), re-exported from `common_timeouts`, `common_json`, `common_diagnostics`,
 //!   `common_wait` and `common_delete`; [`common_fetch`]: downloading release manifests.
 //! - [`flux_operator_model`], [`flux_operator`]: the Flux Operator install;
+//!   [`flux_operator_install`]: applying its manifests and checking them against the cluster;
 //!   [`flux_operator_existing`]: what is already installed in its namespace; [`affinity`]: the
 //!   typed pod affinity attribute its settings use.
 //! - [`flux_instance_model`], [`flux_instance_live`], [`flux_instance`], [`flux_instance_data`]: the FluxInstance
@@ -48,6 +49,7 @@ pub mod flux_instance_live;
 pub mod flux_instance_model;
 pub mod flux_operator;
 pub mod flux_operator_existing;
+pub mod flux_operator_install;
 pub mod flux_operator_model;
 pub mod flux_report_data;
 pub mod flux_resource_set;

@@ -13,6 +13,8 @@
 //! Lives in `resources/`: may use `framework`, `flux` and `cluster`, never `provider` or
 //! `protocol`.
 
+use serde::{Deserialize, Serialize};
+
 use crate::cluster::apply::FIELD_MANAGER;
 use crate::cluster::objects::{Cluster, ObjectRef};
 use crate::flux::instance::{
@@ -23,20 +25,77 @@ use crate::framework::diagnostics::Diagnostics;
 use crate::framework::resource::Context;
 use crate::resources::common::apply_error;
 
-/// The private-state bytes that say "this state manages its object".
+/// The private-state bytes that say "this state manages its object" (and nothing else).
 const MANAGED: &[u8] = b"managed";
+
+/// The private state of a reconciled object: the marker, and the operator's verdict when the
+/// last apply's wait ended on a failure (JSON; just [`MANAGED`] when there is no failure).
+#[derive(Serialize, Deserialize, Default, Debug, PartialEq)]
+struct Private {
+    #[serde(default)]
+    managed: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    failed: Option<RecordedFailure>,
+}
+
+/// The operator's failure verdict that ended an apply's wait, for the generation it judged.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct RecordedFailure {
+    /// `metadata.generation` of the object the operator failed.
+    pub generation: i64,
+    /// What the wait reported (the object, the operator's reason and message).
+    pub message: String,
+}
+
+fn private<D>(ctx: &Context<D>) -> Private {
+    if ctx.private == MANAGED {
+        return Private {
+            managed: true,
+            failed: None,
+        };
+    }
+    serde_json::from_slice(&ctx.private).unwrap_or_default()
+}
+
+fn set_private<D>(ctx: &mut Context<D>, private: &Private) {
+    ctx.private = match private {
+        Private {
+            failed: None,
+            managed: true,
+        } => MANAGED.to_vec(),
+        Private {
+            failed: None,
+            managed: false,
+        } => Vec::new(),
+        _ => serde_json::to_vec(private).unwrap_or_default(),
+    };
+}
 
 /// Records in the private state that this resource manages its object; call in every plan that
 /// has a prior state.
 pub fn mark_managed<D>(ctx: &mut Context<D>) {
-    if ctx.private.is_empty() {
-        ctx.private = MANAGED.to_vec();
-    }
+    let mut current = private(ctx);
+    current.managed = true;
+    set_private(ctx, &current);
 }
 
 /// Whether the plan or create at hand replaces this resource's own object.
 pub fn replacing_own<D>(ctx: &Context<D>) -> bool {
-    ctx.private == MANAGED
+    private(ctx).managed
+}
+
+/// Records (or, with `None`, forgets) the failure verdict that ended the apply's wait, so that
+/// later plans can quote it while the operator retries (its status then says only "in
+/// progress").
+pub fn record_failure<D>(ctx: &mut Context<D>, failure: Option<RecordedFailure>) {
+    let mut current = private(ctx);
+    current.failed = failure;
+    set_private(ctx, &current);
+}
+
+/// The failure verdict recorded by the last apply, if its wait ended on one.
+pub fn recorded_failure<D>(ctx: &Context<D>) -> Option<RecordedFailure> {
+    private(ctx).failed
 }
 
 /// Fails when `object` exists: it was not created by this resource, so creating it would take
@@ -171,4 +230,57 @@ pub async fn take_over(
         .await
         .map(|_| ())
         .map_err(|e| apply_error("Cannot Take Over Fields From Other Field Managers", &e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::framework::service::ClientCapabilities;
+    use tokio_util::sync::CancellationToken;
+
+    fn ctx(private: &[u8]) -> Context<()> {
+        let mut ctx = Context::new(
+            CancellationToken::new(),
+            None,
+            ClientCapabilities::default(),
+        );
+        ctx.private = private.to_vec();
+        ctx
+    }
+
+    /// The marker stays the bytes older states hold; a recorded failure keeps it, and
+    /// forgetting the failure gives the marker back unchanged.
+    #[test]
+    fn the_marker_and_a_recorded_failure_live_side_by_side() {
+        let mut fresh = ctx(b"");
+        assert!(!replacing_own(&fresh));
+        assert_eq!(recorded_failure(&fresh), None);
+        mark_managed(&mut fresh);
+        assert_eq!(fresh.private, MANAGED);
+        assert!(replacing_own(&fresh));
+
+        let failure = RecordedFailure {
+            generation: 3,
+            message: "FluxInstance ns/flux is not ready: ReconciliationFailed: x".into(),
+        };
+        record_failure(&mut fresh, Some(failure.clone()));
+        assert!(replacing_own(&fresh));
+        assert_eq!(recorded_failure(&fresh), Some(failure.clone()));
+        mark_managed(&mut fresh);
+        assert_eq!(recorded_failure(&fresh), Some(failure.clone()));
+        record_failure(&mut fresh, None);
+        assert_eq!(fresh.private, MANAGED);
+
+        // A create (no marker) that failed: the failure alone; forgetting it leaves nothing.
+        let mut created = ctx(b"");
+        record_failure(&mut created, Some(failure.clone()));
+        assert!(!replacing_own(&created));
+        assert_eq!(recorded_failure(&created), Some(failure));
+        record_failure(&mut created, None);
+        assert!(created.private.is_empty());
+        // Bytes from elsewhere are neither a marker nor a failure.
+        let other = ctx(b"{not json");
+        assert!(!replacing_own(&other));
+        assert_eq!(recorded_failure(&other), None);
+    }
 }

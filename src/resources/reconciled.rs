@@ -2,7 +2,9 @@
 //! ResourceSetInputProvider): refuse to create over a foreign object (or take over the fields
 //! other managers hold), server-side apply, ask for a reconcile when the plan promised one, wait
 //! for the operator's verdict, and read the state back — the state with `ready = false` as the
-//! partial state of a failed wait, so that the next plan waits again in place. An apply that
+//! partial state of a failed wait, so that the next plan waits again in place; a wait that the
+//! operator's failure verdict ended records that verdict in the private state, for the plans
+//! that follow to quote. An apply that
 //! changes only annotations (`suspend` true → false among them) leaves the generation as it was,
 //! so it requests a reconcile and waits for the operator to handle it.
 //!
@@ -119,6 +121,14 @@ pub async fn apply_and_wait<M: Reconciled>(
     let result =
         common::wait_reconciled_through(&cluster, &wait, M::KEEP_WAITING, ctx.cancellation()).await;
     let mut state = M::state_after(&cluster, &planned).await;
+    let verdict = match &result {
+        Err(common::WaitFailure::Failed(message)) => Some(ownership::RecordedFailure {
+            generation: applied.metadata.generation.unwrap_or(0),
+            message: message.clone(),
+        }),
+        _ => None,
+    };
+    ownership::record_failure(ctx, verdict);
     match result {
         Ok(_) => Ok(state),
         Err(failure) => {

@@ -434,6 +434,12 @@ impl Workspace {
         ])
     }
 
+    /// `terraform apply <plan>`: applies a plan saved with `plan -out=<plan>` (no approval:
+    /// Terraform does not ask for a saved plan).
+    pub fn apply_saved(&self, plan: &str) -> Output {
+        self.run(&["apply", "-input=false", "-lock=false", "-no-color", plan])
+    }
+
     /// `terraform destroy -auto-approve`.
     pub fn destroy(&self) -> Output {
         self.run(&[

@@ -12,17 +12,10 @@
 //! lists are replaced. Target `name`/`namespace` are anchored regular expressions; label and
 //! annotation selectors support `k=v`, `k!=v`, `k` and `!k`.
 //!
-//! Profiles, as the operator's builder writes them (upstream `internal/builder/profiles.go` and
-//! `templates.go`, v0.58.1): `cluster.multitenant` adds `--no-cross-namespace-refs=true` to the
-//! kustomize, helm, notification and image controllers, `--no-remote-bases=true` to
-//! kustomize-controller, `--default-service-account=<cluster.tenantDefaultServiceAccount or
-//! default>` to kustomize- and helm-controller, and `serviceAccountName: kustomize-controller`
-//! to the sync Kustomization; `storage` adds the PersistentVolumeClaim `source-controller`
-//! (ReadWriteOnce, `storage.class`, `storage.size`) and mounts it at `/data` in
-//! source-controller. They apply before `kustomize.patches`.
+//! The operator's profiles (`cluster.type`, `cluster.size`, `cluster.multitenant`, `storage`)
+//! are applied by [`super::profiles`], before `kustomize.patches`.
 //!
-//! Not simulated: cluster profiles `type` and `size`, `distribution.variant`/`artifact`, and the
-//! RBAC objects of the real manifests.
+//! Not simulated: `distribution.variant`/`artifact`, and the RBAC objects of the real manifests.
 //!
 //! Pure code: depends on `fixtures` (CRD text), `inventory` and `version`.
 
@@ -30,6 +23,7 @@ use serde_json::{Map, Value, json};
 
 use super::fixtures::{component_crds, parse_multi};
 use super::inventory::sha256_hex;
+use super::profiles::{apply_profiles, storage_claim};
 use super::version::{Version, component_tag};
 
 /// The components installed when `spec.components` is unset.
@@ -253,96 +247,6 @@ pub fn sync_objects(spec: &Value, namespace: &str, version: &Version) -> Vec<Val
                "spec": {"interval": "10m0s", "path": sync["path"].clone(), "prune": true,
                         "sourceRef": {"kind": kind, "name": name}}}),
     ]
-}
-
-/// The controllers `cluster.multitenant` forbids cross-namespace references to.
-const NO_CROSS_NAMESPACE_REFS: [&str; 5] = [
-    "kustomize-controller",
-    "helm-controller",
-    "notification-controller",
-    "image-reflector-controller",
-    "image-automation-controller",
-];
-
-/// The first container of a Deployment's pod template.
-fn manager(deployment: &mut Value) -> &mut Value {
-    &mut deployment["spec"]["template"]["spec"]["containers"][0]
-}
-
-/// Appends to a list field, creating it when absent.
-fn push_to(list: &mut Value, item: Value) {
-    if !list.is_array() {
-        *list = json!([]);
-    }
-    if let Some(items) = list.as_array_mut() {
-        items.push(item);
-    }
-}
-
-/// The `storage` PersistentVolumeClaim.
-fn storage_claim(storage: &Value, namespace: &str) -> Value {
-    json!({
-        "apiVersion": "v1",
-        "kind": "PersistentVolumeClaim",
-        "metadata": {"name": "source-controller", "namespace": namespace},
-        "spec": {
-            "accessModes": ["ReadWriteOnce"],
-            "storageClassName": storage["class"].clone(),
-            "resources": {"requests": {"storage": storage["size"].clone()}},
-        },
-    })
-}
-
-/// Applies the `cluster.multitenant` and `storage` profiles to the built objects (see the
-/// module documentation for what each writes).
-fn apply_profiles(spec: &Value, objects: &mut [Value]) {
-    let multitenant = spec["cluster"]["multitenant"].as_bool() == Some(true);
-    let tenant_account = spec["cluster"]["tenantDefaultServiceAccount"]
-        .as_str()
-        .filter(|a| !a.is_empty())
-        .unwrap_or("default");
-    let storage = spec["storage"].is_object();
-    for o in objects.iter_mut() {
-        let kind = o["kind"].as_str().unwrap_or_default().to_owned();
-        let name = o["metadata"]["name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
-        match kind.as_str() {
-            "Deployment" if multitenant => {
-                let mut args = Vec::new();
-                if NO_CROSS_NAMESPACE_REFS.contains(&name.as_str()) {
-                    args.push("--no-cross-namespace-refs=true".to_owned());
-                }
-                if name == "kustomize-controller" {
-                    args.push("--no-remote-bases=true".to_owned());
-                }
-                if name == "kustomize-controller" || name == "helm-controller" {
-                    args.push(format!("--default-service-account={tenant_account}"));
-                }
-                for arg in args {
-                    push_to(&mut manager(o)["args"], Value::String(arg));
-                }
-            }
-            "Kustomization" if multitenant => {
-                o["spec"]["serviceAccountName"] = json!("kustomize-controller");
-            }
-            _ => {}
-        }
-        if storage && kind == "Deployment" && name == "source-controller" {
-            push_to(
-                &mut o["spec"]["template"]["spec"]["volumes"],
-                json!({"name": "persistent-data",
-                       "persistentVolumeClaim": {"claimName": "source-controller"}}),
-            );
-            let mount = json!({"name": "persistent-data", "mountPath": "/data"});
-            let mounts = &mut manager(o)["volumeMounts"];
-            match mounts.as_array_mut() {
-                Some(list) if !list.is_empty() => list[0] = mount,
-                _ => *mounts = json!([mount]),
-            }
-        }
-    }
 }
 
 /// Builds the install of a FluxInstance `spec` in `namespace` for the resolved `version`.

@@ -15,7 +15,7 @@
 //! - annotation `sandbox.fluxrs.dev/ready-delay: <duration>` delays readiness (slow readiness);
 //! - the same three from Rust through [`Script`] (in [`SimConfig::script`]), at runtime.
 //!
-//! Pure parts: [`version`], [`inventory`], [`template`], [`build`], [`status`]; I/O in [`ops`],
+//! Pure parts: [`version`], [`inventory`], [`template`], [`build`], [`profiles`], [`status`]; I/O in [`ops`],
 //! [`instance`], [`resourceset`]. Depends on nothing else in the crate: it only needs a
 //! `kube::Client`, so it runs against the in-process sandbox or any API server.
 
@@ -26,6 +26,7 @@ pub mod inputprovider;
 pub mod instance;
 pub mod inventory;
 pub mod ops;
+pub mod profiles;
 pub mod real_manifests;
 pub mod report;
 pub mod resourceset;
