@@ -180,7 +180,7 @@ impl<D: ClusterAccess> Resource<D> for FluxOperatorResource {
         _ctx: &mut Context<D>,
         config: OperatorModel,
     ) -> Result<(), Diagnostics> {
-        let out = crate::resources::validation::operator_resource(&config);
+        let out = crate::resources::validation_operator::operator_resource(&config);
         if out.has_errors() { Err(out) } else { Ok(()) }
     }
 

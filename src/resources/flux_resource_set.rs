@@ -195,7 +195,9 @@ impl<D: ClusterAccess> Resource<D> for FluxResourceSetResource {
         config: ResourceSetModel,
     ) -> Result<(), Diagnostics> {
         let mut out = validate_config(&config);
-        out.extend(crate::resources::validation::resource_set(&config));
+        out.extend(crate::resources::validation_resource_set::resource_set(
+            &config,
+        ));
         if out.has_errors() { Err(out) } else { Ok(()) }
     }
 

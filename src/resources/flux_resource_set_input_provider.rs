@@ -44,7 +44,7 @@ use model::{
 /// rules of `resources::validation`) and the rules of the API and the operator on the spec
 /// ([`model::validate_config`]).
 fn validate_config(config: &InputProviderModel) -> Diagnostics {
-    let mut out = crate::resources::validation::input_provider(config);
+    let mut out = crate::resources::validation_resource_set::input_provider(config);
     out.extend(model::validate_config(config));
     out
 }

@@ -24,7 +24,9 @@
 //!   `flux_bootstrap_git_sync`).
 //! - [`ownership`]: refusing to create over an object this resource does not manage;
 //!   [`reconciled`]: the one apply-and-wait of the objects the operator reconciles.
-//! - [`validation`]: what users type, checked per resource at validate time.
+//! - [`validation`]: what users type, checked per resource at validate time (`flux_instance`,
+//!   `flux_bootstrap_git`); [`validation_operator`] and [`validation_resource_set`] for the
+//!   operator settings and ResourceSets, over [`validation_checks`].
 
 pub mod affinity;
 pub mod common;
@@ -58,3 +60,6 @@ mod flux_resource_set_live;
 pub mod ownership;
 pub mod reconciled;
 pub mod validation;
+pub mod validation_checks;
+pub mod validation_operator;
+pub mod validation_resource_set;

@@ -7,130 +7,17 @@
 //!
 //! Lives in `resources/`: may use `framework` and `flux`.
 
-use std::collections::BTreeMap;
-
-use crate::flux::duration::parse_duration;
-use crate::flux::operator::{DEPLOYMENT_NAME, normalize_version};
-use crate::flux::operator_chart::LOG_LEVELS;
 use crate::flux::validate as rule;
 use crate::framework::diagnostics::Diagnostics;
 use crate::framework::model::Value;
 use crate::framework::path::AttrPath;
-use crate::resources::affinity::{self, AffinityModel};
-use crate::resources::common::Timeouts;
 use crate::resources::flux_instance_model::{
     DistributionModel, InstanceModel, KustomizeModel, StorageModel,
 };
-use crate::resources::flux_operator_model::{ResourcesModel, TolerationModel};
-
-/// Collects errors, one per bad value.
-#[derive(Debug, Default)]
-pub struct Checks {
-    out: Diagnostics,
-}
-
-impl Checks {
-    /// No errors yet.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// The errors found.
-    pub fn finish(self) -> Diagnostics {
-        self.out
-    }
-
-    /// An error at `path`: `<path> = "<value>" <reason>.`
-    pub fn fail(&mut self, path: AttrPath, summary: &str, value: &str, reason: &str) {
-        self.out.error_at(
-            path.clone(),
-            summary,
-            format!("{path} = {value:?} {reason}."),
-        );
-    }
-
-    /// Checks a known string with `rule`.
-    pub fn string(
-        &mut self,
-        path: AttrPath,
-        value: &Value<String>,
-        summary: &str,
-        rule: impl Fn(&str) -> Result<(), String>,
-    ) {
-        if let Some(text) = value.as_known()
-            && let Err(reason) = rule(text)
-        {
-            self.fail(path, summary, text, &reason);
-        }
-    }
-
-    /// Checks every known value of a map with `rule`, at `path["key"]`.
-    pub fn map_values(
-        &mut self,
-        path: &AttrPath,
-        value: &Value<BTreeMap<String, String>>,
-        summary: &str,
-        rule: impl Fn(&str) -> Result<(), String>,
-    ) {
-        for (key, text) in value.as_known().into_iter().flatten() {
-            if let Err(reason) = rule(text) {
-                self.fail(path.clone().then_key(key.clone()), summary, text, &reason);
-            }
-        }
-    }
-
-    /// Checks every key of a known map with `rule`, at `path["key"]`.
-    pub fn map_keys(
-        &mut self,
-        path: &AttrPath,
-        value: &Value<BTreeMap<String, String>>,
-        summary: &str,
-        rule: impl Fn(&str) -> Result<(), String>,
-    ) {
-        for key in value.as_known().into_iter().flatten().map(|(k, _)| k) {
-            if let Err(reason) = rule(key) {
-                let path = path.clone().then_key(key.clone());
-                self.out.error_at(
-                    path.clone(),
-                    summary,
-                    format!("{path}: the key {key:?} {reason}."),
-                );
-            }
-        }
-    }
-}
-
-fn attr(steps: &[&str]) -> AttrPath {
-    steps
-        .iter()
-        .fold(AttrPath::root(), |path, step| path.then_attr(*step))
-}
-
-fn duration(text: &str) -> Result<(), String> {
-    parse_duration(text).map(|_| ()).map_err(|_| {
-        "is not a duration; use a number with a unit (ms, s, m, h), e.g. \"10m\" or \"1h30m\""
-            .into()
-    })
-}
-
-/// `timeouts.create/update/delete` under `prefix`.
-pub fn timeouts(checks: &mut Checks, timeouts: &Value<Timeouts>) {
-    let Some(t) = timeouts.as_known() else {
-        return;
-    };
-    for (name, value) in [
-        ("create", &t.create),
-        ("update", &t.update),
-        ("delete", &t.delete),
-    ] {
-        checks.string(
-            attr(&["timeouts", name]),
-            value,
-            "Invalid Timeout",
-            duration,
-        );
-    }
-}
+use crate::resources::validation_checks::{
+    Checks, attr, duration, namespace, reconcile_durations, timeouts,
+};
+use crate::resources::validation_operator::{OperatorInputs, operator};
 
 fn distribution(checks: &mut Checks, prefix: &[&str], value: &Value<DistributionModel>) {
     let Some(d) = value.as_known() else {
@@ -193,24 +80,6 @@ fn kustomize(checks: &mut Checks, value: &Value<KustomizeModel>) {
     }
 }
 
-/// The namespace of a FluxInstance (or a bootstrap): a DNS label.
-fn namespace(checks: &mut Checks, value: &Value<String>) {
-    checks.string(
-        AttrPath::attr("namespace"),
-        value,
-        "Invalid Namespace Name",
-        rule::dns_label,
-    );
-}
-
-/// The reconcile annotations the operator parses as durations: a value it cannot parse would be
-/// written as is (the API server does not check annotations), so it is refused here.
-fn reconcile_durations(checks: &mut Checks, fields: &[(&str, &Value<String>)]) {
-    for (name, value) in fields {
-        checks.string(attr(&[name]), value, "Invalid Duration", duration);
-    }
-}
-
 /// The settings `flux_instance` shares with `flux_bootstrap_git` (no `sync`, no `name`).
 fn instance_settings(checks: &mut Checks, config: &InstanceModel) {
     namespace(checks, &config.namespace);
@@ -252,7 +121,7 @@ pub fn instance(config: &InstanceModel) -> Diagnostics {
         let kind = sync.kind.as_known().map(String::as_str);
         match sync.url.as_known() {
             // Never echoed: the value holds a credential.
-            Some(url) if rule::url_has_password(url) => checks.out.error_at(
+            Some(url) if rule::url_has_password(url) => checks.error_at(
                 attr(&["sync", "url"]),
                 "Credentials In The Sync URL",
                 "sync.url carries a password or token in its user info. The URL is stored in \
@@ -304,236 +173,6 @@ pub fn instance_data(config: &InstanceModel) -> Diagnostics {
     checks.finish()
 }
 
-/// The operator install settings (`flux_operator`, or `flux_bootstrap_git.operator` with
-/// `prefix = ["operator"]`).
-pub struct OperatorInputs<'a> {
-    /// `version`.
-    pub version: &'a Value<String>,
-    /// `manifests_url`.
-    pub manifests_url: &'a Value<String>,
-    /// `manifests`.
-    pub manifests: &'a Value<String>,
-    /// `env`.
-    pub env: &'a Value<BTreeMap<String, String>>,
-    /// `resources`.
-    pub resources: &'a Value<ResourcesModel>,
-    /// `tolerations`.
-    pub tolerations: &'a Value<Vec<TolerationModel>>,
-    /// `replicas`.
-    pub replicas: &'a Value<i64>,
-    /// `affinity`.
-    pub affinity: &'a Value<AffinityModel>,
-    /// `priority_class_name`.
-    pub priority_class_name: &'a Value<String>,
-    /// `image_pull_secrets`.
-    pub image_pull_secrets: &'a Value<Vec<String>>,
-    /// `log_level`.
-    pub log_level: &'a Value<String>,
-    /// `concurrent`.
-    pub concurrent: &'a Value<i64>,
-}
-
-/// The operator install settings: exactly one manifests source, each valid; quantities,
-/// tolerations and environment variable names.
-pub fn operator(checks: &mut Checks, prefix: &[&str], inputs: &OperatorInputs<'_>) {
-    let at = |steps: &[&str]| {
-        let mut all = prefix.to_vec();
-        all.extend_from_slice(steps);
-        attr(&all)
-    };
-    let sources = [inputs.version, inputs.manifests_url, inputs.manifests];
-    if !sources.iter().any(|v| v.is_unknown())
-        && sources.iter().filter(|v| v.is_known()).count() != 1
-    {
-        let path = at(&["version"]);
-        let names = ["version", "manifests_url", "manifests"]
-            .map(|n| at(&[n]).to_string())
-            .join(", ");
-        checks.out.error_at(
-            path,
-            "Operator Manifests Source",
-            format!(
-                "Set exactly one of {names}: a release such as \"v0.58.1\", the URL of an \
-                 install.yaml, or the YAML itself."
-            ),
-        );
-    }
-    checks.string(
-        at(&["version"]),
-        inputs.version,
-        "Invalid Operator Version",
-        |v| {
-            normalize_version(v).map(|_| ()).map_err(|_| {
-                "is not an operator release; use a version such as \"v0.58.1\"".to_owned()
-            })
-        },
-    );
-    checks.string(
-        at(&["manifests_url"]),
-        inputs.manifests_url,
-        "Invalid Manifests URL",
-        |u| rule::url_with_scheme(u, &["https", "http"]),
-    );
-    if let Some(yaml) = inputs.manifests.as_known() {
-        let path = at(&["manifests"]);
-        let problem = match rule::object_stream(yaml) {
-            Err(reason) => Some(reason),
-            Ok(objects) => {
-                let has_deployment = objects
-                    .iter()
-                    .any(|o| o["kind"] == "Deployment" && o["metadata"]["name"] == DEPLOYMENT_NAME);
-                (!has_deployment).then(|| {
-                    format!(
-                        "has no Deployment named {DEPLOYMENT_NAME:?}: these are not the Flux \
-                         Operator's install manifests (use the install.yaml of an operator \
-                         release)"
-                    )
-                })
-            }
-        };
-        if let Some(reason) = problem {
-            // The value is long YAML: name the attribute, not the value.
-            checks.out.error_at(
-                path.clone(),
-                "Invalid Operator Manifests",
-                format!("{path} {reason}."),
-            );
-        }
-    }
-    checks.map_keys(
-        &at(&["env"]),
-        inputs.env,
-        "Invalid Environment Variable",
-        rule::env_name,
-    );
-    if let Some(resources) = inputs.resources.as_known() {
-        checks.map_values(
-            &at(&["resources", "limits"]),
-            &resources.limits,
-            "Invalid Resource Quantity",
-            rule::quantity,
-        );
-        checks.map_values(
-            &at(&["resources", "requests"]),
-            &resources.requests,
-            "Invalid Resource Quantity",
-            rule::quantity,
-        );
-    }
-    for (i, toleration) in inputs
-        .tolerations
-        .as_known()
-        .into_iter()
-        .flatten()
-        .enumerate()
-    {
-        let path = |name: &str| {
-            let mut all = prefix.to_vec();
-            all.push("tolerations");
-            attr(&all).then_index(i as i64).then_attr(name)
-        };
-        checks.string(
-            path("operator"),
-            &toleration.operator,
-            "Invalid Toleration",
-            |o| rule::one_of(o, &["Exists", "Equal"]),
-        );
-        checks.string(
-            path("effect"),
-            &toleration.effect,
-            "Invalid Toleration",
-            |e| rule::one_of(e, &["NoSchedule", "PreferNoSchedule", "NoExecute"]),
-        );
-    }
-    operator_chart(checks, &at, inputs);
-}
-
-/// The chart settings of the operator Deployment: counts, names, the log level, the affinity.
-fn operator_chart(
-    checks: &mut Checks,
-    at: &dyn Fn(&[&str]) -> AttrPath,
-    inputs: &OperatorInputs<'_>,
-) {
-    for (name, value, what) in [
-        ("replicas", inputs.replicas, "replicas of the operator"),
-        (
-            "concurrent",
-            inputs.concurrent,
-            "objects reconciled at once",
-        ),
-    ] {
-        if let Some(n) = value.as_known()
-            && *n < 1
-        {
-            let path = at(&[name]);
-            checks.out.error_at(
-                path.clone(),
-                "Invalid Operator Setting",
-                format!("{path} = {n} is out of range: the {what} must be at least 1."),
-            );
-        }
-    }
-    checks.string(
-        at(&["priority_class_name"]),
-        inputs.priority_class_name,
-        "Invalid Priority Class Name",
-        rule::dns_subdomain,
-    );
-    for (i, name) in inputs
-        .image_pull_secrets
-        .as_known()
-        .into_iter()
-        .flatten()
-        .enumerate()
-    {
-        if let Err(reason) = rule::dns_subdomain(name) {
-            checks.fail(
-                at(&["image_pull_secrets"]).then_index(i as i64),
-                "Invalid Secret Name",
-                name,
-                &reason,
-            );
-        }
-    }
-    checks.string(
-        at(&["log_level"]),
-        inputs.log_level,
-        "Invalid Log Level",
-        |l| rule::one_of(l, &LOG_LEVELS),
-    );
-    if let Some(model) = inputs.affinity.as_known() {
-        affinity::validate(model, &at(&["affinity"]), &mut checks.out);
-    }
-}
-
-/// `flux_operator`.
-pub fn operator_resource(
-    config: &crate::resources::flux_operator_model::OperatorModel,
-) -> Diagnostics {
-    let mut checks = Checks::new();
-    operator(
-        &mut checks,
-        &[],
-        &OperatorInputs {
-            version: &config.version,
-            manifests_url: &config.manifests_url,
-            manifests: &config.manifests,
-            env: &config.env,
-            resources: &config.resources,
-            tolerations: &config.tolerations,
-            replicas: &config.replicas,
-            affinity: &config.affinity,
-            priority_class_name: &config.priority_class_name,
-            image_pull_secrets: &config.image_pull_secrets,
-            log_level: &config.log_level,
-            concurrent: &config.concurrent,
-        },
-    );
-    namespace(&mut checks, &config.namespace);
-    timeouts(&mut checks, &config.timeouts);
-    checks.finish()
-}
-
 /// `flux_bootstrap_git`: the repository (URL, branch), the instance settings, the sync interval,
 /// the Secret name and the operator settings.
 pub fn bootstrap(
@@ -545,7 +184,7 @@ pub fn bootstrap(
     timeouts(&mut checks, &config.timeouts);
     match config.url.as_known() {
         // Never echoed: the value holds a credential, and would end up in state.
-        Some(url) if rule::url_has_password(url) => checks.out.error_at(
+        Some(url) if rule::url_has_password(url) => checks.error_at(
             AttrPath::attr("url"),
             "Credentials In The Repository URL",
             "url carries a password or token in its user info (https://user:secret@host/...). \
@@ -602,117 +241,6 @@ pub fn bootstrap(
     checks.finish()
 }
 
-/// `flux_resource_set`: names, the YAML template, timeouts.
-pub fn resource_set(
-    config: &crate::resources::flux_resource_set::model::ResourceSetModel,
-) -> Diagnostics {
-    let mut checks = Checks::new();
-    checks.string(
-        AttrPath::attr("name"),
-        &config.name,
-        "Invalid ResourceSet Name",
-        rule::dns_subdomain,
-    );
-    checks.string(
-        AttrPath::attr("namespace"),
-        &config.namespace,
-        "Invalid Namespace Name",
-        rule::dns_label,
-    );
-    checks.string(
-        AttrPath::attr("service_account_name"),
-        &config.service_account_name,
-        "Invalid Service Account Name",
-        rule::dns_subdomain,
-    );
-    if let Some(template) = config.resources_template.as_known()
-        && let Err(reason) = rule::resources_template(template)
-    {
-        checks.out.error_at(
-            AttrPath::attr("resources_template"),
-            "Invalid Resources Template",
-            format!("resources_template {reason}."),
-        );
-    }
-    for (i, dependency) in config
-        .dependencies
-        .as_known()
-        .into_iter()
-        .flatten()
-        .enumerate()
-    {
-        let path = AttrPath::attr("dependencies")
-            .then_index(i as i64)
-            .then_attr("name");
-        checks.string(path, &dependency.name, "Invalid Dependency", |name| {
-            if name.is_empty() {
-                Err("must not be empty; name the object the ResourceSet depends on".into())
-            } else {
-                Ok(())
-            }
-        });
-    }
-    resource_set_objects(&mut checks, &config.resources);
-    reconcile_durations(
-        &mut checks,
-        &[
-            ("reconcile_every", &config.reconcile_every),
-            ("reconcile_timeout", &config.reconcile_timeout),
-        ],
-    );
-    for (i, source) in config
-        .inputs_from
-        .as_known()
-        .into_iter()
-        .flatten()
-        .enumerate()
-    {
-        let selector = source.selector.as_known();
-        let expressions = selector.and_then(|s| s.match_expressions.as_known());
-        for (j, expression) in expressions.into_iter().flatten().enumerate() {
-            let path = AttrPath::attr("inputs_from")
-                .then_index(i as i64)
-                .then_attr("selector")
-                .then_attr("match_expressions")
-                .then_index(j as i64)
-                .then_attr("operator");
-            checks.string(path, &expression.operator, "Invalid Label Selector", |o| {
-                rule::one_of(o, &["In", "NotIn", "Exists", "DoesNotExist"])
-            });
-        }
-    }
-    timeouts(&mut checks, &config.timeouts);
-    checks.finish()
-}
-
-/// `flux_resource_set_input_provider`: names and timeouts (the rules of the spec are checked by
-/// its model, [`crate::resources::flux_resource_set_input_provider::model::validate_config`]).
-pub fn input_provider(
-    config: &crate::resources::flux_resource_set_input_provider::model::InputProviderModel,
-) -> Diagnostics {
-    let mut checks = Checks::new();
-    checks.string(
-        AttrPath::attr("name"),
-        &config.name,
-        "Invalid ResourceSetInputProvider Name",
-        rule::dns_subdomain,
-    );
-    checks.string(
-        AttrPath::attr("namespace"),
-        &config.namespace,
-        "Invalid Namespace Name",
-        rule::dns_label,
-    );
-    checks.string(
-        AttrPath::attr("service_account_name"),
-        &config.service_account_name,
-        "Invalid Service Account Name",
-        rule::dns_subdomain,
-    );
-    timeouts(&mut checks, &config.timeouts);
-    checks.finish()
-}
-
 /// The provider's `git` settings against the repository URL of `flux_bootstrap_git` (checked at
 /// plan, when the provider settings are known): SSH URLs need `git.ssh` with a key, HTTP(S) URLs
 /// must not come with only `git.ssh`, and `http://` needs `git.http.allow_insecure_http`.
@@ -757,44 +285,4 @@ pub fn git_settings_match_url(
         }
     }
     out
-}
-
-/// Each element of `resources` (an object template) has a non-empty `apiVersion` and `kind`.
-fn resource_set_objects(
-    checks: &mut Checks,
-    resources: &Value<crate::resources::flux_resource_set::model::Dynamic>,
-) {
-    use crate::framework::value::RawValue;
-    let Some(crate::resources::flux_resource_set::model::Dynamic(raw)) = resources.as_known()
-    else {
-        return;
-    };
-    let (RawValue::List(items) | RawValue::Tuple(items) | RawValue::Set(items)) = raw else {
-        return;
-    };
-    for (i, item) in items.iter().enumerate() {
-        let (RawValue::Object(fields) | RawValue::Map(fields)) = item else {
-            continue;
-        };
-        for field in ["apiVersion", "kind"] {
-            let present = match fields.get(field) {
-                Some(RawValue::String(text)) => !text.is_empty(),
-                Some(RawValue::Unknown(_)) => true,
-                _ => false,
-            };
-            if !present {
-                let path = AttrPath::attr("resources").then_index(i as i64);
-                checks.out.error_at(
-                    path.clone(),
-                    "Invalid ResourceSet Object",
-                    format!(
-                        "{path} has no {field}: every object template needs apiVersion, kind \
-                         and metadata (e.g. {{ apiVersion = \"v1\", kind = \"ConfigMap\", \
-                         metadata = {{ name = \"...\" }} }})."
-                    ),
-                );
-                break;
-            }
-        }
-    }
 }
