@@ -12,7 +12,7 @@
 //! - [`flux_operator_model`], [`flux_operator`]: the Flux Operator install;
 //!   [`flux_operator_install`]: applying its manifests and checking them against the cluster;
 //!   [`flux_operator_existing`]: what is already installed in its namespace; [`affinity`]: the
-//!   typed pod affinity attribute its settings use.
+//!   typed pod affinity attribute its settings use, [`affinity_check`] its rules.
 //! - [`flux_instance_model`], [`flux_instance_live`], [`flux_instance_check`] (plan-time
 //!   checks), [`flux_instance`], [`flux_instance_data`]: the FluxInstance resource and data
 //!   source.
@@ -30,6 +30,7 @@
 //!   operator settings and ResourceSets, over [`validation_checks`].
 
 pub mod affinity;
+pub mod affinity_check;
 pub mod common;
 mod common_delete;
 mod common_diagnostics;

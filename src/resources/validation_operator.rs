@@ -13,7 +13,8 @@ use crate::flux::validate as rule;
 use crate::framework::diagnostics::Diagnostics;
 use crate::framework::model::Value;
 use crate::framework::path::AttrPath;
-use crate::resources::affinity::{self, AffinityModel};
+use crate::resources::affinity::AffinityModel;
+use crate::resources::affinity_check;
 use crate::resources::flux_operator_model::{ResourcesModel, TolerationModel};
 use crate::resources::validation_checks::{Checks, attr, namespace, timeouts};
 
@@ -215,7 +216,7 @@ fn operator_chart(
         |l| rule::one_of(l, &LOG_LEVELS),
     );
     if let Some(model) = inputs.affinity.as_known() {
-        affinity::validate(model, &at(&["affinity"]), checks.diagnostics());
+        affinity_check::validate(model, &at(&["affinity"]), checks.diagnostics());
     }
 }
 
