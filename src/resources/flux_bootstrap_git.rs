@@ -42,7 +42,7 @@ use crate::resources::flux_bootstrap_git_model::{
 };
 use crate::resources::flux_bootstrap_git_repo::commit_changes;
 use crate::resources::flux_bootstrap_git_sync::namespace_of;
-use crate::resources::flux_instance_model::validate_enums;
+use crate::resources::flux_instance_convert::validate_enums;
 
 /// The `flux_bootstrap_git` resource.
 #[derive(Clone, Copy, Debug, Default)]

@@ -24,9 +24,10 @@ use crate::git::Secret;
 use crate::resources::common::{
     ClusterAccess, Timeouts, deletion_policy_attribute, timeouts_block,
 };
+use crate::resources::flux_instance_convert::{live_model, model_object};
 use crate::resources::flux_instance_model::{
     ClusterModel, CommonMetadataModel, DistributionModel, HEALTHY, InstanceModel, KustomizeModel,
-    ModelError, ShardingModel, StorageModel, SyncModel, live_model, model_object,
+    ModelError, ShardingModel, StorageModel, SyncModel,
 };
 use crate::resources::flux_operator_model::{OperatorModel, ResourcesModel, TolerationModel};
 

@@ -23,13 +23,12 @@ use crate::resources::common::{
     self, ClusterAccess, DeletionPolicy, Operation, cluster_for_apply, cluster_if_known,
 };
 use crate::resources::flux_instance_check::{check_plan, spec_error};
+use crate::resources::flux_instance_convert::{live_model, model_object, validate_enums};
 use crate::resources::flux_instance_live::{
     get_live, model_ref, reconcile_failure, state_after, to_dynamic,
 };
 pub use crate::resources::flux_instance_live::{installation_status, instance_ref};
-use crate::resources::flux_instance_model::{
-    HEALTHY, InstanceModel, SPEC_ATTRIBUTES, live_model, model_object, schema, validate_enums,
-};
+use crate::resources::flux_instance_model::{HEALTHY, InstanceModel, SPEC_ATTRIBUTES, schema};
 use crate::resources::ownership;
 use crate::resources::reconciled::{self, Reconciled};
 

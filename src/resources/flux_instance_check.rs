@@ -14,10 +14,11 @@ use crate::framework::resource::Context;
 use crate::resources::common::{
     ClusterAccess, PlanDryRun, api_field_to_path, apply_error, cluster_if_known, dry_run_at_plan,
 };
+use crate::resources::flux_instance_convert::model_object;
 use crate::resources::flux_instance_live::{
     get_live, instance_ref, operator_namespace, to_dynamic,
 };
-use crate::resources::flux_instance_model::{InstanceModel, ModelError, model_object};
+use crate::resources::flux_instance_model::{InstanceModel, ModelError};
 use crate::resources::ownership;
 
 /// The diagnostic of a configuration that does not make a FluxInstance.

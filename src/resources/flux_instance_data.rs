@@ -13,7 +13,8 @@ use crate::framework::resource::{Context, DataSource};
 use crate::framework::schema::{Attribute, AttributeType, Schema};
 use crate::resources::common::{ClusterAccess, apply_error, cluster_for_apply};
 use crate::resources::flux_instance::{installation_status, instance_ref};
-use crate::resources::flux_instance_model::{InstanceModel, live_model, schema};
+use crate::resources::flux_instance_convert::live_model;
+use crate::resources::flux_instance_model::{InstanceModel, schema};
 
 /// The `flux_instance` data source.
 #[derive(Clone, Copy, Debug, Default)]

@@ -15,7 +15,8 @@ use crate::flux::status::Readiness;
 use crate::framework::diagnostics::Diagnostics;
 use crate::framework::model::Value;
 use crate::resources::common::{apply_error, cluster_ref};
-use crate::resources::flux_instance_model::{HEALTHY, InstanceModel, live_model};
+use crate::resources::flux_instance_convert::live_model;
+use crate::resources::flux_instance_model::{HEALTHY, InstanceModel};
 use crate::resources::ownership::RecordedFailure;
 
 /// The FluxInstance's reference.

@@ -13,8 +13,8 @@
 //!   [`flux_operator_install`]: applying its manifests and checking them against the cluster;
 //!   [`flux_operator_existing`]: what is already installed in its namespace; [`affinity`]: the
 //!   typed pod affinity attribute its settings use, [`affinity_check`] its rules.
-//! - [`flux_instance_model`], [`flux_instance_live`], [`flux_instance_check`] (plan-time
-//!   checks), [`flux_instance`], [`flux_instance_data`]: the FluxInstance resource and data
+//! - [`flux_instance_model`], [`flux_instance_convert`] (model ↔ API object),
+//!   [`flux_instance_live`], [`flux_instance_check`] (plan-time checks), [`flux_instance`], [`flux_instance_data`]: the FluxInstance resource and data
 //!   source.
 //! - `flux_resource_set`: ResourceSets (its cluster reads and plan helpers in
 //!   `flux_resource_set_live`); `flux_resource_set_input_provider`: their input providers.
@@ -49,6 +49,7 @@ mod flux_bootstrap_git_repo;
 mod flux_bootstrap_git_sync;
 pub mod flux_instance;
 pub mod flux_instance_check;
+pub mod flux_instance_convert;
 pub mod flux_instance_data;
 pub mod flux_instance_live;
 pub mod flux_instance_model;
