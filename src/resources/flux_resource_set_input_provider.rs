@@ -8,6 +8,8 @@
 //!
 //! Lives in `resources/`: may use `framework`, `flux`, `cluster`, never `provider`.
 
+#[path = "flux_resource_set_input_provider_convert.rs"]
+pub mod convert;
 #[path = "flux_resource_set_input_provider_live.rs"]
 mod live;
 #[path = "flux_resource_set_input_provider_model.rs"]
@@ -33,19 +35,17 @@ use crate::resources::flux_resource_set::model::SpecError;
 use crate::resources::flux_resource_set::parse_import_id;
 use crate::resources::ownership;
 use crate::resources::reconciled::{self, Reconciled};
+use convert::{defaults_equal, live_model, model_object, nested_unknown};
 pub use live::input_provider_ref;
 use live::{get_live, model_ref, state_after, to_dynamic};
-use model::{
-    DESIRED_ATTRIBUTES, InputProviderModel, defaults_equal, live_model, model_object,
-    nested_unknown,
-};
+use model::{DESIRED_ATTRIBUTES, InputProviderModel};
 
 /// Every rule checked at validate and plan: names, service account and timeouts (the shared
 /// rules of `resources::validation`) and the rules of the API and the operator on the spec
 /// ([`model::validate_config`]).
 fn validate_config(config: &InputProviderModel) -> Diagnostics {
     let mut out = crate::resources::validation_resource_set::input_provider(config);
-    out.extend(model::validate_config(config));
+    out.extend(convert::validate_config(config));
     out
 }
 

@@ -6,7 +6,8 @@
 
 use kube::api::DynamicObject;
 
-use super::model::{InputProviderModel, set_status};
+use super::convert::set_status;
+use super::model::InputProviderModel;
 use crate::cluster::objects::{Cluster, ObjectRef};
 use crate::flux::input_provider::{InputProvider, KIND};
 use crate::flux::instance::API_VERSION;

@@ -94,7 +94,7 @@ pub fn resource_set(
 }
 
 /// `flux_resource_set_input_provider`: names and timeouts (the rules of the spec are checked by
-/// its model, [`crate::resources::flux_resource_set_input_provider::model::validate_config`]).
+/// its model, [`crate::resources::flux_resource_set_input_provider::convert::validate_config`]).
 pub fn input_provider(
     config: &crate::resources::flux_resource_set_input_provider::model::InputProviderModel,
 ) -> Diagnostics {
