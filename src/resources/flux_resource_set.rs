@@ -10,6 +10,10 @@
 
 #[path = "flux_resource_set_model.rs"]
 pub mod model;
+#[path = "flux_resource_set_read.rs"]
+pub mod read;
+#[path = "flux_resource_set_spec.rs"]
+pub mod spec;
 
 use std::time::Duration;
 
@@ -26,10 +30,9 @@ use crate::resources::common::{
 };
 use crate::resources::ownership;
 use crate::resources::reconciled::{self, Reconciled};
-use model::{
-    ResourceSetModel, keep_equivalent_open_values, live_model, model_object, nested_unknown,
-    validate_config,
-};
+use model::ResourceSetModel;
+use read::{keep_equivalent_open_values, live_model};
+use spec::{model_object, nested_unknown, validate_config};
 
 /// Default for every `timeouts` value.
 use crate::resources::flux_resource_set_live::{

@@ -19,8 +19,10 @@ use crate::resources::common::{
     self, ClusterAccess, apply_error, cluster_if_known, dry_run_for_plan,
 };
 use crate::resources::flux_resource_set::model::{
-    DESIRED_ATTRIBUTES, HEALTHY, ResourceSetModel, SpecError, model_object, set_status,
+    DESIRED_ATTRIBUTES, HEALTHY, ResourceSetModel, SpecError,
 };
+use crate::resources::flux_resource_set::read::set_status;
+use crate::resources::flux_resource_set::spec::model_object;
 use crate::resources::ownership;
 use refs::reference_warnings;
 

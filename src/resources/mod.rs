@@ -59,6 +59,7 @@ pub mod flux_operator_install;
 pub mod flux_operator_model;
 pub mod flux_report_data;
 pub mod flux_resource_set;
+pub mod flux_resource_set_dynamic;
 pub mod flux_resource_set_input_provider;
 mod flux_resource_set_live;
 pub mod ownership;
