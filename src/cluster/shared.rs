@@ -3,12 +3,12 @@
 //! one from a single LIST of that kind and namespace, made once (the readers waiting for it
 //! share it) and kept as raw JSON text (one string per object) until the handle is dropped.
 //!
-//! Why it is safe: a [`Cluster`] lives as long as the provider configuration it was built from,
+//! Why it is safe: a [`Cluster`](super::objects::Cluster) lives as long as the provider configuration it was built from,
 //! and Terraform configures the provider anew for every operation (validate, plan, apply,
 //! import), so a LIST is never older than the operation that uses it: what changed before a plan
 //! started is always seen. Any write through the handle (apply, delete, annotate, finalizer
 //! removal) drops every shared LIST, so the handle reads its own writes. Refresh paths only:
-//! apply paths, which wait for other controllers to act, use [`Cluster::get`].
+//! apply paths, which wait for other controllers to act, use [`Cluster::get`](super::objects::Cluster::get).
 //!
 //! Bounded: a LIST longer than [`MAX_LISTED_OBJECTS`] objects or [`MAX_LISTED_BYTES`] bytes,
 //! or one the server refuses (e.g. RBAC grants `get` but not `list`), is given up and that kind

@@ -210,12 +210,12 @@ pub fn write(pages: &[Page], out: &Path) -> Result<Summary, Error> {
     Ok(summary)
 }
 
-/// [`render`] then [`write`]: regenerates the documentation under `out` from `schemas` and the
+/// [`render`] then [`write()`]: regenerates the documentation under `out` from `schemas` and the
 /// examples under `examples`.
 ///
 /// # Errors
 ///
-/// See [`render`] and [`write`].
+/// See [`render`] and [`write()`].
 pub fn generate(schemas: &ProviderSchemas, examples: &Path, out: &Path) -> Result<Summary, Error> {
     let pages = render(schemas, examples)?;
     write(&pages, out)

@@ -36,9 +36,11 @@ use crate::resources::flux_bootstrap_git_auth::{git_auth, git_error, git_options
 use crate::resources::flux_bootstrap_git_check::{
     check_hazards, check_instance, check_operator, dropped_patches,
 };
+use crate::resources::flux_bootstrap_git_manifest::{
+    clean_path, desired_instance, digests, render_files,
+};
 use crate::resources::flux_bootstrap_git_model::{
-    BootstrapModel, GitAccess, INPUT_ATTRIBUTES, clean_path, desired_instance, digests,
-    instance_ref, render_files, schema,
+    BootstrapModel, GitAccess, INPUT_ATTRIBUTES, instance_ref, schema,
 };
 use crate::resources::flux_bootstrap_git_repo::commit_changes;
 use crate::resources::flux_bootstrap_git_sync::namespace_of;
@@ -108,7 +110,7 @@ impl<D: GitAccess> Resource<D> for FluxBootstrapGitResource {
         config: BootstrapModel,
     ) -> Result<(), Diagnostics> {
         let instance =
-            crate::resources::flux_bootstrap_git_model::instance_model(&config, Value::Null);
+            crate::resources::flux_bootstrap_git_manifest::instance_model(&config, Value::Null);
         let mut out = validate_enums(&instance);
         out.extend(crate::resources::validation::bootstrap(&config, &instance));
         if let Some(path) = config.path.as_known()
@@ -349,7 +351,7 @@ impl<D: GitAccess> Resource<D> for FluxBootstrapGitResource {
         version: i64,
         state: serde_json::Value,
     ) -> Result<BootstrapModel, Diagnostics> {
-        crate::resources::flux_bootstrap_git_model::upgrade_state(version, state)
+        crate::resources::flux_bootstrap_git_manifest::upgrade_state(version, state)
     }
 }
 /// Refuses a change of the effective `sync.name` against the prior state, at `sync.name`.

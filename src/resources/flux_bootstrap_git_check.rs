@@ -27,7 +27,8 @@ use crate::framework::path::AttrPath;
 use crate::resources::common::{
     PlanDryRun, api_field_to_path, apply_error, dry_run_at_plan, find_operator_namespace,
 };
-use crate::resources::flux_bootstrap_git_model::{BootstrapModel, operator_model};
+use crate::resources::flux_bootstrap_git_manifest::operator_model;
+use crate::resources::flux_bootstrap_git_model::BootstrapModel;
 use crate::resources::flux_instance_live::{from_dynamic, to_dynamic};
 use crate::resources::flux_instance_model::TargetModel;
 use crate::resources::flux_operator_existing::refuse_foreign;

@@ -23,8 +23,9 @@ use crate::framework::resource::Context;
 use crate::git::{Checkout, RepoPath};
 use crate::resources::common::apply_error;
 use crate::resources::flux_bootstrap_git_auth::{git_auth, git_error, git_options};
+use crate::resources::flux_bootstrap_git_manifest::read_manifest_into;
 use crate::resources::flux_bootstrap_git_model::{
-    BootstrapModel, DEFAULT_COMMIT_MESSAGE, GitAccess, instance_ref, read_manifest_into,
+    BootstrapModel, DEFAULT_COMMIT_MESSAGE, GitAccess, instance_ref,
 };
 
 fn invalid(detail: String) -> Diagnostics {

@@ -3,7 +3,7 @@
 //! the rest in order (taking over the spec from other field managers), then the Deployment
 //! waited for until Available; and the check of what was applied against the cluster (missing,
 //! changed or unavailable objects). What was applied is kept in the resource's private state
-//! ([`Applied`]). Used by [`super::flux_operator`] and by `flux_bootstrap_git`'s apply.
+//! (`Applied`). Used by [`super::flux_operator`] and by `flux_bootstrap_git`'s apply.
 //!
 //! Lives in `resources/`: may use `framework`, `flux`, `cluster`, never `provider`.
 

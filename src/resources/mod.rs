@@ -14,15 +14,18 @@
 //!   [`flux_operator_existing`]: what is already installed in its namespace; [`affinity`]: the
 //!   typed pod affinity attribute its settings use, [`affinity_check`] its rules.
 //! - [`flux_instance_model`], [`flux_instance_convert`] (model ↔ API object),
-//!   [`flux_instance_live`], [`flux_instance_check`] (plan-time checks), [`flux_instance`], [`flux_instance_data`]: the FluxInstance resource and data
-//!   source.
-//! - `flux_resource_set`: ResourceSets (its cluster reads and plan helpers in
-//!   `flux_resource_set_live`); `flux_resource_set_input_provider`: their input providers.
+//!   [`flux_instance_live`], [`flux_instance_check`] (plan-time checks), [`flux_instance`],
+//!   [`flux_instance_data`]: the FluxInstance resource and data source.
+//! - `flux_resource_set`: ResourceSets (its model, the object it makes in `spec`, the model a
+//!   live object reads back as in `read`, its cluster reads and plan helpers in
+//!   `flux_resource_set_live`, its `dynamic` values in [`flux_resource_set_dynamic`]);
+//!   `flux_resource_set_input_provider`: their input providers (model, `convert`, `live`).
 //! - [`flux_report_data`]: the operator's FluxReport.
 //! - `flux_bootstrap_git*`: Git-backed self-management and classic-bootstrap migration (the
-//!   resource in `flux_bootstrap_git`, create/update in `flux_bootstrap_git_apply`, read in
-//!   `flux_bootstrap_git_read`, the Git steps in `flux_bootstrap_git_repo`, the sync wait in
-//!   `flux_bootstrap_git_sync`).
+//!   resource in `flux_bootstrap_git`, its model and schema in `flux_bootstrap_git_model`, what
+//!   it renders and reads back in `flux_bootstrap_git_manifest`, create/update in
+//!   `flux_bootstrap_git_apply`, read in `flux_bootstrap_git_read`, the Git steps in
+//!   `flux_bootstrap_git_repo`, the sync wait in `flux_bootstrap_git_sync`).
 //! - [`ownership`]: refusing to create over an object this resource does not manage;
 //!   [`reconciled`]: the one apply-and-wait of the objects the operator reconciles.
 //! - [`validation`]: what users type, checked per resource at validate time (`flux_instance`,
@@ -43,6 +46,7 @@ mod flux_bootstrap_git_apply;
 pub mod flux_bootstrap_git_auth;
 pub mod flux_bootstrap_git_check;
 pub mod flux_bootstrap_git_import;
+pub mod flux_bootstrap_git_manifest;
 pub mod flux_bootstrap_git_model;
 mod flux_bootstrap_git_read;
 mod flux_bootstrap_git_repo;
