@@ -941,15 +941,15 @@ impl ClusterAccess for ProviderData {
     }
 }
 
-impl crate::resources::flux_bootstrap_git_model::GitAccess for ProviderData {
+impl crate::resources::flux_bootstrap_git_config::GitAccess for ProviderData {
     fn git_known(&self) -> bool {
         matches!(self.git, Configured::Known(_))
     }
 
     fn git_config(
         &self,
-    ) -> Result<crate::resources::flux_bootstrap_git_model::GitConfig, Diagnostics> {
-        use crate::resources::flux_bootstrap_git_model::{GitConfig, SshConfig};
+    ) -> Result<crate::resources::flux_bootstrap_git_config::GitConfig, Diagnostics> {
+        use crate::resources::flux_bootstrap_git_config::{GitConfig, SshConfig};
         let g = self.git_settings()?;
         let http = g.http.clone().unwrap_or_default();
         Ok(GitConfig {

@@ -20,8 +20,8 @@
 //! The API: [`Checkout::open`] clones; [`Checkout::read`] and [`Checkout::list`] read the fetched
 //! commit; [`Checkout::check_push_access`] verifies write access without writing;
 //! [`Checkout::apply_changes`] commits [`FileChange`]s and pushes; [`Checkout::head`] is the
-//! commit SHA. [`Auth`] holds the credentials ([`Secret`]s, redacted in `Debug`) and gives a
-//! salted [`Auth::digest`] for detecting credential rotation. [`RepoPath`] validates paths;
+//! commit SHA. [`Auth`] holds the credentials ([`Secret`]s, redacted in `Debug`); nothing derived
+//! from them is computed here (rotation is detected by comparing the live Secret). [`RepoPath`] validates paths;
 //! [`KnownHosts`] parses `known_hosts` text (useful for validating configuration early).
 //!
 //! Choices worth knowing:

@@ -36,11 +36,12 @@ use crate::resources::flux_bootstrap_git_auth::{git_auth, git_error, git_options
 use crate::resources::flux_bootstrap_git_check::{
     check_hazards, check_instance, check_operator, dropped_patches,
 };
+use crate::resources::flux_bootstrap_git_config::GitAccess;
 use crate::resources::flux_bootstrap_git_manifest::{
     clean_path, desired_instance, digests, render_files,
 };
 use crate::resources::flux_bootstrap_git_model::{
-    BootstrapModel, GitAccess, INPUT_ATTRIBUTES, instance_ref, schema,
+    BootstrapModel, INPUT_ATTRIBUTES, instance_ref, schema,
 };
 use crate::resources::flux_bootstrap_git_repo::commit_changes;
 use crate::resources::flux_bootstrap_git_sync::namespace_of;

@@ -16,11 +16,12 @@ use crate::git::{Author, FileChange, RepoPath};
 use crate::resources::common::{self, Operation, ReconcileWait, apply_error, cluster_for_apply};
 use crate::resources::flux_bootstrap_git_auth::{git_auth, git_error, git_options};
 use crate::resources::flux_bootstrap_git_check::check_instance;
+use crate::resources::flux_bootstrap_git_config::GitAccess;
 use crate::resources::flux_bootstrap_git_manifest::{
     clean_path, desired_instance, digests, operator_model, render_files,
 };
 use crate::resources::flux_bootstrap_git_model::{
-    BootstrapModel, DEFAULT_COMMIT_MESSAGE, GitAccess, instance_ref,
+    BootstrapModel, DEFAULT_COMMIT_MESSAGE, instance_ref,
 };
 use crate::resources::flux_bootstrap_git_repo::{Remote, commit_on, open_checked};
 use crate::resources::flux_bootstrap_git_sync::{

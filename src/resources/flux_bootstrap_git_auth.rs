@@ -19,7 +19,7 @@ use crate::framework::resource::Context;
 use crate::git::github_app::{ACCESS_TOKEN_USERNAME, AppError};
 use crate::git::{Auth, HttpAuth, HttpCredentials, SshAuth};
 use crate::git::{Error as GitError, Options};
-use crate::resources::flux_bootstrap_git_model::{GitAccess, GitConfig, is_ssh_url};
+use crate::resources::flux_bootstrap_git_config::{GitAccess, GitConfig, is_ssh_url};
 
 /// The git2 authentication for `url` from the provider settings; with a GitHub App, an
 /// installation token is minted first.

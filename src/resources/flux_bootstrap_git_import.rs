@@ -23,9 +23,10 @@ use crate::framework::resource::Context;
 use crate::git::{Checkout, RepoPath};
 use crate::resources::common::apply_error;
 use crate::resources::flux_bootstrap_git_auth::{git_auth, git_error, git_options};
+use crate::resources::flux_bootstrap_git_config::GitAccess;
 use crate::resources::flux_bootstrap_git_manifest::read_manifest_into;
 use crate::resources::flux_bootstrap_git_model::{
-    BootstrapModel, DEFAULT_COMMIT_MESSAGE, GitAccess, instance_ref,
+    BootstrapModel, DEFAULT_COMMIT_MESSAGE, instance_ref,
 };
 
 fn invalid(detail: String) -> Diagnostics {
@@ -207,7 +208,7 @@ async fn import_classic<D: GitAccess>(
 
 /// The files of `dir` (names relative to it) at the branch tip.
 async fn read_dir(
-    config: &crate::resources::flux_bootstrap_git_model::GitConfig,
+    config: &crate::resources::flux_bootstrap_git_config::GitConfig,
     url: &str,
     branch: &str,
     dir: &str,

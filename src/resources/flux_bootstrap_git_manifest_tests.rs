@@ -5,6 +5,7 @@ use crate::framework::model::{from_raw, to_raw};
 use crate::framework::plan::apply_defaults;
 use crate::framework::value::RawValue;
 use crate::git::Secret;
+use crate::resources::flux_bootstrap_git_config::{GitConfig, SshConfig};
 use pretty_assertions::assert_eq;
 
 fn planned() -> BootstrapModel {

@@ -13,8 +13,9 @@ use crate::framework::model::Value;
 use crate::framework::resource::Context;
 use crate::resources::common::{self, apply_error};
 use crate::resources::flux_bootstrap_git_auth::{git_auth, git_options};
+use crate::resources::flux_bootstrap_git_config::GitAccess;
 use crate::resources::flux_bootstrap_git_manifest::{clean_path, digest, read_manifest_into};
-use crate::resources::flux_bootstrap_git_model::{BootstrapModel, GitAccess, instance_ref};
+use crate::resources::flux_bootstrap_git_model::{BootstrapModel, instance_ref};
 use crate::resources::flux_bootstrap_git_repo::read_files;
 use crate::resources::flux_bootstrap_git_sync::{
     applied_commit, flux_version_of, namespace_of, sync_name, sync_refs,

@@ -22,7 +22,8 @@
 //!   `flux_resource_set_input_provider`: their input providers (model, `convert`, `live`).
 //! - [`flux_report_data`]: the operator's FluxReport.
 //! - `flux_bootstrap_git*`: Git-backed self-management and classic-bootstrap migration (the
-//!   resource in `flux_bootstrap_git`, its model and schema in `flux_bootstrap_git_model`, what
+//!   resource in `flux_bootstrap_git`, its model and schema in `flux_bootstrap_git_model`, the
+//!   provider's Git settings it uses in `flux_bootstrap_git_config`, what
 //!   it renders and reads back in `flux_bootstrap_git_manifest`, create/update in
 //!   `flux_bootstrap_git_apply`, read in `flux_bootstrap_git_read`, the Git steps in
 //!   `flux_bootstrap_git_repo`, the sync wait in `flux_bootstrap_git_sync`).
@@ -45,6 +46,7 @@ pub mod flux_bootstrap_git;
 mod flux_bootstrap_git_apply;
 pub mod flux_bootstrap_git_auth;
 pub mod flux_bootstrap_git_check;
+pub mod flux_bootstrap_git_config;
 pub mod flux_bootstrap_git_import;
 pub mod flux_bootstrap_git_manifest;
 pub mod flux_bootstrap_git_model;

@@ -246,7 +246,7 @@ pub fn bootstrap(
 /// must not come with only `git.ssh`, and `http://` needs `git.http.allow_insecure_http`.
 pub fn git_settings_match_url(
     url: &str,
-    config: &crate::resources::flux_bootstrap_git_model::GitConfig,
+    config: &crate::resources::flux_bootstrap_git_config::GitConfig,
 ) -> Diagnostics {
     let mut out = Diagnostics::new();
     let mut fail = |reason: &str| {
@@ -260,7 +260,7 @@ pub fn git_settings_match_url(
         || config.http_password.is_some()
         || config.bearer_token.is_some()
         || config.certificate_authority.is_some();
-    if crate::resources::flux_bootstrap_git_model::is_ssh_url(url) {
+    if crate::resources::flux_bootstrap_git_config::is_ssh_url(url) {
         if config.ssh.as_ref().is_none_or(|s| s.private_key.is_none()) {
             fail(if has_http {
                 "is an SSH URL, but the provider's git settings configure git.http, not git.ssh; \
