@@ -809,6 +809,102 @@ async fn removing_sync_and_components_garbage_collects_them() {
     assert_eq!(second["status"]["components"].as_array().unwrap().len(), 2);
 }
 
+/// Upstream inventory GC (`fluxinstance_controller.go`) on a `sync.kind` change: the old sync
+/// source (`GitRepository`) leaves the inventory and is deleted; the Kustomization keeps its
+/// name (`sync.name`, else the namespace), so it is the same object, updated in place to the
+/// new `sourceRef` — not deleted, so its finalizer prunes nothing, and kustomize-controller
+/// keeps what it applied while the new source has no artifact. The instance is not Ready while
+/// the new source is not (health check over every applied object).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changing_sync_kind_collects_the_old_source_and_keeps_the_kustomization() {
+    let (_sb, client) = sandbox(fast_config());
+    install_operator(&client).await;
+    let fleet = fleet(&client, &["clusters/dev"]).await;
+    let fi = fluxinstances(&client, "flux-system");
+    let mut obj = instance("2.7.x");
+    obj["spec"]["sync"] = json!({"kind": "GitRepository", "url": fleet.url,
+                                 "ref": "refs/heads/main", "path": "clusters/dev", "pullSecret": "flux-system"});
+    apply(&fi, obj).await;
+    wait_for(&fi, "flux", ready).await;
+    let cms: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        "default",
+        &ar("", "v1", "ConfigMap", "configmaps"),
+    );
+    wait_for(&cms, "cm-clusters-dev", |_| true).await;
+    let ks = Api::<DynamicObject>::namespaced_with(
+        client.clone(),
+        "flux-system",
+        &ar(
+            "kustomize.toolkit.fluxcd.io",
+            "v1",
+            "Kustomization",
+            "kustomizations",
+        ),
+    );
+    let before = serde_json::to_value(ks.get("flux-system").await.unwrap()).unwrap();
+    let gits = Api::<DynamicObject>::namespaced_with(
+        client.clone(),
+        "flux-system",
+        &ar(
+            "source.toolkit.fluxcd.io",
+            "v1",
+            "GitRepository",
+            "gitrepositories",
+        ),
+    );
+    let ocis = Api::<DynamicObject>::namespaced_with(
+        client.clone(),
+        "flux-system",
+        &ar(
+            "source.toolkit.fluxcd.io",
+            "v1",
+            "OCIRepository",
+            "ocirepositories",
+        ),
+    );
+
+    merge(
+        &fi,
+        "flux",
+        json!({"metadata": {"annotations": {"fluxcd.controlplane.io/reconcileTimeout": "1s"}},
+               "spec": {"sync": {"kind": "OCIRepository", "url": "oci://registry.example/fleet",
+                                 "ref": "latest", "pullSecret": null}}}),
+    )
+    .await;
+    wait_gone(&gits, "flux-system").await;
+    let got = wait_for(&fi, "flux", |o| {
+        cond(o, "Ready").is_some_and(|c| {
+            c["reason"] == "ReconciliationFailed"
+                && c["observedGeneration"] == o["metadata"]["generation"]
+        })
+    })
+    .await;
+    let message = cond(&got, "Ready").unwrap()["message"].as_str().unwrap();
+    assert!(
+        message.contains("OCIRepository/flux-system/flux-system status:"),
+        "{message}"
+    );
+    let ids = inventory_ids(&got);
+    assert!(
+        ids.contains(&"flux-system_flux-system_source.toolkit.fluxcd.io_OCIRepository".to_string())
+            && !ids.iter().any(|i| i.contains("GitRepository")),
+        "{ids:?}"
+    );
+    assert!(ocis.get_opt("flux-system").await.unwrap().is_some());
+    let after = serde_json::to_value(ks.get("flux-system").await.unwrap()).unwrap();
+    assert_eq!(after["metadata"]["uid"], before["metadata"]["uid"]);
+    assert!(after["metadata"]["deletionTimestamp"].is_null(), "{after}");
+    assert_eq!(
+        after["spec"]["sourceRef"],
+        json!({"kind": "OCIRepository", "name": "flux-system"})
+    );
+    assert_eq!(after["spec"]["prune"], true);
+    // Nothing the Kustomization applied was pruned.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(cms.get_opt("cm-clusters-dev").await.unwrap().is_some());
+}
+
 #[tokio::test]
 async fn kustomize_patches_reach_the_controllers() {
     let (_sb, client) = sandbox(fast_config());

@@ -1,6 +1,7 @@
 //! Operator-simulator tests for ResourceSet: rendering with inputs, apply with owner labels,
-//! inventory, pruning, dependsOn, wait, delete (prune versus orphan) and build failures.
-//! In-process sandbox.
+//! inventory, pruning, dependsOn, wait, delete (prune versus orphan), the initial status with
+//! reconcile disabled, build, apply and health-check failures, and the service account
+//! (`serviceAccountName`, `DEFAULT_SERVICE_ACCOUNT`) on delete. In-process sandbox.
 
 // Test helpers panic on failure, like the tests themselves.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -15,7 +16,11 @@ use serde_json::{Value, json};
 use sim_support::*;
 
 async fn setup() -> (kube_sandbox::Sandbox, kube::Client) {
-    let (sb, client) = sandbox(fast_config());
+    setup_with(fast_config()).await
+}
+
+async fn setup_with(config: kube_sandbox::sim::SimConfig) -> (kube_sandbox::Sandbox, kube::Client) {
+    let (sb, client) = sandbox(config);
     install_operator(&client).await;
     let nss: Api<DynamicObject> =
         Api::all_with(client.clone(), &ar("", "v1", "Namespace", "namespaces"));
@@ -516,4 +521,374 @@ async fn dependency_readiness_follows_the_operator_rules() {
     )
     .await;
     wait_for(&rs, "dependent", ready).await;
+}
+
+fn rsip(client: &kube::Client) -> Api<DynamicObject> {
+    Api::namespaced_with(
+        client.clone(),
+        "apps",
+        &ar(
+            "fluxcd.controlplane.io",
+            "v1",
+            "ResourceSetInputProvider",
+            "resourcesetinputproviders",
+        ),
+    )
+}
+
+/// Upstream `internal/controller/common.go` (initial status, shared by the FluxInstance and
+/// ResourceSet reconcilers): a ResourceSet created with `fluxcd.controlplane.io/reconcile:
+/// disabled` gets `Ready=True`, reason `ReconciliationDisabled`, "Initialized with
+/// reconciliation suspended" at once, and nothing is applied; re-enabled, it reconciles and the
+/// reason becomes `ReconciliationSucceeded`.
+#[tokio::test]
+async fn created_with_reconcile_disabled_is_ready_with_reconciliation_disabled() {
+    let (_sb, client) = setup().await;
+    let rs = resourcesets(&client, "apps");
+    let mut paused = rset("paused", cm_spec(json!([{"name": "paused"}])));
+    paused["metadata"]["annotations"] = json!({"fluxcd.controlplane.io/reconcile": "disabled"});
+    apply(&rs, paused).await;
+    let got = wait_for(&rs, "paused", |o| cond(o, "Ready").is_some()).await;
+    let r = cond(&got, "Ready").unwrap();
+    assert_eq!(
+        (
+            r["status"].as_str(),
+            r["reason"].as_str(),
+            r["message"].as_str(),
+            r["observedGeneration"].as_i64()
+        ),
+        (
+            Some("True"),
+            Some("ReconciliationDisabled"),
+            Some("Initialized with reconciliation suspended"),
+            Some(1)
+        )
+    );
+    assert!(cond(&got, "Reconciling").is_none(), "{got}");
+    assert_eq!(
+        got["metadata"]["finalizers"],
+        json!(["fluxcd.controlplane.io/finalizer"])
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let still = serde_json::to_value(rs.get("paused").await.unwrap()).unwrap();
+    assert_eq!(
+        cond(&still, "Ready").unwrap()["reason"],
+        "ReconciliationDisabled"
+    );
+    assert!(still["status"]["inventory"].is_null(), "{still}");
+    assert!(configmap(&client, "cm-paused").await.is_none());
+
+    // Re-enabled: the same generation, now reconciled.
+    merge(
+        &rs,
+        "paused",
+        json!({"metadata": {"annotations": {"fluxcd.controlplane.io/reconcile": null}}}),
+    )
+    .await;
+    let got = wait_for(&rs, "paused", |o| {
+        cond(o, "Ready").is_some_and(|c| c["reason"] == "ReconciliationSucceeded")
+    })
+    .await;
+    assert!(ready(&got));
+    assert!(configmap(&client, "cm-paused").await.is_some());
+}
+
+/// Upstream `resourceset_controller.go` (apply): an apply error is reported — `Ready=False`,
+/// `ReconciliationFailed`, "reconciliation failed: <error>", `Reconciling` with
+/// `ProgressingWithRetry`, not `Stalled` — and retried until it converges.
+#[tokio::test]
+async fn apply_error_is_reported_as_reconciliation_failed_and_retried() {
+    let (sb, client) = setup().await;
+    sb.faults().add(
+        kube_sandbox::faults::FaultRule::new(kube_sandbox::faults::FaultAction::Error {
+            code: 500,
+            retry_after: None,
+            message: Some("injected apply failure".into()),
+        })
+        .verb("patch")
+        .resource("configmaps")
+        .name("cm-flaky")
+        .times(3),
+    );
+    let rs = resourcesets(&client, "apps");
+    apply(&rs, rset("flaky", cm_spec(json!([{"name": "flaky"}])))).await;
+    let got = wait_for(&rs, "flaky", |o| {
+        cond(o, "Ready").is_some_and(|c| c["reason"] == "ReconciliationFailed")
+    })
+    .await;
+    let r = cond(&got, "Ready").unwrap();
+    assert_eq!(r["status"], "False");
+    let message = r["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("reconciliation failed: apply apps_cm-flaky__ConfigMap: ")
+            && message.contains("injected apply failure"),
+        "{message}"
+    );
+    assert_eq!(
+        cond(&got, "Reconciling").unwrap()["reason"],
+        "ProgressingWithRetry"
+    );
+    assert!(cond(&got, "Stalled").is_none(), "{got}");
+    // Retried: once the API server accepts the apply, the ResourceSet converges.
+    let got = wait_for(&rs, "flaky", ready).await;
+    assert_eq!(
+        inventory_ids(&got),
+        ["apps_cm-flaky__ConfigMap", "apps_tpl-flaky__ConfigMap"]
+    );
+    assert!(configmap(&client, "cm-flaky").await.is_some());
+}
+
+/// Upstream `resourceset_controller.go` (apply): a kind the API server does not serve fails the
+/// apply ("no matches for kind"); the error is reported as `ReconciliationFailed` and retried,
+/// not left in the controller's error log.
+#[tokio::test]
+async fn unserved_kind_is_reported_as_reconciliation_failed() {
+    let (_sb, client) = setup_with(kube_sandbox::sim::SimConfig {
+        // The bounded wait for a CRD applied just before.
+        uninstall_timeout: Duration::from_millis(300),
+        ..fast_config()
+    })
+    .await;
+    let rs = resourcesets(&client, "apps");
+    let spec = json!({"resources": [{"apiVersion": "widgets.example.com/v1", "kind": "Widget",
+                                     "metadata": {"name": "w", "namespace": "apps"}}]});
+    apply(&rs, rset("widgets", spec)).await;
+    let got = wait_for(&rs, "widgets", |o| {
+        cond(o, "Ready").is_some_and(|c| c["reason"] == "ReconciliationFailed")
+    })
+    .await;
+    let message = cond(&got, "Ready").unwrap()["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("reconciliation failed: discover widgets.example.com/v1 Widget: "),
+        "{message}"
+    );
+    assert_eq!(cond(&got, "Ready").unwrap()["status"], "False");
+    assert_eq!(
+        cond(&got, "Reconciling").unwrap()["reason"],
+        "ProgressingWithRetry"
+    );
+    assert!(!stalled(&got));
+}
+
+/// Upstream `resourceset_controller.go` (`wait: true`, health check): an applied object that
+/// does not become current within `fluxcd.controlplane.io/reconcileTimeout` is reported as
+/// `Ready=False`, `ReconciliationFailed`, "reconciliation failed: timeout waiting for: [...]",
+/// and retried: once the object is current, the ResourceSet becomes Ready.
+#[tokio::test]
+async fn health_check_failure_is_reported_as_reconciliation_failed() {
+    let (sb, client) = setup().await;
+    // The Deployment `outer` generates never becomes Available while stuck.
+    sb.faults().set_deployment_stuck("apps", "web", true);
+    let rs = resourcesets(&client, "apps");
+    let spec = json!({
+        "wait": true,
+        "resources": [{"apiVersion": "apps/v1", "kind": "Deployment",
+                       "metadata": {"name": "web", "namespace": "apps"},
+                       "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
+                                "template": {"metadata": {"labels": {"app": "web"}},
+                                             "spec": {"containers": [{"name": "web", "image": "nginx:1.27"}]}}}}],
+    });
+    let mut outer = rset("outer", spec);
+    outer["metadata"]["annotations"] = json!({"fluxcd.controlplane.io/reconcileTimeout": "1s"});
+    apply(&rs, outer).await;
+    let got = wait_for(&rs, "outer", |o| {
+        cond(o, "Ready").is_some_and(|c| c["reason"] == "ReconciliationFailed")
+    })
+    .await;
+    let r = cond(&got, "Ready").unwrap();
+    assert_eq!(r["status"], "False");
+    assert_eq!(
+        r["message"],
+        "reconciliation failed: timeout waiting for: [Deployment/apps/web status: 'InProgress']"
+    );
+    assert_eq!(
+        cond(&got, "Reconciling").unwrap()["reason"],
+        "ProgressingWithRetry"
+    );
+    assert!(cond(&got, "Stalled").is_none(), "{got}");
+    // What was applied is in the inventory even though the health check failed.
+    assert_eq!(inventory_ids(&got), ["apps_web_apps_Deployment"]);
+
+    // Retried: once the Deployment is Available, the ResourceSet is Ready.
+    sb.faults().set_deployment_stuck("apps", "web", false);
+    let got = wait_for(&rs, "outer", ready).await;
+    assert_eq!(
+        cond(&got, "Ready").unwrap()["reason"],
+        "ReconciliationSucceeded"
+    );
+}
+
+/// Upstream `checkDependencies` (`resourceset_controller.go`): a ResourceSetInputProvider
+/// dependency with `ready: true` must be `Ready=True` for its current generation — a provider
+/// that fails to fetch (`Ready=False`) holds the dependent back, a Static one that exported
+/// lets it through.
+#[tokio::test]
+async fn depends_on_an_input_provider_waits_for_it_to_be_ready() {
+    let (_sb, client) = setup().await;
+    let providers = rsip(&client);
+    apply(
+        &providers,
+        json!({"apiVersion": "fluxcd.controlplane.io/v1", "kind": "ResourceSetInputProvider",
+               "metadata": {"name": "branches", "namespace": "apps"},
+               "spec": {"type": "GitHubBranch", "url": "https://github.com/org/repo"}}),
+    )
+    .await;
+    apply(
+        &providers,
+        json!({"apiVersion": "fluxcd.controlplane.io/v1", "kind": "ResourceSetInputProvider",
+               "metadata": {"name": "static", "namespace": "apps"},
+               "spec": {"type": "Static", "defaultValues": {"env": "dev"}}}),
+    )
+    .await;
+    let on = |provider: &str| {
+        json!([{"apiVersion": "fluxcd.controlplane.io/v1", "kind": "ResourceSetInputProvider",
+                "name": provider, "namespace": "apps", "ready": true}])
+    };
+    let rs = resourcesets(&client, "apps");
+    let mut blocked = rset("on-branches", cm_spec(json!([{"name": "blocked"}])));
+    blocked["spec"]["dependsOn"] = on("branches");
+    apply(&rs, blocked).await;
+    let mut passes = rset("on-static", cm_spec(json!([{"name": "passes"}])));
+    passes["spec"]["dependsOn"] = on("static");
+    apply(&rs, passes).await;
+
+    wait_for(&providers, "branches", |o| {
+        cond(o, "Ready").is_some_and(|c| c["reason"] == "ReconciliationFailed")
+    })
+    .await;
+    let got = wait_for(&rs, "on-branches", |o| {
+        cond(o, "Ready").is_some_and(|c| c["reason"] == "DependencyNotReady")
+    })
+    .await;
+    assert_eq!(
+        cond(&got, "Ready").unwrap()["message"],
+        "Retrying dependency check: dependency fluxcd.controlplane.io/v1/ResourceSetInputProvider/apps/branches not ready"
+    );
+    wait_for(&rs, "on-static", ready).await;
+    assert!(configmap(&client, "cm-passes").await.is_some());
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let still = serde_json::to_value(rs.get("on-branches").await.unwrap()).unwrap();
+    assert_eq!(
+        cond(&still, "Ready").unwrap()["reason"],
+        "DependencyNotReady"
+    );
+    assert!(configmap(&client, "cm-blocked").await.is_none());
+}
+
+/// Upstream `checkDependencies` (`resourceset_controller.go`): a ResourceSet dependency whose
+/// `Ready=True` was written for an older generation (here: its spec changed while reconcile is
+/// disabled, so `observedGeneration` stays behind) is not ready; once it reconciles the new
+/// generation, the dependent proceeds.
+#[tokio::test]
+async fn depends_on_a_dependency_ready_for_an_older_generation_waits() {
+    let (_sb, client) = setup().await;
+    let rs = resourcesets(&client, "apps");
+    let mut dep = rset("dep", cm_spec(json!([{"name": "dep1"}])));
+    dep["metadata"]["annotations"] = json!({"fluxcd.controlplane.io/reconcile": "disabled"});
+    apply(&rs, dep.clone()).await;
+    wait_for(&rs, "dep", |o| {
+        cond(o, "Ready").is_some_and(|c| c["reason"] == "ReconciliationDisabled")
+    })
+    .await;
+    // A new generation that the operator does not reconcile while disabled.
+    dep["spec"] = cm_spec(json!([{"name": "dep2"}]));
+    let changed = apply(&rs, dep).await;
+    assert_eq!(changed["metadata"]["generation"], 2);
+    let stale = serde_json::to_value(rs.get("dep").await.unwrap()).unwrap();
+    let r = cond(&stale, "Ready").unwrap();
+    assert_eq!(
+        (&r["status"], &r["observedGeneration"]),
+        (&json!("True"), &json!(1))
+    );
+
+    let mut dependent = rset("dependent", cm_spec(json!([{"name": "after"}])));
+    dependent["spec"]["dependsOn"] = json!([{"apiVersion": "fluxcd.controlplane.io/v1",
+                                             "kind": "ResourceSet", "name": "dep",
+                                             "namespace": "apps", "ready": true}]);
+    apply(&rs, dependent).await;
+    let got = wait_for(&rs, "dependent", |o| {
+        cond(o, "Ready").is_some_and(|c| c["reason"] == "DependencyNotReady")
+    })
+    .await;
+    assert_eq!(
+        cond(&got, "Ready").unwrap()["message"],
+        "Retrying dependency check: dependency fluxcd.controlplane.io/v1/ResourceSet/apps/dep not ready"
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(configmap(&client, "cm-after").await.is_none());
+
+    merge(
+        &rs,
+        "dep",
+        json!({"metadata": {"annotations": {"fluxcd.controlplane.io/reconcile": null}}}),
+    )
+    .await;
+    let dep = wait_for(&rs, "dep", ready).await;
+    assert_eq!(cond(&dep, "Ready").unwrap()["observedGeneration"], 2);
+    wait_for(&rs, "dependent", ready).await;
+    assert!(configmap(&client, "cm-after").await.is_some());
+    assert!(configmap(&client, "cm-dep2").await.is_some());
+}
+
+/// Upstream `resourceset_controller.go` with the operator's `DEFAULT_SERVICE_ACCOUNT`: a
+/// ResourceSet without `serviceAccountName` acts as that account in its own namespace. Without
+/// RBAC in the sandbox only the delete path shows it: when the account does not exist, the
+/// operator cannot impersonate it, skips pruning and releases the finalizer (objects are left
+/// behind); an explicit `serviceAccountName` takes precedence over the default.
+#[tokio::test]
+async fn default_service_account_is_the_identity_of_resourcesets_without_one() {
+    let (_sb, client) = setup_with(kube_sandbox::sim::SimConfig {
+        default_service_account: Some("tenant".into()),
+        ..fast_config()
+    })
+    .await;
+    let sas: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        "apps",
+        &ar("", "v1", "ServiceAccount", "serviceaccounts"),
+    );
+    apply(
+        &sas,
+        json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "deployer", "namespace": "apps"}}),
+    )
+    .await;
+    let rs = resourcesets(&client, "apps");
+    // No `serviceAccountName`: the default `tenant`, which does not exist in `apps`.
+    apply(
+        &rs,
+        rset("defaulted", cm_spec(json!([{"name": "defaulted"}]))),
+    )
+    .await;
+    let mut explicit = cm_spec(json!([{"name": "explicit"}]));
+    explicit["serviceAccountName"] = json!("deployer");
+    apply(&rs, rset("explicit", explicit)).await;
+    // Apply works in-process (no RBAC decides).
+    wait_for(&rs, "defaulted", ready).await;
+    wait_for(&rs, "explicit", ready).await;
+    assert!(configmap(&client, "cm-defaulted").await.is_some());
+
+    for n in ["defaulted", "explicit"] {
+        rs.delete(n, &DeleteParams::default()).await.unwrap();
+    }
+    for n in ["defaulted", "explicit"] {
+        wait_gone(&rs, n).await;
+    }
+    // The default account is missing: nothing pruned.
+    assert!(configmap(&client, "cm-defaulted").await.is_some());
+    assert!(configmap(&client, "tpl-defaulted").await.is_some());
+    // The explicit account exists: pruned as it.
+    assert!(configmap(&client, "cm-explicit").await.is_none());
+    assert!(configmap(&client, "tpl-explicit").await.is_none());
+
+    // Once the default account exists, a ResourceSet without one prunes on delete.
+    apply(
+        &sas,
+        json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "tenant", "namespace": "apps"}}),
+    )
+    .await;
+    apply(&rs, rset("later", cm_spec(json!([{"name": "later"}])))).await;
+    wait_for(&rs, "later", ready).await;
+    rs.delete("later", &DeleteParams::default()).await.unwrap();
+    wait_gone(&rs, "later").await;
+    assert!(configmap(&client, "cm-later").await.is_none());
 }

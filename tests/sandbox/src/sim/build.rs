@@ -13,7 +13,10 @@
 //! annotation selectors support `k=v`, `k!=v`, `k` and `!k`.
 //!
 //! The operator's profiles (`cluster.type`, `cluster.size`, `cluster.multitenant`, `storage`)
-//! are applied by [`super::profiles`], before `kustomize.patches`.
+//! are applied by [`super::profiles`], before `kustomize.patches`. `cluster.domain` (default
+//! `cluster.local`) is the domain of the controllers' `--events-addr` (notification-controller's
+//! Service FQDN; upstream `internal/builder/`); the simulated source-controller still
+//! advertises its artifacts under `cluster.local` ([`super::sync`]).
 //!
 //! Not simulated: `distribution.variant`/`artifact`, and the RBAC objects of the real manifests.
 //!
@@ -122,15 +125,25 @@ fn stamp(obj: &mut Value, namespace: &str, version: &Version, common: &Value) {
     obj["metadata"]["annotations"] = Value::Object(annotations);
 }
 
+/// The cluster domain when `cluster.domain` is unset.
+pub const DEFAULT_DOMAIN: &str = "cluster.local";
+
+/// The controllers' `--events-addr`: notification-controller's Service FQDN in the cluster
+/// domain (`cluster.domain`, default `cluster.local`).
+pub fn events_addr(namespace: &str, domain: &str) -> String {
+    format!("--events-addr=http://notification-controller.{namespace}.svc.{domain}./")
+}
+
 fn deployment(
     name: &str,
     component: &str,
     namespace: &str,
     image: &str,
+    domain: &str,
     extra_args: &[String],
 ) -> Value {
     let mut args = vec![
-        format!("--events-addr=http://notification-controller.{namespace}.svc.cluster.local./"),
+        events_addr(namespace, domain),
         "--watch-all-namespaces=true".to_string(),
         "--log-level=info".to_string(),
         "--log-encoding=json".to_string(),
@@ -275,6 +288,10 @@ pub fn build_with(
                 .collect()
         })
         .unwrap_or_default();
+    let domain = spec["cluster"]["domain"]
+        .as_str()
+        .filter(|d| !d.is_empty())
+        .unwrap_or(DEFAULT_DOMAIN);
     let shard_key = spec["sharding"]["key"]
         .as_str()
         .unwrap_or("sharding.fluxcd.io/key");
@@ -319,11 +336,18 @@ pub fn build_with(
         } else {
             Vec::new()
         };
-        workloads.push(deployment(c, c, namespace, &image, &main_args));
+        workloads.push(deployment(c, c, namespace, &image, domain, &main_args));
         if sharded {
             for s in &shards {
                 let args = vec![format!("--watch-label-selector={shard_key} in ({s})")];
-                workloads.push(deployment(&format!("{c}-{s}"), c, namespace, &image, &args));
+                workloads.push(deployment(
+                    &format!("{c}-{s}"),
+                    c,
+                    namespace,
+                    &image,
+                    domain,
+                    &args,
+                ));
             }
         }
         match c.as_str() {
@@ -528,6 +552,50 @@ mod tests {
             .iter()
             .map(|o| ObjectRef::of(o).unwrap().id())
             .collect()
+    }
+
+    /// The operator's `cluster.domain` (reference: Profiles, `internal/builder/`): the
+    /// controllers reach notification-controller by its Service FQDN in that domain; unset or
+    /// empty means `cluster.local`.
+    #[test]
+    fn cluster_domain_sets_the_events_address() {
+        let events = |b: &Build| -> Vec<String> {
+            b.objects
+                .iter()
+                .filter(|o| o["kind"] == "Deployment")
+                .map(|o| {
+                    o["spec"]["template"]["spec"]["containers"][0]["args"][0]
+                        .as_str()
+                        .unwrap()
+                        .to_string()
+                })
+                .collect()
+        };
+        let v = Version::new(2, 7, 5);
+        let custom = json!({"distribution": {"version": "2.7.x", "registry": "ghcr.io/fluxcd"},
+                            "cluster": {"domain": "k8s.example.internal"},
+                            "sharding": {"shards": ["s1"]}});
+        let b = build(&custom, "flux-system", &v).unwrap();
+        let got = events(&b);
+        // The four default controllers and the three shards.
+        assert_eq!(got.len(), 7, "{got:?}");
+        assert!(
+            got.iter().all(|a| a
+                == "--events-addr=http://notification-controller.flux-system.svc.k8s.example.internal./"),
+            "{got:?}"
+        );
+        for spec in [
+            json!({"distribution": {"version": "2.7.x", "registry": "ghcr.io/fluxcd"}}),
+            json!({"distribution": {"version": "2.7.x", "registry": "ghcr.io/fluxcd"},
+                   "cluster": {"domain": ""}}),
+        ] {
+            let got = events(&build(&spec, "apps", &v).unwrap());
+            assert!(
+                got.iter().all(|a| a
+                    == "--events-addr=http://notification-controller.apps.svc.cluster.local./"),
+                "{got:?}"
+            );
+        }
     }
 
     #[test]

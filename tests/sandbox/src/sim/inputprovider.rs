@@ -196,26 +196,19 @@ async fn reconcile_provider(ctx: &Ctx, me: &ObjectRef, obj: &Value) -> Result<Ac
             (true, Action::requeue(interval(obj)))
         }
         Outcome::Stalled(reason, message) => {
-            let conds = [
-                condition(READY, "False", reason, &message, gen_),
-                condition(STALLED, "True", reason, &message, gen_),
-            ];
             patch["conditions"] =
-                status::merge_conditions(&st["conditions"], &conds, &[RECONCILING]);
+                status::failure_conditions(&st["conditions"], reason, &message, true, gen_);
             (true, Action::await_change())
         }
         Outcome::Failed(message) => {
-            let conds = [
-                condition(READY, "False", "ReconciliationFailed", &message, gen_),
-                condition(
-                    RECONCILING,
-                    "True",
-                    "ProgressingWithRetry",
-                    IN_PROGRESS,
-                    gen_,
-                ),
-            ];
-            patch["conditions"] = status::merge_conditions(&st["conditions"], &conds, &[STALLED]);
+            patch["conditions"] = status::failure_conditions_with(
+                &st["conditions"],
+                "ReconciliationFailed",
+                &message,
+                IN_PROGRESS,
+                false,
+                gen_,
+            );
             (false, Action::requeue(ctx.config.retry_interval))
         }
     };

@@ -447,4 +447,27 @@ mod tests {
             json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}});
         assert!(is_healthy(&config_map));
     }
+
+    /// Upstream `checkDependencies` (`internal/controller/resourceset_controller.go`): a
+    /// ResourceSet or ResourceSetInputProvider dependency is ready only with `Ready=True` for its
+    /// current generation — a Ready condition left from an older generation is not enough.
+    #[test]
+    fn operator_kinds_need_ready_for_the_current_generation() {
+        for kind in ["ResourceSet", "ResourceSetInputProvider"] {
+            let obj = |generation: i64, status: &str, observed: i64| {
+                json!({"apiVersion": "fluxcd.controlplane.io/v1", "kind": kind,
+                       "metadata": {"name": "dep", "namespace": "apps", "generation": generation},
+                       "status": {"conditions": [{"type": "Ready", "status": status,
+                                                  "reason": "ReconciliationSucceeded",
+                                                  "observedGeneration": observed}]}})
+            };
+            assert!(is_healthy(&obj(2, "True", 2)), "{kind}");
+            assert!(
+                !is_healthy(&obj(2, "True", 1)),
+                "{kind}: observedGeneration behind"
+            );
+            assert!(!is_healthy(&obj(2, "False", 2)), "{kind}: Ready=False");
+            assert!(!is_healthy(&obj(2, "Unknown", 2)), "{kind}: Ready=Unknown");
+        }
+    }
 }

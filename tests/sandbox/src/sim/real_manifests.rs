@@ -231,16 +231,28 @@ impl RealManifests {
             if !this_release {
                 continue;
             }
-            let image = sim_deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+            let manager = &sim_deployment["spec"]["template"]["spec"]["containers"][0];
+            let image = manager["image"].as_str().unwrap_or_default().to_owned();
+            // The simulator's `--events-addr` (with the instance's `cluster.domain`).
+            let events_addr = manager["args"][0]
                 .as_str()
-                .unwrap_or_default()
-                .to_owned();
+                .filter(|a| a.starts_with("--events-addr="))
+                .map_or_else(
+                    || super::build::events_addr(namespace, super::build::DEFAULT_DOMAIN),
+                    str::to_owned,
+                );
             for o in objects.iter_mut() {
                 if o["metadata"]["name"] != component.as_str() {
                     continue;
                 }
                 if o["kind"] == "Deployment" {
-                    *o = real_deployment(&real.deployment, component, namespace, &image);
+                    *o = real_deployment(
+                        &real.deployment,
+                        component,
+                        namespace,
+                        &image,
+                        &events_addr,
+                    );
                 } else if o["kind"] == "Service"
                     && let Some(service) = &real.service
                 {
@@ -269,7 +281,13 @@ fn with_labels(mut obj: Value, component: &str) -> Value {
 /// The real Deployment as the Flux distribution renders it: namespace, labels on the object
 /// and the pod template, the release's image, `--events-addr` first, the component's
 /// ServiceAccount.
-fn real_deployment(real: &Value, component: &str, namespace: &str, image: &str) -> Value {
+fn real_deployment(
+    real: &Value,
+    component: &str,
+    namespace: &str,
+    image: &str,
+    events_addr: &str,
+) -> Value {
     let mut d = with_labels(real.clone(), component);
     d["metadata"]["namespace"] = json!(namespace);
     let template = &mut d["spec"]["template"];
@@ -282,9 +300,7 @@ fn real_deployment(real: &Value, component: &str, namespace: &str, image: &str) 
     if let Some(containers) = template["spec"]["containers"].as_array_mut() {
         for c in containers.iter_mut().filter(|c| c["name"] == "manager") {
             c["image"] = json!(image);
-            let mut args = vec![json!(format!(
-                "--events-addr=http://notification-controller.{namespace}.svc.cluster.local./"
-            ))];
+            let mut args = vec![json!(events_addr)];
             args.extend(c["args"].as_array().cloned().unwrap_or_default());
             c["args"] = Value::Array(args);
         }

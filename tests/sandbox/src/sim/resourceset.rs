@@ -9,8 +9,22 @@
 //! dependency's top-level fields bound as variables (`status.conditions.filter(...)`); a parse
 //! error stalls with `InvalidCELExpression`.
 //!
-//! Not simulated: `serviceAccountName` impersonation, the `copyFrom`/`checksumFrom`/
-//! `convertKubeConfigFrom` annotations, and the template functions listed in [`super::template`].
+//! Failures follow upstream `internal/controller/resourceset_controller.go`: a build or
+//! input error stalls (`BuildFailed`); an apply error (a kind that is not served included) or a
+//! health-check timeout is `Ready=False`, `ReconciliationFailed`, "reconciliation failed: ...",
+//! `Reconciling`/`ProgressingWithRetry`, retried every
+//! [`SimConfig::retry_interval`](super::SimConfig). Created with
+//! `fluxcd.controlplane.io/reconcile: disabled`, the initial status is `Ready=True`,
+//! `ReconciliationDisabled` (upstream `internal/controller/common.go`).
+//!
+//! `serviceAccountName` (else the operator's `DEFAULT_SERVICE_ACCOUNT`,
+//! [`SimConfig::default_service_account`](super::SimConfig)) is impersonated for apply, prune
+//! and health checks when the simulator runs with a kubeconfig on a real API server; in-process
+//! (kube-sandbox has no RBAC) only its existence is modelled: on delete, without it, pruning is
+//! skipped and the finalizer released.
+//!
+//! Not simulated: the `copyFrom`/`checksumFrom`/`convertKubeConfigFrom` annotations, and the
+//! template functions listed in [`super::template`].
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -564,8 +578,12 @@ async fn reconcile_set(ctx: &Ctx, me: &ObjectRef, obj: &Value) -> Result<Action,
             });
         for mut o in first.into_iter().chain(rest) {
             stamp(&mut o, me, &common);
-            if o["kind"] != "CustomResourceDefinition" {
-                wait_for_kind(ctx, &o).await?;
+            // A kind that is not served is an apply error like any other: reported as
+            // `ReconciliationFailed` and retried (upstream `resourceset_controller.go`).
+            if o["kind"] != "CustomResourceDefinition"
+                && let Err(e) = wait_for_kind(ctx, &o).await
+            {
+                return reconciliation_failed(ctx, me, obj, &e, started).await;
             }
             let adopted = match ObjectRef::of(&o) {
                 Ok(r) => adopt(&kube, &r, &managers).await,
@@ -638,7 +656,8 @@ async fn reconciliation_failed(
     Ok(Action::requeue(ctx.config.retry_interval))
 }
 
-/// Waits (bounded) for a kind to be served, when a CRD applied just before is not Established.
+/// Waits (bounded by [`SimConfig::uninstall_timeout`](super::SimConfig)) for a kind to be
+/// served, when a CRD applied just before is not Established; the error names the kind.
 async fn wait_for_kind(ctx: &Ctx, o: &Value) -> Result<(), SimError> {
     let api_version = o["apiVersion"].as_str().unwrap_or_default();
     let kind = o["kind"].as_str().unwrap_or_default();

@@ -81,6 +81,20 @@ pub fn failure_conditions(
     stalled: bool,
     generation: i64,
 ) -> Value {
+    failure_conditions_with(existing, reason, message, message, stalled, generation)
+}
+
+/// [`failure_conditions`] with `retry_message` as the message of the `Reconciling`
+/// `ProgressingWithRetry` condition (the ResourceSetInputProvider reconciler writes
+/// "Reconciliation in progress" there, not the error); `Stalled` carries `message`.
+pub fn failure_conditions_with(
+    existing: &Value,
+    reason: &str,
+    message: &str,
+    retry_message: &str,
+    stalled: bool,
+    generation: i64,
+) -> Value {
     let ready = condition(READY, "False", reason, message, generation);
     if stalled {
         let stall = condition(STALLED, "True", reason, message, generation);
@@ -90,7 +104,7 @@ pub fn failure_conditions(
             RECONCILING,
             "True",
             "ProgressingWithRetry",
-            message,
+            retry_message,
             generation,
         );
         merge_conditions(existing, &[ready, retry], &[STALLED])
@@ -187,6 +201,46 @@ mod tests {
         let stalled = condition("Stalled", "True", "BuildFailed", "x", 2);
         let got = merge_conditions(&json!(null), std::slice::from_ref(&stalled), &[]);
         assert_eq!(got, json!([stalled]));
+    }
+
+    /// The failure conditions of `fluxinstance_controller.go`, `resourceset_controller.go` and
+    /// `resourcesetinputprovider_controller.go`: Ready=False with the reason, then Stalled (no
+    /// Reconciling) or Reconciling `ProgressingWithRetry` (no Stalled).
+    #[test]
+    fn failure_conditions_stall_or_retry() {
+        let old = json!([
+            {"type": "Ready", "status": "Unknown", "reason": "Progressing", "message": "", "observedGeneration": 1, "lastTransitionTime": "T0"},
+            {"type": "Reconciling", "status": "True", "reason": "Progressing", "message": "", "observedGeneration": 1, "lastTransitionTime": "T0"},
+        ]);
+        let stalled = failure_conditions(&old, "BuildFailed", "bad", true, 2);
+        let list = stalled.as_array().unwrap();
+        let types: Vec<&str> = list.iter().filter_map(|c| c["type"].as_str()).collect();
+        assert_eq!(types, ["Ready", "Stalled"]);
+        assert_eq!(
+            (&list[0]["status"], &list[0]["reason"], &list[0]["message"]),
+            (&json!("False"), &json!("BuildFailed"), &json!("bad"))
+        );
+        assert_eq!(list[1]["reason"], "BuildFailed");
+        assert_eq!(list[1]["observedGeneration"], 2);
+
+        let retried = failure_conditions_with(
+            &stalled,
+            "ReconciliationFailed",
+            "e",
+            "in progress",
+            false,
+            3,
+        );
+        let list = retried.as_array().unwrap();
+        let types: Vec<&str> = list.iter().filter_map(|c| c["type"].as_str()).collect();
+        assert_eq!(types, ["Ready", "Reconciling"]);
+        assert_eq!(list[0]["reason"], "ReconciliationFailed");
+        assert_eq!(list[0]["message"], "e");
+        assert_eq!(list[1]["reason"], "ProgressingWithRetry");
+        assert_eq!(list[1]["message"], "in progress");
+        // `failure_conditions` retries with the error as the Reconciling message.
+        let plain = failure_conditions(&json!(null), "ReconciliationFailed", "e", false, 1);
+        assert_eq!(plain[1]["message"], "e");
     }
 
     #[test]
