@@ -156,6 +156,12 @@ impl Env {
         ))
     }
 
+    fn input_provider(&self, body: &str) -> String {
+        self.with_provider(&format!(
+            "resource \"flux_resource_set_input_provider\" \"this\" {{\n  name      = \"p\"\n  namespace = \"flux-system\"\n{body}\n}}\n"
+        ))
+    }
+
     fn bootstrap_raw(&self, body: &str) -> String {
         self.with_provider(&format!(
             "resource \"flux_bootstrap_git\" \"this\" {{\n{body}\n}}\n"
@@ -892,6 +898,72 @@ fn cases(env: &Env) -> Vec<Case> {
             "namespace",
             Validate,
         ),
+        // ---- input provider ----
+        c(
+            "input provider: url on a Static provider",
+            env.input_provider("  type = \"Static\"\n  url  = \"https://example.com\""),
+            "url",
+            Validate,
+        ),
+        c(
+            "input provider: secret_ref on an ECR provider",
+            env.input_provider(
+                "  type       = \"ECRArtifactTag\"\n  url        = \"oci://123.dkr.ecr.eu-west-1.amazonaws.com/app\"\n  secret_ref = { name = \"creds\" }",
+            ),
+            "secret_ref",
+            Validate,
+        ),
+        c(
+            "input provider: insecure on a Gitea provider",
+            env.input_provider(
+                "  type     = \"GiteaTag\"\n  url      = \"https://gitea.example.com/o/r\"\n  insecure = true",
+            ),
+            "insecure",
+            Validate,
+        ),
+        c(
+            "input provider: cron with a misspelt day",
+            env.input_provider(
+                "  type     = \"Static\"\n  schedule = [{ cron = \"0 8 * * mon-fry\" }]",
+            ),
+            "schedule[0].cron",
+            Validate,
+        ),
+        c(
+            "input provider: filter limit over 10000",
+            env.input_provider(
+                "  type   = \"GitLabTag\"\n  url    = \"https://gitlab.com/g/p\"\n  filter = { limit = 20000 }",
+            ),
+            "filter.limit",
+            Validate,
+        ),
+        c(
+            "input provider: unknown type",
+            env.input_provider("  type = \"GitHub\""),
+            "type",
+            Validate,
+        ),
+        c(
+            "input provider: reconcile_every in words",
+            env.input_provider("  type = \"Static\"\n  reconcile_every = \"5 minutes\""),
+            "reconcile_every",
+            Validate,
+        ),
+        c(
+            "input provider: namespace with capitals",
+            env.with_provider(
+                "resource \"flux_resource_set_input_provider\" \"this\" {\n  name      = \"p\"\n  namespace = \"Flux-System\"\n  type      = \"Static\"\n}\n",
+            ),
+            "namespace",
+            Validate,
+        ),
+        // ---- data flux_report ----
+        c(
+            "data flux_report: namespace with capitals",
+            env.with_provider("data \"flux_report\" \"this\" {\n  namespace = \"Flux-System\"\n}\n"),
+            "namespace",
+            Validate,
+        ),
     ];
     out.shrink_to_fit();
     out
@@ -1016,7 +1088,14 @@ fn bad_input_provider_and_operator() {
 #[test]
 fn bad_input_instance_and_data_source() {
     run_table("instance", |c| {
-        c.name.starts_with("instance") || c.name.starts_with("data")
+        c.name.starts_with("instance") || c.name.starts_with("data flux_instance")
+    });
+}
+
+#[test]
+fn bad_input_input_provider_and_report() {
+    run_table("input-provider-report", |c| {
+        c.name.starts_with("input provider") || c.name.starts_with("data flux_report")
     });
 }
 

@@ -234,6 +234,15 @@ impl<D: ClusterAccess> DataSource<D> for FluxReportData {
         data_schema()
     }
 
+    async fn validate(
+        &self,
+        _ctx: &mut Context<D>,
+        config: ReportModel,
+    ) -> Result<(), Diagnostics> {
+        let out = crate::resources::validation::report_data(&config.namespace);
+        if out.has_errors() { Err(out) } else { Ok(()) }
+    }
+
     async fn read(
         &self,
         ctx: &mut Context<D>,

@@ -173,6 +173,13 @@ pub fn instance_data(config: &InstanceModel) -> Diagnostics {
     checks.finish()
 }
 
+/// Data `flux_report`: `namespace`, the namespace it reads the report from.
+pub fn report_data(report_namespace: &Value<String>) -> Diagnostics {
+    let mut checks = Checks::new();
+    namespace(&mut checks, report_namespace);
+    checks.finish()
+}
+
 /// `flux_bootstrap_git`: the repository (URL, branch), the instance settings, the sync interval,
 /// the Secret name and the operator settings.
 pub fn bootstrap(
