@@ -24,7 +24,7 @@ fi
 command -v jq >/dev/null || { echo "reliability-report: jq is required" >&2; exit 1; }
 fig() { [[ -f $dir/$1.json ]] && cat "$dir/$1.json" || echo null; }
 missing=()
-for f in bad_input-provider-operator bad_input-instance bad_input-resource-set-bootstrap secrets \
+for f in bad_input-provider-operator bad_input-instance bad_input-input-provider-report bad_input-resource-set-bootstrap secrets \
   faults-sandbox-errors faults-sandbox-throttle-reset faults-sandbox-latency-watch \
   faults-sandbox-persistent faults-bootstrap-api faults-bootstrap-git faults-real-api-server \
   interrupt-wait interrupt-destroy interrupt-git concurrency lost-state destroy-gone; do
@@ -49,11 +49,11 @@ done
   echo
   echo "| part | cases | at validate | at plan |"
   echo "|---|---|---|---|"
-  for part in provider-operator instance resource-set-bootstrap; do
+  for part in provider-operator instance input-provider-report resource-set-bootstrap; do
     fig "bad_input-$part" | jq -r --arg p "$part" \
       'if . == null then "| \($p) | — | — | — |" else "| \($p) | \(.cases) | \(.by_phase.validate // 0) | \(.by_phase.plan // 0) |" end'
   done
-  total=$(for part in provider-operator instance resource-set-bootstrap; do fig "bad_input-$part"; done |
+  total=$(for part in provider-operator instance input-provider-report resource-set-bootstrap; do fig "bad_input-$part"; done |
     jq -s '[.[] | select(. != null) | .cases] | add // 0')
   echo
   echo "Bad inputs tried: **$total**, all refused before any write."
