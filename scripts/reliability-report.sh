@@ -127,10 +127,6 @@ done
   fig destroy-gone | jq -r 'if . == null then "- destroy with things gone: —" else
     to_entries[] | "- Destroy with \(.key) already deleted: \(.value)." end'
   echo
-  echo "Known limit: with the namespace itself deleted, \`terraform destroy\` fails at Terraform's"
-  echo "pre-destroy refresh, which plans the objects' re-creation and meets the plan-time check that"
-  echo "their namespace exists; \`terraform destroy -refresh=false\` destroys from the state (above)."
-  echo
   echo "## 6. Fuzzing (\`make fuzz\`, \`fuzz/\`)"
   echo
   fig fuzz | jq -r 'if . == null then "No fuzzing figures: run `make fuzz` (10 minutes per target), then this script." else
