@@ -462,11 +462,30 @@ data: {a: "1"}
 /// Operator take fields over from other managers.
 #[test]
 fn kubectl_patch_of_managed_fields_transfers_ownership() {
+    managed_fields_transfer_ownership(&start());
+}
+
+/// The same on the real kube-apiserver (exclusively: the other real-server check uses the same
+/// CRD and object).
+#[test]
+fn real_api_server_kubectl_patch_of_managed_fields_transfers_ownership() {
+    let lease = real_cluster::RealCluster::exclusive();
+    let s = Server {
+        child: None,
+        kubeconfig: lease.kubeconfig().to_path_buf(),
+        dir: tempfile::tempdir().unwrap(),
+        _lease: Some(lease),
+    };
+    managed_fields_transfer_ownership(&s);
+    s.ok(&["delete", "gadget", "g1"]);
+    s.ok(&["delete", "crd", "gadgets.example.com"]);
+}
+
+fn managed_fields_transfer_ownership(s: &Server) {
     assert!(
         kubectl_available(),
         "kubectl 1.32+ is required on PATH for the cross-check suite"
     );
-    let s = start();
     let crd = s.file("crd.yaml", CRD);
     s.ok(&["apply", "--server-side", "-f", &crd]);
     s.ok(&[
@@ -510,7 +529,7 @@ fn kubectl_patch_of_managed_fields_transfers_ownership() {
             .collect()
     };
     assert_eq!(
-        managers(&s),
+        managers(s),
         vec![
             (
                 "owner".to_string(),
@@ -534,7 +553,7 @@ fn kubectl_patch_of_managed_fields_transfers_ownership() {
         "-p",
         r#"{"metadata":{"managedFields":[]}}"#,
     ]);
-    assert_eq!(managers(&s).len(), 2);
+    assert_eq!(managers(s).len(), 2);
     // The owner takes `.spec.size` over.
     s.ok(&[
         "patch",
@@ -546,7 +565,7 @@ fn kubectl_patch_of_managed_fields_transfers_ownership() {
         r#"{"metadata":{"managedFields":[{"manager":"owner","operation":"Apply","apiVersion":"example.com/v1","fieldsType":"FieldsV1","fieldsV1":{"f:spec":{"f:color":{},"f:size":{}}}}]}}"#,
     ]);
     assert_eq!(
-        managers(&s),
+        managers(s),
         vec![(
             "owner".to_string(),
             "Apply".to_string(),
