@@ -474,6 +474,79 @@ fn chart_settings_are_field_level_diffs_drift_heals_and_import_reads_them() {
     assert_eq!(chart_view(&sandbox, ns), expected_view(3));
     ws.plan().assert_no_changes();
 
+    // Every other setting changed at once: each shows as its own field-level diff (nested ones
+    // down to the changed field), one in-place update, and the objects follow.
+    let other = chart_config(&url, ns, 3)
+        .replace(
+            r#"priority_class_name = "system-cluster-critical""#,
+            r#"priority_class_name = "system-node-critical""#,
+        )
+        .replace(
+            r#"image_pull_secrets  = ["ghcr-mirror", "quay-mirror"]"#,
+            r#"image_pull_secrets  = ["ghcr-mirror"]"#,
+        )
+        .replace(
+            r#"log_level           = "debug""#,
+            r#"log_level           = "info""#,
+        )
+        .replace("concurrent          = 20", "concurrent          = 10")
+        .replace("web_ui              = false", "web_ui              = true")
+        .replace("weight = 100", "weight = 50");
+    ws.write_config(&other);
+    let plan = ws.plan();
+    let out = plan.assert_changes();
+    out.assert_contains(&["Plan: 0 to add, 1 to change, 0 to destroy."]);
+    let changed = changed_attributes(&out.stdout);
+    for line in [
+        "~ priority_class_name = \"system-cluster-critical\" -> \"system-node-critical\"",
+        "~ log_level = \"debug\" -> \"info\"",
+        "~ concurrent = 20 -> 10",
+        "~ web_ui = false -> true",
+        "~ weight = 100 -> 50",
+        "- \"quay-mirror\",",
+    ] {
+        assert!(
+            changed.iter().any(|l| l == line),
+            "{line:?} is not in the plan's changes: {changed:#?}"
+        );
+    }
+    for setting in ["image_pull_secrets", "affinity"] {
+        assert!(
+            changed
+                .iter()
+                .any(|l| l.starts_with(&format!("~ {setting} ="))),
+            "{setting} is not shown as changed: {changed:#?}"
+        );
+    }
+    assert!(
+        !changed
+            .iter()
+            .any(|l| l.contains("replicas") || l.contains("manifests")),
+        "unchanged settings in the plan: {changed:#?}"
+    );
+    ws.apply().assert_success();
+    let view = chart_view(&sandbox, ns);
+    assert_eq!(view["priorityClassName"], "system-node-critical");
+    assert_eq!(
+        view["imagePullSecrets"],
+        serde_json::json!([{"name": "ghcr-mirror"}])
+    );
+    let args: Vec<&str> = view["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert!(args.contains(&"--log-level=info"), "{args:?}");
+    assert!(args.contains(&"--concurrent=10"), "{args:?}");
+    assert!(!args.contains(&"--web-server-port=0"), "{args:?}");
+    assert_eq!(
+        view["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0]["weight"],
+        50
+    );
+    assert_eq!(view["replicas"], 3);
+    ws.plan().assert_no_changes();
+
     ws.destroy().assert_success();
     assert_eq!(
         sandbox.get_json(&["deployment", "flux-operator", "-n", ns]),
