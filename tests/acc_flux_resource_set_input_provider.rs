@@ -1,7 +1,10 @@
-//! Acceptance tests of `flux_resource_set_input_provider`: the real `terraform` CLI drives the
-//! provider binary against the standalone `kube-sandbox` binary (`--operator-sim`, whose
-//! ResourceSetInputProvider reconciler follows the operator's), and every effect is checked in
-//! Terraform's state and in the cluster through the real `kubectl`.
+//! Acceptance tests of `flux_resource_set_input_provider`: the real `terraform` (and `tofu`)
+//! CLI drives the provider binary against the run's real control plane
+//! (`tests/common/cluster.rs`: kube-apiserver with the operator simulator, whose
+//! ResourceSetInputProvider reconciler follows the operator's), with the Flux Operator fixture
+//! installed by kubectl into a namespace of the test's own, and every effect is checked in
+//! Terraform's state and in the cluster through the real `kubectl`. Nothing here needs
+//! kube-sandbox.
 //!
 //! - A Static provider feeding a `flux_resource_set` created in the same configuration: one
 //!   apply renders the ResourceSet's objects from the exported inputs (the provider's `id` is
@@ -15,37 +18,38 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
-#[path = "fixtures/flux_instance/sandbox.rs"]
-mod shared_sandbox;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use common::cluster::TestCluster;
 use common::terraform::{REQUIRED_PROVIDERS, Workspace};
 use serde_json::{Value, json};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_terraform-provider-flux");
-const OPERATOR_INSTALL: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/sandbox/fixtures/operator-install.yaml"
-);
 
 struct Sandbox {
-    inner: shared_sandbox::Sandbox,
+    inner: TestCluster,
     kubeconfig: PathBuf,
 }
 
-/// Starts `kube-sandbox serve --operator-sim` and installs the operator fixture.
+/// The real control plane with the operator fixture installed by kubectl into a namespace of
+/// the test's. Exclusively, as `acc_flux_resource_set.rs` does: the provider finds the operator
+/// by listing Deployments cluster-wide (`find_operator_namespace`) and expects one per cluster,
+/// so another test's operator must not be running meanwhile.
 fn start() -> Sandbox {
-    let inner = shared_sandbox::Sandbox::start();
+    let inner = TestCluster::flux("acc-rsip");
     let kubeconfig = inner.kubeconfig();
     let sandbox = Sandbox { inner, kubeconfig };
-    sandbox.ok(&["apply", "--server-side", "-f", OPERATOR_INSTALL]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("operator-install.yaml");
+    std::fs::write(&file, sandbox.inner.operator_install()).unwrap();
+    sandbox.ok(&["apply", "--server-side", "-f", file.to_str().unwrap()]);
     sandbox.ok(&[
         "wait",
         "--for=condition=Available",
         "-n",
-        "flux-system",
+        sandbox.ns(),
         "deployment/flux-operator",
         "--timeout=60s",
     ]);
@@ -58,8 +62,14 @@ impl Sandbox {
         self.inner.kubectl(args)
     }
 
-    fn get(&self, kind: &str, namespace: &str, name: &str) -> Option<Value> {
-        self.inner.get_json(&[kind, name, "-n", namespace])
+    /// The namespace of the operator and of the test's objects (`flux-system` on kube-sandbox).
+    fn ns(&self) -> &str {
+        self.inner.namespace()
+    }
+
+    /// The object in [`Self::ns`] as JSON, or `None`.
+    fn get(&self, kind: &str, name: &str) -> Option<Value> {
+        self.inner.get_in_ns(kind, name)
     }
 
     /// Waits until `check` holds for the object (or panics with it).
@@ -67,13 +77,14 @@ impl Sandbox {
     fn wait_for(&self, kind: &str, name: &str, check: impl Fn(Option<&Value>) -> bool) -> Value {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let now = self.get(kind, "flux-system", name);
+            let now = self.get(kind, name);
             if check(now.as_ref()) {
                 return now.unwrap_or(Value::Null);
             }
             assert!(
                 Instant::now() < deadline,
-                "{kind} flux-system/{name}: {now:?}"
+                "{kind} {}/{name}: {now:?}",
+                self.ns()
             );
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -212,7 +223,7 @@ fn static_config(sandbox: &Sandbox, tenant: &str) -> String {
         r#"{provider}
 resource "flux_resource_set_input_provider" "team" {{
   name      = "team"
-  namespace = "flux-system"
+  namespace = "{ns}"
   type      = "Static"
   default_values = {{
     tenant   = "{tenant}"
@@ -229,7 +240,7 @@ resource "flux_resource_set_input_provider" "team" {{
 # waits until the operator exported its inputs, so the ResourceSet renders them in this apply.
 resource "flux_resource_set" "tenants" {{
   name      = "tenants"
-  namespace = "flux-system"
+  namespace = "{ns}"
   inputs_from = [{{
     name = flux_resource_set_input_provider.team.name
   }}]
@@ -238,7 +249,7 @@ resource "flux_resource_set" "tenants" {{
     kind: ConfigMap
     metadata:
       name: << inputs.tenant >>-settings
-      namespace: flux-system
+      namespace: {ns}
     data:
       id: "<< inputs.id >>"
       replicas: "<< inputs.replicas >>"
@@ -254,28 +265,28 @@ output "exported" {{
   value = flux_resource_set_input_provider.team.exported_inputs
 }}
 "#,
-        provider = sandbox.provider_block()
+        provider = sandbox.provider_block(),
+        ns = sandbox.ns(),
     )
 }
 
 #[test]
 fn static_provider_feeds_a_resource_set_in_one_apply_then_drift_update_import_destroy() {
     let sandbox = start();
+    let ns = sandbox.ns();
     let workspace = sandbox.workspace();
     workspace.write_config(&static_config(&sandbox, "team-a"));
     workspace.apply().assert_success();
 
     // The operator's exported inputs, in state and in the cluster; the ResourceSet rendered them.
-    let live = sandbox
-        .get("resourcesetinputprovider", "flux-system", "team")
-        .unwrap();
+    let live = sandbox.get("resourcesetinputprovider", "team").unwrap();
     let id = adler32(live["metadata"]["uid"].as_str().unwrap().as_bytes()).to_string();
     let exported = json!([{"id": id, "tenant": "team-a", "replicas": 2}]);
     assert_eq!(live["status"]["exportedInputs"], exported);
     let state = state_resource(&workspace, "flux_resource_set_input_provider.team");
     assert_eq!(state["exported_inputs"], exported);
     assert_eq!(state["ready"], json!(true));
-    assert_eq!(state["id"], json!("flux-system/team"));
+    assert_eq!(state["id"], json!(format!("{ns}/team")));
     assert_eq!(
         state["last_exported_revision"],
         live["status"]["lastExportedRevision"]
@@ -284,21 +295,19 @@ fn static_provider_feeds_a_resource_set_in_one_apply_then_drift_update_import_de
         state["default_values"],
         json!({"tenant": "team-a", "replicas": 2})
     );
-    let config_map = sandbox
-        .get("configmap", "flux-system", "team-a-settings")
-        .unwrap();
+    let config_map = sandbox.get("configmap", "team-a-settings").unwrap();
     assert_eq!(config_map["data"], json!({"id": id, "replicas": "2"}));
     let rs = state_resource(&workspace, "flux_resource_set.tenants");
     assert_eq!(
         rs["inventory"],
-        json!([{"api_version": "v1", "kind": "ConfigMap", "namespace": "flux-system", "name": "team-a-settings"}])
+        json!([{"api_version": "v1", "kind": "ConfigMap", "namespace": ns, "name": "team-a-settings"}])
     );
     workspace.plan().assert_no_changes();
 
     // A kubectl edit of the spec: field-level drift, healed by apply.
     sandbox.ok(&[
         "-n",
-        "flux-system",
+        ns,
         "patch",
         "resourcesetinputprovider",
         "team",
@@ -314,9 +323,7 @@ fn static_provider_feeds_a_resource_set_in_one_apply_then_drift_update_import_de
         ["exported_inputs", "last_exported_revision", "next_schedule"]
     );
     workspace.apply().assert_success();
-    let live = sandbox
-        .get("resourcesetinputprovider", "flux-system", "team")
-        .unwrap();
+    let live = sandbox.get("resourcesetinputprovider", "team").unwrap();
     assert_eq!(
         live["spec"]["defaultValues"],
         json!({"tenant": "team-a", "replicas": 2})
@@ -351,7 +358,10 @@ fn static_provider_feeds_a_resource_set_in_one_apply_then_drift_update_import_de
         .run(&["state", "rm", "flux_resource_set_input_provider.team"])
         .assert_success();
     workspace
-        .import("flux_resource_set_input_provider.team", "flux-system/team")
+        .import(
+            "flux_resource_set_input_provider.team",
+            &format!("{ns}/team"),
+        )
         .assert_success();
     // Only Terraform's own `timeouts` (not in the cluster) is recorded by the next apply.
     let (changed, unknown) = planned_changes(&workspace, "flux_resource_set_input_provider.team");
@@ -374,8 +384,9 @@ fn static_provider_feeds_a_resource_set_in_one_apply_then_drift_update_import_de
 
 fn provider_config(sandbox: &Sandbox, body: &str) -> String {
     format!(
-        "{}\nresource \"flux_resource_set_input_provider\" \"p\" {{\n  name      = \"p\"\n  namespace = \"flux-system\"\n{body}\n  timeouts {{\n    create = \"30s\"\n    delete = \"30s\"\n  }}\n}}\n",
-        sandbox.provider_block()
+        "{}\nresource \"flux_resource_set_input_provider\" \"p\" {{\n  name      = \"p\"\n  namespace = \"{}\"\n{body}\n  timeouts {{\n    create = \"30s\"\n    delete = \"30s\"\n  }}\n}}\n",
+        sandbox.provider_block(),
+        sandbox.ns()
     )
 }
 
@@ -432,11 +443,7 @@ fn crd_rules_fail_the_plan_at_the_attribute_and_write_nothing() {
         let validate = workspace.validate();
         assert!(!validate.success(), "validate accepts {body}");
     }
-    assert!(
-        sandbox
-            .get("resourcesetinputprovider", "flux-system", "p")
-            .is_none()
-    );
+    assert!(sandbox.get("resourcesetinputprovider", "p").is_none());
 }
 
 #[test]
@@ -479,9 +486,7 @@ fn unreachable_provider_apis_fail_apply_quoting_the_operator_suspended_ones_plan
         "Plan: 0 to add, 1 to change, 0 to destroy.",
     ]);
     assert!(!planned.combined().contains("must be replaced"));
-    let live = sandbox
-        .get("resourcesetinputprovider", "flux-system", "p")
-        .unwrap();
+    let live = sandbox.get("resourcesetinputprovider", "p").unwrap();
     assert_eq!(
         live["spec"]["filter"],
         json!({"labels": ["preview"], "limit": 100})
@@ -494,9 +499,7 @@ fn unreachable_provider_apis_fail_apply_quoting_the_operator_suspended_ones_plan
     ));
     workspace.apply().assert_success();
     workspace.plan().assert_no_changes();
-    let live = sandbox
-        .get("resourcesetinputprovider", "flux-system", "p")
-        .unwrap();
+    let live = sandbox.get("resourcesetinputprovider", "p").unwrap();
     assert_eq!(
         live["metadata"]["annotations"]["fluxcd.controlplane.io/reconcile"],
         json!("disabled")
@@ -505,7 +508,10 @@ fn unreachable_provider_apis_fail_apply_quoting_the_operator_suspended_ones_plan
         .run(&["state", "rm", "flux_resource_set_input_provider.p"])
         .assert_success();
     workspace
-        .import("flux_resource_set_input_provider.p", "flux-system/p")
+        .import(
+            "flux_resource_set_input_provider.p",
+            &format!("{}/p", sandbox.ns()),
+        )
         .assert_success();
     let (changed, unknown) = planned_changes(&workspace, "flux_resource_set_input_provider.p");
     assert_eq!(
@@ -519,9 +525,5 @@ fn unreachable_provider_apis_fail_apply_quoting_the_operator_suspended_ones_plan
 
     // orphan: destroy leaves the provider in the cluster.
     workspace.destroy().assert_success();
-    assert!(
-        sandbox
-            .get("resourcesetinputprovider", "flux-system", "p")
-            .is_some()
-    );
+    assert!(sandbox.get("resourcesetinputprovider", "p").is_some());
 }
