@@ -44,7 +44,7 @@ use crate::resources::flux_bootstrap_git_model::{
     BootstrapModel, INPUT_ATTRIBUTES, instance_ref, schema,
 };
 use crate::resources::flux_bootstrap_git_repo::commit_changes;
-use crate::resources::flux_bootstrap_git_sync::namespace_of;
+use crate::resources::flux_bootstrap_git_sync::{namespace_of, sync_name};
 use crate::resources::flux_instance_convert::validate_enums;
 
 /// The `flux_bootstrap_git` resource.
@@ -355,24 +355,77 @@ impl<D: GitAccess> Resource<D> for FluxBootstrapGitResource {
         crate::resources::flux_bootstrap_git_manifest::upgrade_state(version, state)
     }
 }
-/// Refuses a change of the effective `sync.name` against the prior state, at `sync.name`.
+/// Refuses a change of the effective `sync.name` (the namespace when unset or when `sync` is
+/// left out) against the prior state, at `sync.name`. Writing the default out (`sync = { name =
+/// "<namespace>" }` where there was no `sync`) is no change. A name unknown until apply is
+/// checked then.
 fn sync_name_unchanged(
     prior: &BootstrapModel,
     planned: &BootstrapModel,
 ) -> Result<(), Diagnostics> {
-    let name_of = |m: &BootstrapModel| m.sync.as_known().and_then(|s| s.name.as_known().cloned());
-    if planned.sync.is_known() && name_of(prior) != name_of(planned) {
+    if planned.sync.is_unknown() || planned.sync.as_known().is_some_and(|s| s.name.is_unknown()) {
+        return Ok(());
+    }
+    let before = sync_name(prior, &namespace_of(prior));
+    let after = sync_name(planned, &namespace_of(planned));
+    if before != after {
         return Err(Diagnostics::from_error_at(
             AttrPath::attr("sync").then_attr("name"),
             "Immutable Sync Name",
             format!(
-                "sync.name cannot change ({} → {}): the API refuses it, and renaming the sync \
-                 objects would make the operator garbage-collect the Kustomization, which prunes \
-                 everything Flux applied. Keep the current name, or bootstrap a new installation.",
-                name_of(prior).as_deref().unwrap_or("(the namespace)"),
-                name_of(planned).as_deref().unwrap_or("(the namespace)")
+                "sync.name cannot change ({before} → {after}): the API refuses it, and renaming \
+                 the sync objects would make the operator garbage-collect the Kustomization, \
+                 which prunes everything Flux applied. Keep the current name (leaving `sync` or \
+                 `sync.name` out means the namespace), or bootstrap a new installation."
             ),
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::flux_bootstrap_git_model::BootstrapSyncModel;
+
+    fn model(namespace: Option<&str>, sync: Value<BootstrapSyncModel>) -> BootstrapModel {
+        BootstrapModel {
+            namespace: namespace.map_or(Value::Null, |n| Value::Known(n.to_owned())),
+            sync,
+            ..BootstrapModel::default()
+        }
+    }
+
+    fn named(name: Value<String>) -> Value<BootstrapSyncModel> {
+        Value::Known(BootstrapSyncModel {
+            name,
+            provider: Value::Null,
+        })
+    }
+
+    #[test]
+    fn sync_name_changes_are_judged_on_the_effective_name() {
+        let none = model(Some("flux-system"), Value::Null);
+        let default = model(
+            Some("flux-system"),
+            named(Value::Known("flux-system".into())),
+        );
+        let unnamed = model(Some("flux-system"), named(Value::Null));
+        let other = model(Some("flux-system"), named(Value::Known("fleet".into())));
+        let unknown = model(Some("flux-system"), named(Value::Unknown));
+        // Writing the default out, or leaving it out again, is no change.
+        assert!(sync_name_unchanged(&none, &default).is_ok());
+        assert!(sync_name_unchanged(&default, &none).is_ok());
+        assert!(sync_name_unchanged(&none, &unnamed).is_ok());
+        // A name unknown until apply is checked then.
+        assert!(sync_name_unchanged(&other, &unknown).is_ok());
+        // Another name, or going back to the namespace from a custom one, is refused at
+        // `sync.name`.
+        for (prior, planned) in [(&none, &other), (&other, &none), (&other, &default)] {
+            let err = sync_name_unchanged(prior, planned).unwrap_err();
+            let text = format!("{err:?}");
+            assert!(text.contains("Immutable Sync Name"), "{text}");
+            assert!(text.contains("sync.name cannot change"), "{text}");
+        }
+    }
 }

@@ -300,7 +300,9 @@ pub(super) async fn apply_bootstrap(
         (None, _) => pushed.and_then(|p| p.head).unwrap_or_default(),
     };
     state.commit_sha = Value::Known(commit.clone());
-    // A suspended instance is not reconciled, so Flux does not sync: nothing to wait for.
+    // Suspended, the operator does not reconcile the instance: whether Flux's sync objects
+    // exist and when they apply the commit is not this apply's to wait for (refresh reads a
+    // suspended instance as ready when it holds what was committed).
     let suspended = planned.suspend.as_known() == Some(&true);
     let name = sync_name(&planned, &namespace);
     if !suspended

@@ -123,7 +123,14 @@ pub(super) async fn read_bootstrap(
             )
             .is_ok_and(|l| crate::flux::normalize::diff_specs(&manifest.spec, &l).is_empty())
         });
-        state.ready = Value::Known(readiness.is_ready() && synced && matches_commit);
+        // Suspended (`suspend = true`: reconcile disabled), the operator does not reconcile and
+        // apply does not wait for the sync: ready means the cluster holds what was committed,
+        // as apply reports it (else every plan would propose `ready = false -> true`).
+        let reconciled = match readiness {
+            crate::flux::status::Readiness::Disabled => true,
+            ref other => other.is_ready() && synced,
+        };
+        state.ready = Value::Known(reconciled && matches_commit);
         state.flux_version = Value::Known(flux_version_of(live));
     }
     if state.manage_secret.as_known() != Some(&false) {
