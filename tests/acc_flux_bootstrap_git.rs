@@ -1531,6 +1531,107 @@ fn a_helm_installed_operator_is_refused_at_plan_without_writing() {
     );
 }
 
+/// An operator installed with `flux-operator install` (its release objects, with the Deployment
+/// `flux-operator` selecting on `app.kubernetes.io/name` and `app.kubernetes.io/instance`) is
+/// adopted by the bootstrap: Flux is bootstrapped through it, still one operator Deployment, no
+/// immutable-selector 422 when a later `operator` change applies the manifests over it (the
+/// live selector is kept), and the plans after are empty.
+#[test]
+fn a_cli_installed_operator_is_adopted_by_the_bootstrap() {
+    let env = env("cli", true);
+    let ns = env.sandbox.ns().to_owned();
+    let url = env.server.url("cli");
+    let release = env.sandbox.cluster.operator_install();
+    let cli_shape = release
+        .replace(
+            "    matchLabels:\n      app.kubernetes.io/name: flux-operator\n",
+            "    matchLabels:\n      app.kubernetes.io/name: flux-operator\n      app.kubernetes.io/instance: flux-operator\n",
+        )
+        .replace(
+            "      labels:\n        app.kubernetes.io/name: flux-operator\n      annotations:",
+            "      labels:\n        app.kubernetes.io/name: flux-operator\n        app.kubernetes.io/instance: flux-operator\n      annotations:",
+        );
+    assert_ne!(cli_shape, release, "the fixture's Deployment changed shape");
+    let file = env.ws.write_file("cli-install.yaml", &cli_shape);
+    let applied = env.sandbox.kubectl(&[
+        "apply",
+        "--server-side",
+        "--field-manager",
+        "flux-operator",
+        "-f",
+        file.to_str().unwrap(),
+    ]);
+    assert!(applied.status.success(), "{applied:?}");
+    let available = env.sandbox.kubectl(&[
+        "wait",
+        "--for=condition=Available",
+        "deployment/flux-operator",
+        "-n",
+        &ns,
+        "--timeout=120s",
+    ]);
+    assert!(available.status.success(), "{available:?}");
+    let cli_selector = serde_json::json!({
+        "app.kubernetes.io/name": "flux-operator",
+        "app.kubernetes.io/instance": "flux-operator",
+    });
+    let uid =
+        env.sandbox.get("deployment", &ns, "flux-operator").unwrap()["metadata"]["uid"].clone();
+    let operators = || {
+        env.sandbox
+            .cluster
+            .get_json(&[
+                "deployments",
+                "-n",
+                &ns,
+                "-l",
+                "app.kubernetes.io/name=flux-operator",
+            ])
+            .unwrap()["items"]
+            .as_array()
+            .map(Vec::len)
+    };
+    let assert_adopted = |when: &str| {
+        let d = env.sandbox.get("deployment", &ns, "flux-operator").unwrap();
+        assert_eq!(d["metadata"]["uid"], uid, "{when}: the same Deployment");
+        assert_eq!(d["spec"]["selector"]["matchLabels"], cli_selector, "{when}");
+        for (k, v) in cli_selector.as_object().unwrap() {
+            assert_eq!(
+                &d["spec"]["template"]["metadata"]["labels"][k], v,
+                "{when}: {k}"
+            );
+        }
+        assert_eq!(operators(), Some(1), "{when}: one operator Deployment");
+        d
+    };
+
+    // Bootstrap through it: one commit, Flux synced it, ready, empty plan.
+    let before = subjects(&env.repos, "cli").len();
+    env.ws
+        .write_config(&config(&env, &url, "pw-hunter2-one", &version("2.7.x")));
+    env.ws.plan().assert_changes();
+    env.ws.apply().assert_success();
+    assert_adopted("after the bootstrap");
+    assert_eq!(subjects(&env.repos, "cli").len(), before + 1);
+    let tip = assert_synced(&env, "cli");
+    let state = state_attributes(&env.ws);
+    assert_eq!(state["commit_sha"], Value::from(tip));
+    assert_eq!(state["ready"], Value::Bool(true));
+    env.ws.plan().assert_no_changes();
+
+    // An operator setting changed: the manifests are applied over the CLI's Deployment.
+    let changed = config(&env, &url, "pw-hunter2-one", &version("2.7.x")).replace(
+        "    manifests = file(\"operator-install.yaml\")\n",
+        "    manifests = file(\"operator-install.yaml\")\n    log_level = \"debug\"\n",
+    );
+    env.ws.write_config(&changed);
+    env.ws.apply().assert_success();
+    let d = assert_adopted("after an operator change");
+    let args = d["spec"]["template"]["spec"]["containers"][0]["args"].to_string();
+    assert!(args.contains("--log-level=debug"), "{args}");
+    env.ws.plan().assert_no_changes();
+}
+
 /// A cluster write that fails after the push: what was written (the commit) is recorded in
 /// state untainted with `ready = false`; once the cause is fixed, the next apply finishes in
 /// place without a second commit, and the plan after it is empty.
