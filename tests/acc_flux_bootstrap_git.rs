@@ -1704,11 +1704,21 @@ fn a_failure_after_the_push_is_recorded_and_the_next_apply_converges() {
 /// Issue 11 item 7: with the Flux CRDs left by an earlier installation but no namespace, the
 /// FluxInstance's dry-run cannot run at plan; the plan warns (naming the namespace) instead of
 /// failing, the apply creates the namespace with the operator and succeeds, the next plan is
-/// empty.
+/// empty. On the real control plane.
 #[test]
 fn crds_without_the_namespace_plan_with_a_warning_and_apply() {
-    let env = env_on(start_kube_sandbox(), "leftover", false);
+    let env = env("leftover", false);
     let url = env.server.url("leftover");
+    // The test's namespace goes (the real control plane creates one per test); the Flux CRDs
+    // stay, as an earlier installation would leave them.
+    let deleted = env.sandbox.kubectl(&[
+        "delete",
+        "namespace",
+        env.sandbox.ns(),
+        "--wait=true",
+        "--timeout=120s",
+    ]);
+    assert!(deleted.status.success(), "{deleted:?}");
     let crds: String = env
         .sandbox
         .cluster
