@@ -249,7 +249,8 @@ pub fn schema() -> Schema {
                     "Suspend the operator's reconciliation of the FluxInstance \
                      (`fluxcd.controlplane.io/reconcile: disabled`, committed with the manifest \
                      and set in the cluster). Apply then waits neither for readiness nor for \
-                     the sync. Default `false`.",
+                     the sync, and `ready` is true while the cluster holds the committed spec. \
+                     Default `false`.",
                 );
             }
             attributes.push(attribute);
@@ -285,7 +286,7 @@ pub fn schema() -> Schema {
         ),
         Attribute::bool("ready")
             .computed()
-            .description("Whether the FluxInstance is Ready and Flux applied the last commit."),
+            .description("Whether the FluxInstance is Ready and Flux applied the last commit (with `suspend = true`: whether the cluster holds the committed spec)."),
         Attribute::string("flux_version")
             .computed()
             .description("The Flux version the operator resolved and applied."),
