@@ -1,7 +1,9 @@
 // Wrapper module: builds kube-apiserver, kube-controller-manager and etcd from upstream
 // modules at pinned versions (one multi-call binary, see main.go). The replace block repeats
 // k8s.io/kubernetes' own ./staging replaces with the published staging modules of the same
-// release. Regenerate with scripts/realcluster-gomod.sh when moving to another release.
+// release. When moving to another release, rewrite this block from the new release's go.mod (its
+// ./staging replaces, pointed at the published staging modules of that version) and run
+// `go mod tidy`; realcluster/build.sh rebuilds when go.mod or go.sum changes.
 module terraform-provider-flux/realcluster/kube
 
 go 1.26.0

@@ -1,6 +1,6 @@
 // Command kube-cp is kube-apiserver, kube-controller-manager and etcd in one binary, built from
 // the upstream modules pinned in go.mod. It picks the program from the name it was started as
-// (scripts/realcluster-build.sh links kube-apiserver, kube-controller-manager and etcd to it) or
+// (realcluster/build.sh links kube-apiserver, kube-controller-manager and etcd to it) or
 // from its first argument (`kube-cp kube-apiserver --help`). One binary instead of three saves
 // two links of the shared Kubernetes packages and about 200 MB of disk on the build machine.
 package main

@@ -1,7 +1,7 @@
 //! The REAL Flux install objects, for the simulator on a real control plane
 //! (`kube-sandbox operator-sim --flux-manifests <dir>`): the CRDs, Deployment and Service of each
 //! Flux controller as its own Go module ships them in `config/` (`crd/bases/*.yaml`,
-//! `manager/deployment.yaml`, `manager/service.yaml`). `scripts/realcluster-build.sh` copies them
+//! `manager/deployment.yaml`, `manager/service.yaml`). `realcluster/build.sh flux-manifests` copies them
 //! out of the Go module cache at build time into the layout below; nothing of them is committed.
 //!
 //! ```text
