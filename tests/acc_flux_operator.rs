@@ -745,10 +745,13 @@ fn namespace_snapshot(sandbox: &RealCluster, ns: &str, helm: &str) -> Value {
     let d = sandbox
         .get_json(&["deployment", helm, "-n", ns, "--show-managed-fields"])
         .unwrap();
+    // Writers of the object itself; the status (kube-controller-manager's, written whenever it
+    // gets to the new Deployment, possibly between two snapshots) is not the provider's to keep.
     let managers: Vec<Value> = d["metadata"]["managedFields"]
         .as_array()
         .unwrap()
         .iter()
+        .filter(|m| m["subresource"] != "status")
         .map(|m| m["manager"].clone())
         .collect();
     serde_json::json!({
