@@ -14,15 +14,23 @@ use kube_sandbox::sim::{Failure, fixtures};
 use serde_json::{Value, json};
 use sim_support::*;
 
-const DEFAULT_IDS: [&str; 19] = [
+/// The default install's inventory; the ResourceQuota and RBAC objects follow upstream
+/// `internal/builder/build.go` (`roles/rbac.yaml` with the `-<namespace>` suffix).
+const DEFAULT_IDS: [&str; 25] = [
     "_buckets.source.toolkit.fluxcd.io_apiextensions.k8s.io_CustomResourceDefinition",
+    "_cluster-reconciler-flux-system_rbac.authorization.k8s.io_ClusterRoleBinding",
+    "_crd-controller-flux-system_rbac.authorization.k8s.io_ClusterRole",
+    "_crd-controller-flux-system_rbac.authorization.k8s.io_ClusterRoleBinding",
+    "_flux-edit-flux-system_rbac.authorization.k8s.io_ClusterRole",
     "_flux-system__Namespace",
+    "_flux-view-flux-system_rbac.authorization.k8s.io_ClusterRole",
     "_gitrepositories.source.toolkit.fluxcd.io_apiextensions.k8s.io_CustomResourceDefinition",
     "_kustomizations.kustomize.toolkit.fluxcd.io_apiextensions.k8s.io_CustomResourceDefinition",
     "_ocirepositories.source.toolkit.fluxcd.io_apiextensions.k8s.io_CustomResourceDefinition",
     "flux-system_allow-egress_networking.k8s.io_NetworkPolicy",
     "flux-system_allow-scraping_networking.k8s.io_NetworkPolicy",
     "flux-system_allow-webhooks_networking.k8s.io_NetworkPolicy",
+    "flux-system_critical-pods-flux-system__ResourceQuota",
     "flux-system_helm-controller__ServiceAccount",
     "flux-system_helm-controller_apps_Deployment",
     "flux-system_kustomize-controller__ServiceAccount",

@@ -18,15 +18,24 @@
 //! Service FQDN; upstream `internal/builder/`); the simulated source-controller still
 //! advertises its artifacts under `cluster.local` ([`super::sync`]).
 //!
-//! Not simulated: `distribution.variant`/`artifact`, and the RBAC objects of the real manifests.
+//! The distribution's ResourceQuota and RBAC objects (`critical-pods-<ns>`, `crd-controller-<ns>`,
+//! `flux-edit-<ns>`, `flux-view-<ns>`, `cluster-reconciler-<ns>`) come from [`super::rbac`];
+//! `spec.sharding` builds `<controller>-<shard>` objects for every shardable controller, the
+//! image controllers included, through [`super::shards`].
 //!
-//! Pure code: depends on `fixtures` (CRD text), `inventory` and `version`.
+//! Not simulated: `distribution.variant` (the images stay `<registry>/<component>`); the content
+//! of `distribution.artifact` (the build is the embedded one; the artifact's digest is simulated,
+//! see the `artifact` module).
+//!
+//! Pure code: depends on `fixtures` (CRD text), `inventory`, `rbac`, `shards` and `version`.
 
 use serde_json::{Map, Value, json};
 
 use super::fixtures::{component_crds, parse_multi};
 use super::inventory::sha256_hex;
 use super::profiles::{apply_profiles, storage_claim};
+use super::rbac::rbac_objects;
+use super::shards::{self, Sharding};
 use super::version::{Version, component_tag};
 
 /// The components installed when `spec.components` is unset.
@@ -35,13 +44,6 @@ pub const DEFAULT_COMPONENTS: [&str; 4] = [
     "kustomize-controller",
     "helm-controller",
     "notification-controller",
-];
-
-/// Controllers that get `<controller>-<shard>` Deployments when sharding is configured.
-const SHARDABLE: [&str; 3] = [
-    "source-controller",
-    "kustomize-controller",
-    "helm-controller",
 ];
 
 /// Build errors (reported as `BuildFailed`).
@@ -280,21 +282,11 @@ pub fn build_with(
         .unwrap_or("ghcr.io/fluxcd");
     let common = &spec["commonMetadata"];
     let comps = components(spec);
-    let shards: Vec<String> = spec["sharding"]["shards"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default();
+    let sharding = Sharding::from_spec(spec);
     let domain = spec["cluster"]["domain"]
         .as_str()
         .filter(|d| !d.is_empty())
         .unwrap_or(DEFAULT_DOMAIN);
-    let shard_key = spec["sharding"]["key"]
-        .as_str()
-        .unwrap_or("sharding.fluxcd.io/key");
 
     let mut objects = vec![json!({
         "apiVersion": "v1",
@@ -330,28 +322,45 @@ pub fn build_with(
         workloads.push(json!({"apiVersion": "v1", "kind": "ServiceAccount",
                               "metadata": {"name": c, "namespace": namespace,
                                            "labels": {"app.kubernetes.io/component": c}}}));
-        let sharded = !shards.is_empty() && SHARDABLE.contains(&c.as_str());
-        let main_args = if sharded {
-            vec![format!("--watch-label-selector=!{shard_key}")]
-        } else {
-            Vec::new()
+        let sharded = !sharding.shards.is_empty() && shards::shardable(c, version);
+        let base = deployment(c, c, namespace, &image, domain, &[]);
+        let main_service = match c.as_str() {
+            "source-controller" | "source-watcher" => Some(service(c, c, namespace, "http")),
+            _ => None,
         };
-        workloads.push(deployment(c, c, namespace, &image, domain, &main_args));
+        let mut shard_objects = Vec::new();
         if sharded {
-            for s in &shards {
-                let args = vec![format!("--watch-label-selector={shard_key} in ({s})")];
-                workloads.push(deployment(
-                    &format!("{c}-{s}"),
-                    c,
-                    namespace,
-                    &image,
+            let claim = spec["storage"]
+                .is_object()
+                .then(|| storage_claim(&spec["storage"], namespace));
+            for s in &sharding.shards {
+                shard_objects.extend(shards::shard_objects(
+                    &base,
+                    main_service.as_ref(),
+                    claim.as_ref(),
+                    &sharding,
+                    s,
                     domain,
-                    &args,
                 ));
             }
         }
+        if sharded {
+            workloads.push(deployment(
+                c,
+                c,
+                namespace,
+                &image,
+                domain,
+                &[sharding.main_arg()],
+            ));
+        } else {
+            workloads.push(base);
+        }
+        workloads.extend(shard_objects);
         match c.as_str() {
-            "source-controller" => workloads.push(service(c, c, namespace, "http")),
+            "source-controller" | "source-watcher" => {
+                workloads.extend(main_service);
+            }
             "notification-controller" => {
                 workloads.push(service(c, c, namespace, "http"));
                 workloads.push(service("webhook-receiver", c, namespace, "http-webhook"));
@@ -359,6 +368,7 @@ pub fn build_with(
             _ => {}
         }
     }
+    objects.extend(rbac_objects(spec, namespace, version, &comps));
     objects.extend(workloads);
     if let Some(r) = real {
         r.overlay(&mut objects, namespace, version);
@@ -405,7 +415,8 @@ fn anchored(pattern: &str, value: &str) -> bool {
     regex::Regex::new(&format!("^(?:{pattern})$")).is_ok_and(|r| r.is_match(value))
 }
 
-/// Whether an object matches a kustomize patch `target`.
+/// Whether an object matches a kustomize patch `target` (a name matches the object's current or
+/// original name, as in kustomize: a patch naming a controller reaches its shards).
 fn target_matches(target: &Value, o: &Value) -> bool {
     let api_version = o["apiVersion"].as_str().unwrap_or_default();
     let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
@@ -413,8 +424,10 @@ fn target_matches(target: &Value, o: &Value) -> bool {
     field("group").is_none_or(|g| g == group)
         && field("version").is_none_or(|v| v == version)
         && field("kind").is_none_or(|k| o["kind"] == k)
-        && field("name")
-            .is_none_or(|n| anchored(n, o["metadata"]["name"].as_str().unwrap_or_default()))
+        && field("name").is_none_or(|n| {
+            anchored(n, o["metadata"]["name"].as_str().unwrap_or_default())
+                || anchored(n, shards::original_name(o))
+        })
         && field("namespace")
             .is_none_or(|n| anchored(n, o["metadata"]["namespace"].as_str().unwrap_or_default()))
         && field("labelSelector").is_none_or(|s| selector_matches(s, &o["metadata"]["labels"]))
@@ -610,6 +623,14 @@ mod tests {
                 "_ocirepositories.source.toolkit.fluxcd.io_apiextensions.k8s.io_CustomResourceDefinition",
                 "_buckets.source.toolkit.fluxcd.io_apiextensions.k8s.io_CustomResourceDefinition",
                 "_kustomizations.kustomize.toolkit.fluxcd.io_apiextensions.k8s.io_CustomResourceDefinition",
+                // Upstream `config/data/flux/<v>/rbac.yaml` with the `-<namespace>` suffix
+                // (`kustomizationRolesTmpl`, `internal/builder/templates.go`).
+                "flux-system_critical-pods-flux-system__ResourceQuota",
+                "_crd-controller-flux-system_rbac.authorization.k8s.io_ClusterRole",
+                "_flux-edit-flux-system_rbac.authorization.k8s.io_ClusterRole",
+                "_flux-view-flux-system_rbac.authorization.k8s.io_ClusterRole",
+                "_cluster-reconciler-flux-system_rbac.authorization.k8s.io_ClusterRoleBinding",
+                "_crd-controller-flux-system_rbac.authorization.k8s.io_ClusterRoleBinding",
                 "flux-system_source-controller__ServiceAccount",
                 "flux-system_source-controller_apps_Deployment",
                 "flux-system_source-controller__Service",
@@ -632,7 +653,7 @@ mod tests {
             json!({"name": "source-controller", "repository": "ghcr.io/fluxcd/source-controller",
                    "tag": "v1.7.5", "digest": digest})
         );
-        let dep = &b.objects[6];
+        let dep = &b.objects[12];
         assert_eq!(
             dep["spec"]["template"]["spec"]["containers"][0]["image"],
             format!("ghcr.io/fluxcd/source-controller:v1.7.5@{digest}")

@@ -25,6 +25,8 @@
 
 use serde_json::{Value, json};
 
+use super::shards::original_name;
+
 /// What a `cluster.size` profile writes into one group of Deployments: the `resources` that
 /// replace the manager's (when any) and the flags appended to its `args`.
 struct SizePatch {
@@ -158,10 +160,8 @@ fn size(size: &str, objects: &mut [Value]) {
         if o["kind"] != "Deployment" {
             continue;
         }
-        let name = o["metadata"]["name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
+        // kustomize matches the original name too: the size patches reach the shards.
+        let name = original_name(o).to_owned();
         let template = &mut o["spec"]["template"]["metadata"];
         template["labels"]["app.kubernetes.io/part-of"] = json!("flux");
         template["annotations"]["cluster-autoscaler.kubernetes.io/safe-to-evict"] = json!("true");
@@ -192,12 +192,13 @@ fn remove(object: &mut Value, key: &str) {
 }
 
 /// The controllers `cluster.multitenant` forbids cross-namespace references to.
-const NO_CROSS_NAMESPACE_REFS: [&str; 5] = [
+const NO_CROSS_NAMESPACE_REFS: [&str; 6] = [
     "kustomize-controller",
     "helm-controller",
     "notification-controller",
     "image-reflector-controller",
     "image-automation-controller",
+    "source-watcher",
 ];
 
 /// The first container of a Deployment's pod template.
@@ -243,16 +244,19 @@ fn multitenant_and_storage(spec: &Value, objects: &mut [Value]) {
             .as_str()
             .unwrap_or_default()
             .to_owned();
+        // The multitenant patches reach the shards (kustomize matches the original name); the
+        // storage patch excludes them by annotation upstream, so it uses the current name.
+        let original = original_name(o).to_owned();
         match kind.as_str() {
             "Deployment" if multitenant => {
                 let mut args = Vec::new();
-                if NO_CROSS_NAMESPACE_REFS.contains(&name.as_str()) {
+                if NO_CROSS_NAMESPACE_REFS.contains(&original.as_str()) {
                     args.push("--no-cross-namespace-refs=true".to_owned());
                 }
-                if name == "kustomize-controller" {
+                if original == "kustomize-controller" {
                     args.push("--no-remote-bases=true".to_owned());
                 }
-                if name == "kustomize-controller" || name == "helm-controller" {
+                if original == "kustomize-controller" || original == "helm-controller" {
                     args.push(format!("--default-service-account={tenant_account}"));
                 }
                 for arg in args {

@@ -362,6 +362,12 @@ mod tests {
             [
                 "Namespace/flux-system",
                 "CustomResourceDefinition/kustomizations.kustomize.toolkit.fluxcd.io",
+                "ResourceQuota/critical-pods-flux-system",
+                "ClusterRole/crd-controller-flux-system",
+                "ClusterRole/flux-edit-flux-system",
+                "ClusterRole/flux-view-flux-system",
+                "ClusterRoleBinding/cluster-reconciler-flux-system",
+                "ClusterRoleBinding/crd-controller-flux-system",
                 "ServiceAccount/kustomize-controller",
                 "Deployment/kustomize-controller",
                 "NetworkPolicy/allow-egress",
@@ -369,7 +375,7 @@ mod tests {
                 "NetworkPolicy/allow-webhooks",
             ]
         );
-        let d = &objects[3];
+        let d = &objects[9];
         assert_eq!(
             d["spec"]["template"]["spec"]["terminationGracePeriodSeconds"],
             60
