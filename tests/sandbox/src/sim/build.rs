@@ -25,7 +25,7 @@
 //!
 //! Not simulated: `distribution.variant` (the images stay `<registry>/<component>`); the content
 //! of `distribution.artifact` (the build is the embedded one; the artifact's digest is simulated,
-//! see the `artifact` module).
+//! see [`super::artifact`]).
 //!
 //! Pure code: depends on `fixtures` (CRD text), `inventory`, `rbac`, `shards` and `version`.
 

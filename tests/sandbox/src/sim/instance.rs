@@ -5,9 +5,10 @@
 //! embedded versions (no match or a minor downgrade: `Stalled`/`BuildFailed`), server-side apply
 //! of the install (adopting existing objects in place: bootstrap labels stripped, field
 //! ownership of `kubectl`, `flux`, `kustomize-controller`, `helm` and `before-first-apply`
-//! taken over), inventory garbage collection, health check, `Ready`. Like the operator it only
-//! re-applies on a generation or annotation change (including `reconcile.fluxcd.io/requestedAt`),
-//! not when an applied object changes.
+//! taken over), inventory garbage collection, health check, then the force request and
+//! `migrateResources` ([`super::migrate`]) and the artifact digest, `Ready`. Like the operator
+//! it only re-applies on a generation or annotation change (including
+//! `reconcile.fluxcd.io/requestedAt`), not when an applied object changes.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -32,6 +33,7 @@ use super::ops::{
 use super::status::{self, READY, RECONCILING, STALLED, condition};
 use super::version;
 use super::{FIELD_MANAGER, FINALIZER, Failure, SimConfig};
+use super::{artifact, migrate};
 
 /// Errors of a reconciliation that are retried (terminal failures are written to status).
 #[derive(Debug, thiserror::Error)]
@@ -516,7 +518,9 @@ async fn reconcile_instance(ctx: &Ctx, me: &ObjectRef, obj: &Value) -> Result<Ac
             _ => Ok(v),
         }
     });
-    // The artifact (when fetched) comes before the build.
+    // The artifact (when fetched) comes before the build; its digest is simulated
+    // ([`super::artifact`]) and recorded once the reconciliation succeeds.
+    let artifact_digest = artifact::artifact_url(obj).map(|u| ctx.config.artifacts.digest(u));
     if let Some(message) = failures.iter().find_map(|f| match f {
         Failure::ArtifactFailed(m) => Some(m.clone()),
         _ => None,
@@ -592,15 +596,47 @@ async fn reconcile_instance(ctx: &Ctx, me: &ObjectRef, obj: &Value) -> Result<Ac
     .await?;
     tokio::time::sleep(ctx.config.step_delay).await;
 
-    // Health.
+    // Health, then (on success) the migration and the recorded artifact digest.
     let outcome = health(ctx, obj, &inventory, &failures).await;
     let settled = matches!(outcome, Outcome::Ready);
+    if settled {
+        after_health(ctx, me, obj, &resolved_version, artifact_digest).await?;
+    }
     finish(ctx, me, obj, outcome, Some(rev), started).await?;
     if settled {
         Ok(Action::requeue(reconcile_every(obj)))
     } else {
         Ok(Action::requeue(ctx.config.retry_interval))
     }
+}
+
+/// What the operator does after a successful health check (upstream
+/// `fluxinstance_controller.go`): the force request and `migrateResources`
+/// ([`super::migrate`]; failures only logged), then `status.lastArtifactRevision` (the pulled
+/// digest, absent without `distribution.artifact`) and `status.lastHandledForceAt`.
+async fn after_health(
+    ctx: &Ctx,
+    me: &ObjectRef,
+    obj: &Value,
+    version: &version::Version,
+    artifact_digest: Option<String>,
+) -> Result<(), SimError> {
+    let (mut force, last_force) = migrate::force_request(obj);
+    if obj["spec"]["migrateResources"].as_bool() != Some(false) {
+        let last = obj["status"]["lastAppliedRevision"]
+            .as_str()
+            .unwrap_or_default();
+        force |= migrate::is_minor_upgrade(last, version);
+        for e in migrate::migrate_resources(&ctx.kube, &me.name, force).await {
+            tracing::warn!(error = %e, "failed to migrate resources to the latest storage version");
+        }
+    }
+    let mut patch = json!({"lastArtifactRevision": artifact_digest});
+    if let Some(at) = last_force {
+        patch["lastHandledForceAt"] = json!(at);
+    }
+    ctx.patch_status(me, patch).await?;
+    Ok(())
 }
 
 /// Server-side applies the build (Namespace and CRDs first, waiting for the CRDs; adopting

@@ -4,7 +4,9 @@
 //! It reconciles only while a Deployment `flux-operator` exists in a namespace, is not being
 //! deleted and is `Available`: the FluxInstance `flux` in that namespace ([`instance`]),
 //! ResourceSets in every namespace ([`resourceset`]) and ResourceSetInputProviders
-//! ([`inputprovider`]), and it writes the FluxReport ([`report`]). It writes as field manager
+//! ([`inputprovider`]), and it writes the FluxReport ([`report`]). A second FluxInstance
+//! reconciler ([`artifact`]) requests a reconciliation when the simulated digest of
+//! `spec.distribution.artifact` changes ([`SimConfig::artifacts`]). It writes as field manager
 //! `flux-operator`, status through `/status`. Watches (kube-runtime) drive it; timers are used
 //! only for configured delays, dependency re-checks, retries and the reporting interval.
 //!
@@ -15,16 +17,19 @@
 //! - annotation `sandbox.fluxrs.dev/ready-delay: <duration>` delays readiness (slow readiness);
 //! - the same three from Rust through [`Script`] (in [`SimConfig::script`]), at runtime.
 //!
-//! Pure parts: [`version`], [`inventory`], [`template`], [`build`], [`profiles`], [`status`]; I/O in [`ops`],
-//! [`instance`], [`resourceset`]. Depends on nothing else in the crate: it only needs a
+//! Pure parts: [`version`], [`inventory`], [`template`], [`build`], [`profiles`], [`rbac`],
+//! [`shards`], [`status`]; I/O in [`ops`], [`instance`], [`migrate`], [`artifact`],
+//! [`resourceset`]. Depends on nothing else in the crate: it only needs a
 //! `kube::Client`, so it runs against the in-process sandbox or any API server.
 
+pub mod artifact;
 pub mod build;
 pub mod fixtures;
 pub mod githubapp;
 pub mod inputprovider;
 pub mod instance;
 pub mod inventory;
+pub mod migrate;
 pub mod ops;
 pub mod profiles;
 pub mod rbac;
@@ -186,6 +191,9 @@ pub struct SimConfig {
     /// The kubeconfig the simulator runs with (standalone), used to build clients that
     /// impersonate a ResourceSet's service account. `None` in-process.
     pub kube_config: Option<kube::Config>,
+    /// The simulated registry of distribution artifacts (`spec.distribution.artifact`):
+    /// [`artifact::Artifacts::publish`] changes a digest at runtime.
+    pub artifacts: artifact::Artifacts,
 }
 
 impl Default for SimConfig {
@@ -203,6 +211,7 @@ impl Default for SimConfig {
             override_field_managers: Vec::new(),
             default_service_account: None,
             kube_config: None,
+            artifacts: artifact::Artifacts::default(),
         }
     }
 }
@@ -219,6 +228,7 @@ pub fn spawn(client: kube::Client, config: SimConfig) -> tokio::task::JoinHandle
         };
         futures::join!(
             instance::run(ctx.clone()),
+            artifact::run(ctx.clone()),
             resourceset::run(ctx.clone()),
             inputprovider::run(ctx.clone()),
             report::run(ctx.clone()),

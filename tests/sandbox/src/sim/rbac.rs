@@ -10,8 +10,8 @@
 //! - ClusterRole `crd-controller-<ns>`: every verb on the Flux API groups, the core reads, events,
 //!   ConfigMaps and leases the controllers need; `source.extensions.fluxcd.io` from Flux 2.7,
 //!   the `/livez/ping` rule from 2.3. The distribution's `serviceaccounts/token` rule (from 2.6)
-//!   is removed by the operator unless `cluster.objectLevelWorkloadIdentity` is true
-//!   (upstream `internal/builder/workload_identity.go`, `RemovePermissionForCreatingServiceAccountTokens`).
+//!   is removed by the operator unless `cluster.objectLevelWorkloadIdentity` is true (upstream
+//!   `internal/builder/workload_identity.go`, `RemovePermissionForCreatingServiceAccountTokens`).
 //!   With notification-controller installed the operator appends a rule for
 //!   `fluxcd.controlplane.io` (upstream `notificationPatchTmpl`, `internal/builder/components.go`);
 //! - ClusterRoles `flux-edit-<ns>` and `flux-view-<ns>` (aggregated into admin/edit/view);
